@@ -1,0 +1,236 @@
+"""The provider contract: a handful of idempotent verbs, each with its own request
+and response type.
+
+    diff     what changes between recorded inputs and desired inputs, which of
+             those changes force a replacement, and the outputs known at plan time
+    observe  read the live resource (never changes anything); also finds a resource
+             by its idempotency key, so an interrupted create can be adopted
+    create   make the resource; must be idempotent for a given `idempotency_key`
+    update   change it in place
+    delete   remove it; deleting what is already gone succeeds
+
+Long-running calls report progress through `ctx.progress(...)` and may take as
+long as they need; the engine records the idempotency key *before* calling
+`create`, so after a crash it asks `observe(key=...)` and adopts what it finds
+instead of starting a second one.
+
+Responses carry diagnostics (`error`) rather than raising; an exception from a
+provider is turned into an error by the engine all the same.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """What a provider knows about where it runs."""
+
+    stack: str
+    stack_dir: Path
+    provider_name: str
+    config: dict[str, Any]
+    data_dir: Path
+    """Directory the provider may keep its own files in (`.mlform/<provider>/`)."""
+
+
+@dataclass(frozen=True)
+class ResourceRef:
+    """The resource a call is about."""
+
+    name: str
+    type: str
+    id: str | None = None
+
+
+class Progress:
+    """Progress reporting for long calls; the engine wires it to its event hooks."""
+
+    def __init__(self, sink: Callable[[str, float | None], None] | None = None):
+        self._sink = sink
+
+    def __call__(self, message: str, fraction: float | None = None) -> None:
+        if self._sink:
+            self._sink(message, fraction)
+
+
+@dataclass(frozen=True)
+class AttributeChange:
+    path: str
+    before: Any
+    after: Any
+    forces_replacement: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class DiffRequest:
+    resource: ResourceRef
+    prior_inputs: dict[str, Any] | None
+    """None when the resource does not exist yet."""
+    prior_outputs: dict[str, Any] | None
+    desired_inputs: dict[str, Any]
+    """May contain `Unknown` values (known after apply) and `Secret` values."""
+
+
+@dataclass(frozen=True)
+class DiffResponse:
+    changes: list[AttributeChange] = field(default_factory=list)
+    planned_outputs: dict[str, Any] = field(default_factory=dict)
+    """Outputs known at plan time (a dataset's content-addressed uri); others unknown."""
+    note: str = ""
+    """Why the resource must change when no input did (new data at the source)."""
+    error: str | None = None
+
+    @property
+    def requires_replace(self) -> list[str]:
+        return [c.path for c in self.changes if c.forces_replacement]
+
+
+@dataclass(frozen=True)
+class ObserveRequest:
+    resource: ResourceRef
+    inputs: dict[str, Any] | None
+    outputs: dict[str, Any] | None
+    idempotency_key: str | None = None
+    """Set when looking for a resource whose create may have been interrupted."""
+
+
+@dataclass(frozen=True)
+class ObserveResponse:
+    exists: bool
+    id: str | None = None
+    inputs: dict[str, Any] | None = None
+    """Live values of the inputs the provider can read back (for drift)."""
+    outputs: dict[str, Any] | None = None
+    healthy: bool = True
+    detail: str = ""
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    resource: ResourceRef
+    inputs: dict[str, Any]
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class UpdateRequest:
+    resource: ResourceRef
+    prior_inputs: dict[str, Any]
+    prior_outputs: dict[str, Any]
+    inputs: dict[str, Any]
+    changes: list[AttributeChange] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DeleteRequest:
+    resource: ResourceRef
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ApplyResponse:
+    """Answer to create and update."""
+
+    id: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class DeleteResponse:
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class TickRequest:
+    """One pass of `mlform watch` over a controller resource (monitor, policy, schedule)."""
+
+    resource: ResourceRef
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    stack_outputs: dict[str, dict[str, Any]]
+    """Outputs of every resource in state, by name (a policy reads its monitors' verdicts)."""
+    stack_inputs: dict[str, dict[str, Any]]
+    now: float
+
+
+@dataclass(frozen=True)
+class TickResponse:
+    outputs: dict[str, Any] | None = None
+    """New outputs to record (a monitor's last evaluation); None leaves them as they are."""
+    events: list[str] = field(default_factory=list)
+    """What happened, one line each, for the person watching and the audit log."""
+    breach: dict[str, Any] | None = None
+    """A monitor's breach: kind (drift | performance), measured values, thresholds."""
+    retrain: str | None = None
+    """A policy's request: the reason to re-run its training job now."""
+    error: str | None = None
+
+
+class Provider(abc.ABC):
+    """Base class of every provider; see the module docstring for the contract."""
+
+    #: resource types this provider realises
+    resource_types: frozenset[str] = frozenset()
+
+    def __init__(self, ctx: ProviderContext):
+        self.ctx = ctx
+
+    def validate_config(self) -> list[str]:
+        """Problems with the provider's configuration (empty when fine)."""
+        return []
+
+    def diff(self, req: DiffRequest) -> DiffResponse:
+        """Default diff: every changed top-level input updates in place."""
+        return default_diff(req)
+
+    @abc.abstractmethod
+    def observe(self, req: ObserveRequest) -> ObserveResponse: ...
+
+    @abc.abstractmethod
+    def create(self, req: CreateRequest, progress: Progress) -> ApplyResponse: ...
+
+    @abc.abstractmethod
+    def update(self, req: UpdateRequest, progress: Progress) -> ApplyResponse: ...
+
+    @abc.abstractmethod
+    def delete(self, req: DeleteRequest, progress: Progress) -> DeleteResponse: ...
+
+    def tick(self, req: TickRequest) -> TickResponse | None:
+        """Controller hook run by `mlform watch`; None for types that have none."""
+        return None
+
+    def list_owned(self) -> list[tuple[str, str]]:
+        """(type, id) of everything tagged as belonging to this stack (for orphan reports)."""
+        return []
+
+    def close(self) -> None:
+        """Release clients and connections."""
+
+
+def default_diff(req: DiffRequest, replace_on: frozenset[str] = frozenset(),
+                 reasons: dict[str, str] | None = None) -> DiffResponse:
+    """Compare inputs attribute by attribute; `replace_on` names top-level inputs whose
+    change forces a replacement, with the reason for each in `reasons`."""
+    from .plan.diffing import diff_values
+
+    reasons = reasons or {}
+    if req.prior_inputs is None:
+        return DiffResponse()
+    changes = []
+    for path, before, after in diff_values(req.prior_inputs, req.desired_inputs):
+        top = path.split(".")[0].split("[")[0]
+        forced = top in replace_on
+        changes.append(AttributeChange(path, before, after, forced,
+                                       reasons.get(top, "") if forced else ""))
+    return DiffResponse(changes=changes)

@@ -1,0 +1,489 @@
+"""The stack format: pydantic models are the single source of its schema.
+
+Every field that a reference may fill accepts either its own type or a `${...}`
+string (`Ref[T]`); the evaluated value is checked again against `T` at plan
+time. Fields that name another resource carry `x-mlform-resource` in the schema
+so that the loader adds a dependency edge and checks the name.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeVar, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Expr = Annotated[str, StringConstraints(pattern=r"^\$\{[^}]+\}$")]
+"""A string that is exactly one `${...}` reference."""
+
+Duration = Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?(ms|s|m|h|d)$")]
+"""A duration such as `30s`, `5m`, `2h`, `1d`."""
+
+ResourceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")]
+"""The name of another resource in the stack (listed by `named_resources`)."""
+
+T = TypeVar("T")
+Ref = Union[T, Expr]  # noqa: UP007 - a generic alias: Ref[float]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True,
+                              populate_by_name=True)
+
+
+# --- shared meta-fields ---------------------------------------------------------
+
+class Lifecycle(Strict):
+    """Terraform's lifecycle block."""
+
+    prevent_destroy: bool = False
+    """Refuse any plan that would destroy this resource."""
+    create_before_destroy: bool = False
+    """When the resource must be replaced, create the new one before deleting the old."""
+    ignore_changes: list[str] = Field(default_factory=list)
+    """Attributes whose changes (in the spec or outside mlform) are not planned."""
+
+
+class ResourceBase(Strict):
+    """Fields every resource type has."""
+
+    type: str
+    provider: str | None = None
+    """Name of the provider (a key of `providers:`); defaults to the only one, or `local`."""
+    description: str | None = None
+    depends_on: list[ResourceName] = Field(default_factory=list)
+    """Extra dependency edges, beyond those that references make."""
+    lifecycle: Lifecycle = Field(default_factory=Lifecycle)
+    provider_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Provider-specific knobs, keyed by provider type: `{aws: {instance_type: ml.m5.large}}`."""
+    tags: dict[str, str] = Field(default_factory=dict)
+    """Labels copied onto what the provider creates."""
+
+    def named_resources(self) -> list[tuple[tuple, str]]:
+        """(path, name) of every field that names another resource by plain name."""
+        return [(("depends_on", i), n) for i, n in enumerate(self.depends_on)]
+
+
+class Compute(Strict):
+    """Portable compute request; providers map it to their instance types."""
+
+    cpus: Ref[int] | None = None
+    memory_gb: Ref[float] | None = None
+    gpus: Ref[int] = 0
+    """GPUs wanted; the local provider uses one when present and says so when none is."""
+    instances: Ref[int] = 1
+
+
+# --- dataset --------------------------------------------------------------------
+
+class ColumnSchema(Strict):
+    type: Literal["int", "float", "string", "bool", "datetime", "category"]
+    nullable: bool = True
+    allowed: list[Any] | None = None
+    """Allowed values (categorical columns)."""
+    min: Ref[float] | None = None
+    max: Ref[float] | None = None
+
+
+class QualityRules(Strict):
+    min_rows: Ref[int] | None = None
+    max_rows: Ref[int] | None = None
+    max_null_fraction: Ref[float] | dict[str, Ref[float]] | None = None
+    """One bound for every column, or per column."""
+    unique: list[str] = Field(default_factory=list)
+    """Columns whose values must not repeat."""
+
+
+class Dataset(ResourceBase):
+    """A versioned table; its `uri` changes exactly when its content changes."""
+
+    type: Literal["dataset"]
+    source: Ref[str]
+    """Path (relative to the stack) or URL of a CSV or Parquet file."""
+    format: Literal["csv", "parquet"] | None = None
+    """Inferred from the file extension when absent."""
+    columns: dict[str, ColumnSchema] = Field(default_factory=dict)
+    """Declared schema, checked at apply."""
+    quality: QualityRules = Field(default_factory=QualityRules)
+
+
+# --- feature_view ---------------------------------------------------------------
+
+class DerivedFeature(Strict):
+    name: str
+    expr: str
+    """A pandas expression over the dataset's columns, e.g. `amount / balance`."""
+
+
+class FeatureView(ResourceBase):
+    """Named features over a dataset, materialised offline and online."""
+
+    type: Literal["feature_view"]
+    dataset: Ref[str]
+    entity: str
+    """Entity key column."""
+    timestamp: str
+    """Event time column."""
+    features: list[str | DerivedFeature]
+    ttl: Duration | None = None
+    """How long a feature value stays valid for point-in-time joins and online lookups."""
+    online: bool = True
+
+
+# --- training_job ---------------------------------------------------------------
+
+class TrainingJob(ResourceBase):
+    """Training run; re-runs exactly when data, code, algorithm, hyperparameters or seed change."""
+
+    type: Literal["training_job"]
+    dataset: Ref[str] | None = None
+    """A dataset's `uri`."""
+    feature_view: Ref[str] | None = None
+    """A feature view's `uri`, instead of a raw dataset."""
+    labels: Ref[str] | None = None
+    """With `feature_view`: a dataset of entity, timestamp and target rows to join features onto."""
+    algorithm: Literal["mlp_classifier", "mlp_regressor", "logistic_regression",
+                       "linear_regression"] | None = None
+    """Built-in trainer."""
+    entrypoint: str | None = None
+    """Custom training script (relative to the stack); see docs/training-scripts.md."""
+    target: str
+    features: list[str] | None = None
+    """Feature columns; default every column but the target and `exclude`."""
+    exclude: list[str] = Field(default_factory=list)
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    seed: Ref[int] = 0
+    test_size: Ref[float] = 0.2
+    """Held-out fraction used for metrics and gates."""
+    compute: Compute = Field(default_factory=Compute)
+    timeout: Duration | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TrainingJob:
+        if (self.algorithm is None) == (self.entrypoint is None):
+            raise ValueError("set exactly one of 'algorithm' (a built-in trainer) or "
+                             "'entrypoint' (your training script)")
+        if (self.dataset is None) == (self.feature_view is None):
+            raise ValueError("set exactly one of 'dataset' or 'feature_view'")
+        return self
+
+
+# --- model ----------------------------------------------------------------------
+
+class Gate(Strict):
+    """One evaluation gate. Exactly one of `metric`, `fairness`, `robustness`."""
+
+    metric: str | None = None
+    """Held-out metric: accuracy, auc, f1, log_loss, rmse, mae, r2."""
+    fairness: Literal["demographic_parity_difference", "demographic_parity_ratio",
+                      "equalized_odds_difference", "four_fifths_rule"] | None = None
+    robustness: Literal["gaussian_noise"] | None = None
+    sensitive_column: str | None = None
+    """For fairness gates: the column that defines groups."""
+    noise: Ref[float] = 0.1
+    """For robustness gates: noise standard deviation, in units of each feature's std."""
+    robustness_metric: str | None = None
+    """For robustness gates: metric whose drop is bounded (default the job's main metric)."""
+    min: Ref[float] | None = None
+    max: Ref[float] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Gate:
+        kinds = [k for k in ("metric", "fairness", "robustness") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError("a gate has exactly one of 'metric', 'fairness' or 'robustness'")
+        if self.fairness and not self.sensitive_column:
+            raise ValueError("a fairness gate needs 'sensitive_column'")
+        if self.fairness != "four_fifths_rule" and self.min is None and self.max is None:
+            raise ValueError("a gate needs a 'min' or a 'max' threshold")
+        return self
+
+
+class Retirement(Strict):
+    keep_last: int | None = None
+    """Keep this many newest versions; older unused ones are retired."""
+    retire_after: Duration | None = None
+    """Retire unused versions older than this."""
+
+
+class Model(ResourceBase):
+    """A registered model: versions, aliases, gates, a model card."""
+
+    type: Literal["model"]
+    artifact: Ref[str]
+    """A training job's `artifact`."""
+    name: str | None = None
+    """Registry name; defaults to the resource name."""
+    gates: list[Gate] = Field(default_factory=list)
+    aliases: list[str] = Field(default_factory=lambda: ["champion"])
+    """Aliases moved to each newly registered version."""
+    owner: str | None = None
+    intended_use: str | None = None
+    retirement: Retirement = Field(default_factory=Retirement)
+
+
+# --- endpoint -------------------------------------------------------------------
+
+class Variant(Strict):
+    model: Ref[str]
+    """A model's `uri` (a specific version)."""
+    weight: Ref[int] = 100
+    shadow: bool = False
+    """Receives a copy of traffic; its answers are logged, not returned."""
+
+
+class Rollout(Strict):
+    strategy: Literal["all_at_once", "canary", "linear"] = "all_at_once"
+    steps: list[int] = Field(default_factory=lambda: [10, 50, 100])
+    """Canary: percentages of traffic on the new version, in order."""
+    step_percent: int = 25
+    """Linear: traffic moved per step."""
+    wait: Duration = "5s"
+    """Time at each step before checking rollback conditions."""
+
+
+class Rollback(Strict):
+    max_error_rate: Ref[float] | None = 0.05
+    max_p99_latency_ms: Ref[float] | None = None
+    min_requests: int = 0
+    """Conditions are judged only once a step has seen this many requests."""
+    on_health_check_failure: bool = True
+
+
+class RequestLogging(Strict):
+    sample_rate: float = 1.0
+    max_rows: int = 100_000
+
+
+class Endpoint(ResourceBase):
+    """An online prediction service with variants, canary rollouts and rollback."""
+
+    type: Literal["endpoint"]
+    variants: dict[str, Variant]
+    rollout: Rollout = Field(default_factory=Rollout)
+    rollback: Rollback = Field(default_factory=Rollback)
+    port: Ref[int] | None = None
+    """Local provider: fixed port; default chosen free."""
+    feature_view: Ref[str] | None = None
+    """Look features up by entity key from this feature view's online store."""
+    compute: Compute = Field(default_factory=Compute)
+    logging: RequestLogging = Field(default_factory=RequestLogging)
+
+    @model_validator(mode="after")
+    def _weights(self) -> Endpoint:
+        if not self.variants:
+            raise ValueError("an endpoint needs at least one variant")
+        return self
+
+
+# --- batch_job ------------------------------------------------------------------
+
+class BatchJob(ResourceBase):
+    """Scores a dataset with a model version."""
+
+    type: Literal["batch_job"]
+    model: Ref[str]
+    dataset: Ref[str] | None = None
+    feature_view: Ref[str] | None = None
+    schedule: Duration | None = None
+    """Re-run by `mlform watch` at this interval when inputs changed."""
+    chunk_rows: int = 100_000
+
+
+# --- monitor --------------------------------------------------------------------
+
+class DriftThresholds(Strict):
+    wasserstein: float = 0.1
+    psi: float = 0.2
+    ks: float = 0.05
+    """p-value below which the KS test reports drift."""
+    jensenshannon: float = 0.1
+    chisquare: float = 0.05
+    """p-value below which the chi-square test reports drift."""
+
+
+class PerformanceCheck(Strict):
+    metric: str
+    min: Ref[float] | None = None
+    max: Ref[float] | None = None
+
+
+class Monitor(ResourceBase):
+    """Compares recent traffic with the training data's profile."""
+
+    type: Literal["monitor"]
+    endpoint: Ref[str] | None = None
+    """An endpoint's `id`."""
+    batch_job: Ref[str] | None = None
+    reference: Ref[str]
+    """A dataset's `uri` whose profile is the reference."""
+    features: list[str] | None = None
+    numeric_method: Literal["wasserstein", "psi", "ks"] = "wasserstein"
+    categorical_method: Literal["jensenshannon", "chisquare"] = "jensenshannon"
+    thresholds: DriftThresholds = Field(default_factory=DriftThresholds)
+    drift_share: float = 0.5
+    """Dataset drift is declared when this share of features drift."""
+    window_rows: int = 1000
+    min_rows: int = 100
+    performance: PerformanceCheck | None = None
+    schedule: Duration = "1h"
+
+
+# --- retraining_policy ----------------------------------------------------------
+
+class Trigger(Strict):
+    monitor: ResourceName | None = None
+    on: Literal["drift", "performance", "any"] = "any"
+    schedule: Duration | None = None
+    new_data: ResourceName | None = None
+    """A dataset resource: retrain when its source's content changes."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Trigger:
+        if sum(x is not None for x in (self.monitor, self.schedule, self.new_data)) != 1:
+            raise ValueError("a trigger has exactly one of 'monitor', 'schedule' or 'new_data'")
+        return self
+
+
+class RetrainingPolicy(ResourceBase):
+    """When to retrain, and how far to take the new model."""
+
+    type: Literal["retraining_policy"]
+    training_job: ResourceName
+    model: ResourceName | None = None
+    endpoint: ResourceName | None = None
+    triggers: list[Trigger]
+    action: Literal["retrain", "retrain_and_deploy", "record_only"] = "retrain_and_deploy"
+    cooldown: Duration = "1h"
+    """Minimum time between two retrains."""
+
+    def named_resources(self) -> list[tuple[tuple, str]]:
+        out = super().named_resources()
+        for field in ("training_job", "model", "endpoint"):
+            if getattr(self, field):
+                out.append(((field,), getattr(self, field)))
+        for i, trig in enumerate(self.triggers):
+            for field in ("monitor", "new_data"):
+                if getattr(trig, field):
+                    out.append((("triggers", i, field), getattr(trig, field)))
+        return out
+
+
+RESOURCE_TYPES: dict[str, type[ResourceBase]] = {
+    "dataset": Dataset,
+    "feature_view": FeatureView,
+    "training_job": TrainingJob,
+    "model": Model,
+    "endpoint": Endpoint,
+    "batch_job": BatchJob,
+    "monitor": Monitor,
+    "retraining_policy": RetrainingPolicy,
+}
+
+AnyResource = Annotated[
+    Dataset | FeatureView | TrainingJob | Model | Endpoint | BatchJob | Monitor
+    | RetrainingPolicy,
+    Field(discriminator="type"),
+]
+
+
+# --- the stack file -------------------------------------------------------------
+
+class Variable(Strict):
+    type: Literal["string", "number", "integer", "bool", "list", "map", "any"] = "any"
+    default: Any = None
+    description: str | None = None
+    sensitive: bool = False
+
+
+class Output(Strict):
+    value: Any
+    description: str | None = None
+    sensitive: bool = False
+
+
+class Backend(Strict):
+    model_config = ConfigDict(extra="allow")
+    type: Literal["local", "s3"] = "local"
+    path: str | None = None
+    """Local backend: state file path (default `.mlform/state.json`)."""
+    bucket: str | None = None
+    key: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+
+
+class ProviderConfig(BaseModel):
+    """Provider settings; fields beyond `type` are the provider's own."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str | None = None
+    """Provider type; defaults to the key."""
+
+
+class StackFile(Strict):
+    """`mlform.yaml`."""
+
+    version: Literal[1] = 1
+    stack: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    """Stack name; prefixes what providers create."""
+    include: list[str] = Field(default_factory=list)
+    backend: Backend = Field(default_factory=Backend)
+    providers: dict[str, ProviderConfig | None] = Field(default_factory=lambda: {"local": None})
+    variables: dict[str, Variable] = Field(default_factory=dict)
+    resources: dict[str, AnyResource] = Field(default_factory=dict)
+    outputs: dict[str, Output] = Field(default_factory=dict)
+
+
+class IncludedFile(Strict):
+    """A file pulled in by `include:`: the same sections, without `stack` and `backend`."""
+
+    providers: dict[str, ProviderConfig | None] = Field(default_factory=dict)
+    variables: dict[str, Variable] = Field(default_factory=dict)
+    resources: dict[str, AnyResource] = Field(default_factory=dict)
+    outputs: dict[str, Output] = Field(default_factory=dict)
+
+
+RESOURCE_OUTPUTS: dict[str, dict[str, str]] = {
+    "dataset": {
+        "uri": "content-addressed location of this version (changes exactly when content does)",
+        "version": "short content digest",
+        "rows": "number of rows",
+        "columns": "column names",
+        "path": "where the provider stored this version",
+    },
+    "feature_view": {
+        "uri": "content-addressed location of the materialised offline features",
+        "version": "digest of the definition and the data",
+        "online_store": "location of the online store",
+        "features": "feature names",
+    },
+    "training_job": {
+        "artifact": "location of the trained model artifact",
+        "run_id": "the run's identifier",
+        "metrics": "held-out metrics (accuracy, auc, ... / rmse, mae, r2)",
+        "device": "device the job trained on",
+    },
+    "model": {
+        "uri": "the registered version's location (name and version)",
+        "name": "registry name",
+        "version": "registered version number",
+        "card": "location of the model card",
+        "gates": "gate results",
+    },
+    "endpoint": {
+        "url": "base URL of the service",
+        "name": "service name",
+        "traffic": "traffic share per variant",
+    },
+    "batch_job": {
+        "output_uri": "content-addressed location of the predictions",
+        "rows": "rows scored",
+    },
+    "monitor": {
+        "last_evaluation": "time and verdict of the most recent evaluation",
+    },
+    "retraining_policy": {
+        "last_action": "what the policy last did",
+    },
+}
+"""Attributes each resource type exposes to references, besides `id`."""

@@ -1,0 +1,1 @@
+"""Providers shipped with mlform; each realises the portable resource types somewhere."""
