@@ -83,7 +83,8 @@ class MlformError(Exception):
     def __init__(self, *diagnostics: Diagnostic):
         if not diagnostics:
             raise ValueError("MlformError needs at least one diagnostic")
-        self.diagnostics: list[Diagnostic] = list(diagnostics)
+        # The same problem met through several resources is reported once.
+        self.diagnostics: list[Diagnostic] = list(dict.fromkeys(diagnostics))
         super().__init__(diagnostics[0].summary)
 
     @classmethod

@@ -214,7 +214,7 @@ class Provider(abc.ABC):
         """(type, id) of everything tagged as belonging to this stack (for orphan reports)."""
         return []
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release clients and connections."""
 
 

@@ -131,6 +131,8 @@ class StoredSecret:
 def same_value(stored: Any, current: Any) -> bool:
     """Compare a value from state with a freshly evaluated one, secrets by digest."""
     if isinstance(stored, StoredSecret):
+        if isinstance(current, StoredSecret):
+            return current.digest == stored.digest
         return isinstance(current, Secret) and current.matches(stored.digest)
     if isinstance(stored, Secret) and isinstance(current, Secret):
         return stored == current

@@ -87,17 +87,19 @@ def _plain(node: Any, path: PathKey, file: str, pos: Positions) -> Any:
     if isinstance(node, CommentedMap):
         out: dict[str, Any] = {}
         for key in node:
-            kpath = path + (str(key),)
+            # YAML reads a bare `null:` or `true:` key as a value; a name was meant.
+            name = _key_name(key)
+            kpath = path + (name,)
             try:
                 kl, kc = node.lc.key(key)
-                pos.keys[kpath] = Location(file, kl + 1, kc + 1, len(str(key)))
+                pos.keys[kpath] = Location(file, kl + 1, kc + 1, len(name))
                 vl, vc = node.lc.value(key)
                 value = node[key]
                 length = len(str(value)) if isinstance(value, str | int | float) else 1
                 pos.values[kpath] = Location(file, vl + 1, vc + 1, length)
             except (KeyError, TypeError, AttributeError):
                 pass
-            out[str(key)] = _plain(node[key], kpath, file, pos)
+            out[name] = _plain(node[key], kpath, file, pos)
         return out
     if isinstance(node, CommentedSeq):
         items = []
@@ -120,6 +122,14 @@ def _plain(node: Any, path: PathKey, file: str, pos: Positions) -> Any:
     if isinstance(node, float):
         return float(node)
     return node
+
+
+def _key_name(key: Any) -> str:
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return str(key)
 
 
 def _yaml_error(exc, text: str, file: str) -> Diagnostic:

@@ -42,10 +42,7 @@ def _data_path(data: Any, loc: tuple, kind: str) -> tuple[tuple, bool]:
     cur = data
     for i, seg in enumerate(loc):
         last = i == len(loc) - 1
-        if isinstance(cur, dict) and isinstance(seg, str) and seg in cur:
-            path.append(seg)
-            cur = cur[seg]
-        elif isinstance(cur, list) and isinstance(seg, int) and 0 <= seg < len(cur):
+        if isinstance(cur, dict) and isinstance(seg, str) and seg in cur or isinstance(cur, list) and isinstance(seg, int) and 0 <= seg < len(cur):
             path.append(seg)
             cur = cur[seg]
         elif last and kind == "missing" and isinstance(cur, dict):

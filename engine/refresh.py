@@ -1,0 +1,133 @@
+"""Reading live state through providers, and what it reveals: drift and adoptions.
+
+Nothing here writes state; `refresh` returns the refreshed state and findings,
+and the caller decides whether to keep them (`mlform refresh` does; `plan` does not).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from .diagnostics import MlformError
+from .plan.diffing import diff_values
+from .plan.model import AttributeDiff
+from .provider import ObserveRequest, ObserveResponse
+from .providerset import ProviderSet, ref
+from .state.model import ResourceState, State
+from .values import Secret, StoredSecret, from_storable
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One difference between what mlform recorded, what is live, and what is written."""
+
+    name: str
+    type: str
+    kind: str
+    """changed_outside | deleted_outside | unhealthy | spec_not_applied | orphan | adopted"""
+    attributes: tuple[AttributeDiff, ...] = ()
+    detail: str = ""
+
+    @property
+    def is_drift(self) -> bool:
+        return self.kind != "adopted"
+
+
+KIND_TEXT = {
+    "changed_outside": "changed outside mlform",
+    "deleted_outside": "deleted outside mlform",
+    "unhealthy": "unhealthy",
+    "spec_not_applied": "spec changed but not applied",
+    "orphan": "not managed by this stack (orphan)",
+    "adopted": "adopted after an interrupted apply",
+}
+
+
+@dataclass
+class RefreshResult:
+    state: State
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def refresh(state: State, providers: ProviderSet, parallelism: int = 10,
+            names: set[str] | None = None, hooks=None) -> RefreshResult:
+    todo = [r for r in state.resources.values() if names is None or r.name in names]
+    result = RefreshResult(state=state)
+    if not todo:
+        return result
+
+    def observe(res: ResourceState) -> tuple[ResourceState, ObserveResponse | Exception]:
+        try:
+            provider = providers.get(res.provider)
+            req = ObserveRequest(resource=ref(res.name, res.type, res.id), inputs=res.inputs,
+                                 outputs=res.outputs,
+                                 idempotency_key=res.idempotency_key
+                                 if res.status == "pending" else None)
+            return res, provider.observe(req)
+        except MlformError:
+            raise
+        except Exception as exc:  # a provider bug must not lose the others' results
+            return res, exc
+
+    with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(todo)))) as pool:
+        observed = list(pool.map(observe, todo))
+
+    new = state
+    for res, got in observed:
+        if hooks:
+            hooks.refreshed(res.name)
+        if isinstance(got, Exception) or got.error:
+            msg = str(got) if isinstance(got, Exception) else got.error
+            result.errors.append(f"{res.name}: cannot read live state: {msg}")
+            continue
+        new, finding = _merge(new, res, got)
+        if finding:
+            result.findings.append(finding)
+    result.state = new
+    return result
+
+
+def _merge(state: State, res: ResourceState, got: ObserveResponse) -> tuple[State, Finding | None]:
+    if res.status == "pending":
+        if got.exists:
+            adopted = res.with_(id=got.id or res.id, status="ready",
+                                outputs=got.outputs or res.outputs)
+            return state.with_resource(adopted), Finding(
+                res.name, res.type, "adopted",
+                detail=f"found {got.id} created by an interrupted apply")
+        if res.id is None:
+            return state.without(res.name), None
+        return state, None
+    if not got.exists:
+        return state.without(res.name), Finding(res.name, res.type, "deleted_outside",
+                                                detail=got.detail)
+    live_inputs = _overlay(res.inputs, got.inputs) if got.inputs is not None else res.inputs
+    attrs = tuple(AttributeDiff(p, b, a) for p, b, a in diff_values(res.inputs, live_inputs))
+    refreshed = res.with_(inputs=live_inputs, outputs=got.outputs if got.outputs is not None
+                          else res.outputs, id=got.id or res.id)
+    state = state.with_resource(refreshed)
+    if not got.healthy:
+        return state.with_resource(refreshed.with_(status="tainted")), Finding(
+            res.name, res.type, "unhealthy", detail=got.detail)
+    if attrs:
+        return state, Finding(res.name, res.type, "changed_outside", attrs, got.detail)
+    return state, None
+
+
+def _overlay(recorded: Any, live: Any) -> Any:
+    """Live values over recorded ones, for the attributes the provider could read back.
+
+    A sensitive value cannot be read back in plain text, so the recorded one stands.
+    """
+    live = from_storable(live) if isinstance(live, dict) else live
+    if isinstance(live, StoredSecret | Secret):
+        return recorded
+    if isinstance(recorded, dict) and isinstance(live, dict):
+        out = dict(recorded)
+        for k, v in live.items():
+            out[k] = _overlay(recorded.get(k), v) if k in recorded else v
+        return out
+    return live

@@ -1,0 +1,137 @@
+"""One command's view of a stack: its spec, variables, state backend and providers.
+
+Commands that write state hold the backend's lock for their whole run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .diagnostics import MlformError
+from .state.backend import Backend, LockHeld, LockInfo
+from .state.model import State
+
+
+@dataclass
+class Options:
+    stack_dir: Path = Path(".")
+    vars: list[str] = field(default_factory=list)
+    var_files: list[str] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+    parallelism: int = 10
+    lock_timeout: float = 0.0
+    color: bool = True
+
+
+class Session:
+    def __init__(self, options: Options, command: str):
+        self.options = options
+        self.command = command
+        self.dir = Path(options.stack_dir)
+        self._lock_info: LockInfo | None = None
+
+    @cached_property
+    def stack(self):
+        from .spec.loader import load_stack
+
+        return load_stack(self.dir)
+
+    @cached_property
+    def variables(self) -> dict[str, Any]:
+        from .spec import variables as v
+
+        cli = v.parse_cli_vars(self.options.vars)
+        files, where = v.read_var_files(self.options.var_files, self.dir)
+        return v.resolve(self.stack.variables, self.stack.positions, cli, files, where)
+
+    @cached_property
+    def backend(self) -> Backend:
+        return make_backend(self.dir, self.stack.file.backend)
+
+    @cached_property
+    def providers(self):
+        from .providerset import ProviderSet
+
+        return ProviderSet.for_stack(self.stack)
+
+    def read_state(self) -> State:
+        state = self.backend.read()
+        if state is None:
+            return State.new(self.stack.name)
+        return state
+
+    @contextlib.contextmanager
+    def locked(self):
+        info = LockInfo.mine(self.command)
+        try:
+            self.backend.lock(info, timeout=self.options.lock_timeout)
+        except LockHeld as exc:
+            holder = exc.holder.describe() if exc.holder else "another process"
+            raise MlformError.simple(
+                f"the state is locked: {holder}",
+                detail=f"lock: {exc.where}",
+                help="wait for that command to finish (or pass --lock-timeout 5m to wait); "
+                     "if it died on another machine, run "
+                     f"'mlform state unlock {exc.holder.id if exc.holder else 'ID'}'") from None
+        self._lock_info = info
+        try:
+            yield info
+        finally:
+            with contextlib.suppress(Exception):
+                self.backend.unlock(info.id)
+            self._lock_info = None
+
+    def close(self) -> None:
+        if "providers" in self.__dict__:
+            self.providers.close()
+
+
+def make_backend(stack_dir: Path, cfg) -> Backend:
+    if cfg.type == "s3":
+        if not cfg.bucket or not cfg.key:
+            raise MlformError.simple("the s3 backend needs 'bucket' and 'key'",
+                                     help="backend: {type: s3, bucket: my-bucket, "
+                                          "key: stacks/fraud/state.json, region: us-east-1}")
+        try:
+            from .state.s3_backend import S3Backend
+        except ImportError as exc:
+            raise MlformError.simple(f"the s3 backend cannot be loaded: {exc}",
+                                     help="pip install 'mlform[aws]'") from None
+        return S3Backend(bucket=cfg.bucket, key=cfg.key, region=cfg.region,
+                         endpoint_url=cfg.endpoint_url)
+    from .state.local_backend import LocalBackend
+
+    return LocalBackend(stack_dir, cfg.path)
+
+
+def parse_duration(text: str) -> float:
+    """'30s', '5m', '2h', '1d', '200ms' or a plain number of seconds."""
+    text = str(text).strip()
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    for unit in ("ms", "s", "m", "h", "d"):
+        if text.endswith(unit):
+            number = text[: -len(unit)]
+            try:
+                return float(number) * units[unit]
+            except ValueError:
+                break
+    try:
+        return float(text)
+    except ValueError:
+        raise MlformError.simple(f"invalid duration '{text}'",
+                                 help="write a duration such as 30s, 5m, 2h or 1d") from None
+
+
+def is_interactive() -> bool:
+    return sys.stdin.isatty() and os.environ.get("CI", "").lower() not in ("1", "true")
+
+
+def now() -> float:
+    return time.time()

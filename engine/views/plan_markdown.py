@@ -1,0 +1,49 @@
+"""The plan as a pull-request comment: summary counts, a table, details folded."""
+
+from __future__ import annotations
+
+from .plan_text import SYMBOLS, fmt_value
+
+EMOJI = {"create": "🟢 create", "update": "🟡 update", "delete": "🔴 delete",
+         "delete-then-create": "🟣 replace", "create-then-delete": "🟣 replace"}
+
+
+def render(doc: dict) -> str:
+    changes = [c for c in doc["changes"] if c["action"] != "no-op"]
+    s = doc["summary"]
+    out = [f"### mlform plan for `{doc['stack']}`", ""]
+    if doc.get("drift"):
+        out.append(f"> ⚠️ {len(doc['drift'])} resource(s) changed outside mlform since the "
+                   "last apply.")
+        out.append("")
+    if not changes:
+        out.append("**No changes.** The stack matches the spec.")
+        return "\n".join(out) + "\n"
+    out.append(f"**Plan: {s['add']} to add, {s['change']} to change, {s['destroy']} to "
+               "destroy.**")
+    out.append("")
+    out.append("| | Resource | Type | Action | Why |")
+    out.append("|---|---|---|---|---|")
+    for c in changes:
+        why = "; ".join(c["reasons"]).replace("|", "\\|")
+        out.append(f"| `{SYMBOLS[c['action']]}` | `{c['name']}` | {c['type']} | "
+                   f"{EMOJI[c['action']]} | {why} |")
+    out.append("")
+    for c in changes:
+        if not c["attributes"]:
+            continue
+        out.append(f"<details><summary><code>{c['name']}</code>: "
+                   f"{len(c['attributes'])} attribute change(s)</summary>")
+        out.append("")
+        out.append("```diff")
+        for a in c["attributes"]:
+            flag = "  # forces replacement" if a["forces_replacement"] else ""
+            if a["before"] is not None:
+                out.append(f"- {a['path']}: {fmt_value(a['before'])}")
+            if a["after"] is not None:
+                out.append(f"+ {a['path']}: {fmt_value(a['after'])}{flag}")
+        out.append("```")
+        out.append("")
+        out.append("</details>")
+        out.append("")
+    return "\n".join(out) + "\n"

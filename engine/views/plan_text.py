@@ -1,0 +1,73 @@
+"""The human plan, rendered from the plan document (the same one `--format json` prints)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..values import display
+
+COLORS = {"create": "green", "update": "yellow", "delete": "red",
+          "delete-then-create": "magenta", "create-then-delete": "magenta", "no-op": "dim"}
+SYMBOLS = {"create": "+", "update": "~", "delete": "-", "delete-then-create": "-/+",
+           "create-then-delete": "+/-", "no-op": " "}
+VERBS = {"create": "will be created", "update": "will be updated in place",
+         "delete": "will be destroyed", "delete-then-create": "must be replaced",
+         "create-then-delete": "must be replaced (new one first)"}
+
+
+def fmt_value(value: Any, width: int = 72) -> str:
+    value = display(value)
+    text = value if isinstance(value, str) and value.startswith("(") and value.endswith(")") \
+        else json.dumps(value, default=str, sort_keys=True)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def render(doc: dict, color: bool = True, drift_lines: list[str] | None = None) -> str:
+    def c(text: str, style: str) -> str:
+        return f"[{style}]{_esc(text)}[/{style}]" if color else text
+
+    lines: list[str] = []
+    if drift_lines:
+        lines.append(c("Changes outside mlform since the last apply:", "bold"))
+        lines.extend("  " + _esc(line) if color else "  " + line for line in drift_lines)
+        lines.append("")
+    changes = [ch for ch in doc["changes"] if ch["action"] != "no-op"]
+    if not changes:
+        lines.append(c("No changes.", "bold green") + " The stack matches the spec.")
+        return "\n".join(lines)
+    lines.append("mlform will perform these actions:")
+    lines.append("")
+    for ch in changes:
+        action = ch["action"]
+        style = COLORS[action]
+        head = f"{SYMBOLS[action]} {ch['type']}.{ch['name']}"
+        lines.append(c(head, f"bold {style}") + f" {VERBS[action]}")
+        for reason in ch["reasons"]:
+            lines.append(c(f"    # {reason}", "dim") if color else f"    # {reason}")
+        for attr in ch["attributes"]:
+            mark = c("  # forces replacement", "red") if attr["forces_replacement"] else ""
+            before, after = attr["before"], attr["after"]
+            if before is None:
+                lines.append(f"    {c('+', 'green')} {attr['path']} = {_e(fmt_value(after), color)}{mark}")
+            elif after is None:
+                lines.append(f"    {c('-', 'red')} {attr['path']} = {_e(fmt_value(before), color)}{mark}")
+            else:
+                lines.append(f"    {c('~', 'yellow')} {attr['path']}: {_e(fmt_value(before, 36), color)} "
+                             f"-> {_e(fmt_value(after, 36), color)}{mark}")
+        if action == "create" and not ch["attributes"]:
+            for key, value in sorted((ch.get("after") or {}).items()):
+                lines.append(f"    {c('+', 'green')} {key} = {_e(fmt_value(value), color)}")
+        lines.append("")
+    s = doc["summary"]
+    lines.append(c("Plan:", "bold") + f" {s['add']} to add, {s['change']} to change, "
+                 f"{s['destroy']} to destroy.")
+    return "\n".join(lines)
+
+
+def _esc(text: str) -> str:
+    return text.replace("[", "\\[")
+
+
+def _e(text: str, color: bool) -> str:
+    return _esc(text) if color else text
