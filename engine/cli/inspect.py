@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -22,16 +23,31 @@ def validate_cmd(opts):
                f"{len(stack.providers)} provider(s).")
 
 
-@click.command("show", help="Show the state, or one resource in detail (runs, versions, ...).")
-@stack_argument
-@click.argument("resource", required=False)
+def _name_and_dir(args: tuple[str, ...], what: str) -> tuple[str | None, Path]:
+    """`[NAME] [STACK_DIR]`: a lone argument that is a stack directory is taken as one."""
+    from ..diagnostics import MlformError
+
+    if len(args) > 2:
+        raise MlformError.simple(f"too many arguments: expected [{what}] [STACK_DIR]",
+                                 help=f"write: mlform {what.lower()} NAME path/to/stack")
+    if len(args) == 2:
+        return args[0], Path(args[1])
+    if len(args) == 1 and (Path(args[0]) / "mlform.yaml").exists():
+        return None, Path(args[0])
+    return (args[0] if args else None), Path(".")
+
+
+@click.command("show", help="Show the state, or one resource in detail (runs, versions, ...). "
+                            "Arguments: [RESOURCE] [STACK_DIR].")
+@click.argument("args", nargs=-1, metavar="[RESOURCE] [STACK_DIR]")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--no-color", is_flag=True)
-def show_cmd(stack_dir, resource, as_json, no_color):
+def show_cmd(args, as_json, no_color):
     from ..session import Options, Session
     from ..state.statefile import resource_to_json
     from ..values import display
 
+    resource, stack_dir = _name_and_dir(args, "RESOURCE")
     session = Session(Options(stack_dir=stack_dir), "show")
     state = session.read_state()
     if resource:
@@ -90,16 +106,16 @@ def _show_resource(doc: dict) -> None:
         click.echo(f"    {key} = {json.dumps(value, default=str)}")
 
 
-@click.command("output", help="Print the stack's output values.")
-@stack_argument
-@click.argument("name", required=False)
+@click.command("output", help="Print the stack's output values. Arguments: [NAME] [STACK_DIR].")
+@click.argument("args", nargs=-1, metavar="[NAME] [STACK_DIR]")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--raw", is_flag=True, help="Print one output's value without quoting.")
-def output_cmd(stack_dir, name, as_json, raw):
+def output_cmd(args, as_json, raw):
     from ..diagnostics import MlformError, did_you_mean
     from ..session import Options, Session
     from ..values import display
 
+    name, stack_dir = _name_and_dir(args, "NAME")
     state = Session(Options(stack_dir=stack_dir), "output").read_state()
     outputs = display(state.outputs)
     if name:

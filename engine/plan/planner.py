@@ -201,11 +201,12 @@ def _reasons(stack: Stack, name: str, attrs: list[AttributeDiff],
             out.append(f"{up.type} {r.root} changed: {change_text}, so {name} {must}")
             explained = True
         if not explained:
-            if raw is None and attr.before is None:
-                continue
+            if raw is None and (attr.before is None or note):
+                continue  # an attribute the provider derives; its note says why
             kind = "forces replacement" if attr.forces_replacement else "changed"
+            where = " in the spec" if raw is not None else ""
             why = f" ({attr.reason})" if attr.reason else ""
-            out.append(f"{attr.path} {kind} in the spec: {_short(attr.before)} -> "
+            out.append(f"{attr.path} {kind}{where}: {_short(attr.before)} -> "
                        f"{_short(attr.after)}{why}")
     return list(dict.fromkeys(out))
 
@@ -223,9 +224,10 @@ def _raw_at(inputs: dict, path: str) -> Any:
 def _short(value: Any) -> str:
     value = display(value)
     if isinstance(value, str):
-        if value.startswith("local://") or "://" in value:
-            tail = value.rsplit("/", 1)[-1]
-            return tail if len(tail) <= 16 else tail[:12]
+        if "://" in value:
+            parts = value.rstrip("/").split("/")
+            tail = parts[-1] if len(parts[-1]) >= 6 else "/".join(parts[-2:])
+            return tail if len(tail) <= 24 else tail[:12]
         return value if len(value) <= 40 else value[:37] + "..."
     text = repr(value) if not isinstance(value, dict | list) else str(value)
     return text if len(text) <= 60 else text[:57] + "..."

@@ -133,11 +133,14 @@ def _key_name(key: Any) -> str:
 
 
 def _yaml_error(exc, text: str, file: str) -> Diagnostic:
+    lines = text.splitlines()
     mark = exc.problem_mark or exc.context_mark
+    if mark and mark.line >= len(lines) and exc.context_mark:
+        # "got '<stream end>'" is past the last line; the unclosed bracket is the place to fix.
+        mark = exc.context_mark
     line = (mark.line + 1) if mark else 1
     col = (mark.column + 1) if mark else 1
     problem = (exc.problem or exc.context or "invalid YAML").strip()
-    lines = text.splitlines()
     src = lines[line - 1] if 0 < line <= len(lines) else ""
     help_ = "fix the YAML syntax at the marked position"
     context_line = lines[exc.context_mark.line] if exc.context_mark and \

@@ -1,0 +1,28 @@
+# Two entry points, both from a fresh clone: `make quickstart` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# The CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[local,aws,dev]'
+	touch $(STAMP)
+
+.PHONY: setup quickstart test lint bench schema
+setup: $(STAMP)
+
+quickstart: $(STAMP)
+	$(PY) examples/quickstart/run.py
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+schema: $(STAMP)
+	$(VENV)/bin/mlform schema > specs/mlform.schema.json
