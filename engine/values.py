@@ -96,6 +96,8 @@ def to_storable(value: Any, salt: str) -> Any:
     """
     if isinstance(value, Secret):
         return {SENSITIVE_KEY: value.digest(salt)}
+    if isinstance(value, StoredSecret):
+        return {SENSITIVE_KEY: value.digest}
     if isinstance(value, Unknown):
         return {UNKNOWN_KEY: value.source}
     if isinstance(value, dict):

@@ -97,7 +97,7 @@ class LocalBackend(Backend):
         # The part after the last newline is a line whose append never returned.
         complete = data[: data.rfind(b"\n") + 1]
         return [parse_journal_line(line, f"{self.journal_path}:{number}")
-                for number, line in enumerate(complete.splitlines(), 1)]
+                for number, line in enumerate(complete.split(b"\n")[:-1], 1)]
 
     def _ensure_dir(self) -> None:
         self.state_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
