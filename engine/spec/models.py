@@ -481,9 +481,12 @@ RESOURCE_OUTPUTS: dict[str, dict[str, str]] = {
     },
     "monitor": {
         "last_evaluation": "time and verdict of the most recent evaluation",
+        "report": "path of the latest HTML report",
+        "evaluations": "directory of stored evaluations",
     },
     "retraining_policy": {
         "last_action": "what the policy last did",
+        "actions": "log of every decision",
     },
 }
 """Attributes each resource type exposes to references, besides `id`."""

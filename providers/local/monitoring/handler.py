@@ -1,0 +1,202 @@
+"""The `monitor` resource on this machine: its configuration on disk, and the
+evaluation that `mlform watch` runs on schedule.
+
+    monitors/<name>/config.json              the inputs, as last applied
+    monitors/<name>/evaluations/<time>.json  one file per evaluation (see `evaluate`)
+    monitors/<name>/report.html              the newest evaluation, for people
+
+Outputs: `report` (path of report.html), `evaluations` (the folder) and
+`last_evaluation` (None until the first evaluation):
+
+    {"time", "t", "verdict": ok | drift | performance | insufficient_data,
+     "breaches": [...], "drifted_features": [...], "share", "performance": {...} | None,
+     "evaluation": path of the json, "report": path of report.html}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mlform.engine.provider import (
+    ApplyResponse,
+    CreateRequest,
+    DeleteRequest,
+    DeleteResponse,
+    DiffRequest,
+    DiffResponse,
+    ObserveRequest,
+    ObserveResponse,
+    Progress,
+    ProviderContext,
+    TickRequest,
+    TickResponse,
+    UpdateRequest,
+    default_diff,
+)
+from mlform.engine.spec.models import Monitor
+from pydantic import ValidationError
+
+from ..paths import SCHEME, LocalPaths
+from . import durations
+
+CONFIG = "config.json"
+EVALUATIONS = "evaluations"
+REPORT = "report.html"
+DATA_FILES = ("data.parquet", "data.csv")
+
+
+class MonitorHandler:
+    def __init__(self, ctx: ProviderContext):
+        self.ctx = ctx
+        self.paths = LocalPaths(ctx.data_dir)
+
+    def diff(self, req: DiffRequest) -> DiffResponse:
+        return default_diff(req)
+
+    def observe(self, req: ObserveRequest) -> ObserveResponse:
+        name = req.resource.name
+        config = self.paths.monitor(name) / CONFIG
+        if not config.exists():
+            return ObserveResponse(exists=False)
+        last = (req.outputs or {}).get("last_evaluation")
+        return ObserveResponse(exists=True, id=name,
+                               inputs=json.loads(config.read_text(encoding="utf-8")),
+                               outputs=self._outputs(name, last))
+
+    def create(self, req: CreateRequest, progress: Progress) -> ApplyResponse:
+        return self._configure(req.resource.name, req.inputs, last=None)
+
+    def update(self, req: UpdateRequest, progress: Progress) -> ApplyResponse:
+        return self._configure(req.resource.name, req.inputs,
+                               last=(req.prior_outputs or {}).get("last_evaluation"))
+
+    def delete(self, req: DeleteRequest, progress: Progress) -> DeleteResponse:
+        shutil.rmtree(self.paths.monitor(req.resource.name), ignore_errors=True)
+        return DeleteResponse()
+
+    def tick(self, req: TickRequest) -> TickResponse:
+        name = req.resource.name
+        try:
+            monitor = _monitor(req.inputs)
+        except ValueError as err:
+            return TickResponse(error=str(err))
+        last = (req.outputs or {}).get("last_evaluation")
+        if last and req.now - last["t"] < durations.seconds(monitor.schedule):
+            return TickResponse()
+        try:
+            evaluation = self._evaluate(name, monitor, req.now)
+        except (OSError, ValueError) as err:
+            return TickResponse(error=f"monitor '{name}' could not evaluate: {err}")
+        directory = self.paths.monitor(name)
+        stamp = datetime.fromtimestamp(req.now, UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        stored = directory / EVALUATIONS / f"{stamp}.json"
+        _write(stored, json.dumps(evaluation, indent=2, sort_keys=True))
+        from .report import html
+
+        _write(directory / REPORT, html(evaluation))
+        summary = _last_evaluation(evaluation, stored, directory / REPORT)
+        return TickResponse(outputs={**(req.outputs or {}), **self._outputs(name, summary)},
+                            breach=_breach(evaluation),
+                            events=[f"monitor {name}: {evaluation['verdict'].replace('_', ' ')}"
+                                    f": {evaluation['summary']} (report {directory / REPORT})"])
+
+    def _evaluate(self, name: str, monitor: Monitor, now: float) -> dict[str, Any]:
+        from .evaluate import evaluate, read_reference
+        from .traffic import read_traffic
+
+        traffic = read_traffic(self.paths.endpoint(monitor.endpoint))
+        reference = read_reference(self.paths.resolve(monitor.reference))
+        return evaluate(monitor, traffic, reference, now, name=name)
+
+    def _configure(self, name: str, inputs: dict[str, Any],
+                   last: dict[str, Any] | None) -> ApplyResponse:
+        try:
+            monitor = _monitor(inputs)
+            self._check(monitor)
+        except ValueError as err:
+            return ApplyResponse(error=f"monitor '{name}': {err}")
+        _write(self.paths.monitor(name) / CONFIG, json.dumps(inputs, indent=2, sort_keys=True))
+        return ApplyResponse(id=name, outputs=self._outputs(name, last))
+
+    def _check(self, monitor: Monitor) -> None:
+        """What a tick would otherwise find wrong at its first evaluation."""
+        if not monitor.reference.startswith(SCHEME):
+            raise ValueError(f"reference '{monitor.reference}' is not a dataset of the local "
+                             "provider: use a dataset's uri, such as '${transactions.uri}'")
+        directory = self.paths.resolve(monitor.reference)
+        data = next((directory / f for f in DATA_FILES if (directory / f).exists()), None)
+        if data is None:
+            raise ValueError(f"reference dataset '{monitor.reference}' not found at "
+                             f"'{directory}': apply the dataset first")
+        from .performance import METRICS
+
+        if monitor.performance and monitor.performance.metric not in METRICS:
+            raise ValueError(f"unknown performance metric '{monitor.performance.metric}': "
+                             f"use one of {', '.join(sorted(METRICS))}")
+        missing = sorted(set(monitor.features or ()) - set(_column_names(data)))
+        if missing:
+            raise ValueError(f"feature(s) {', '.join(repr(m) for m in missing)} not in the "
+                             f"reference dataset '{monitor.reference}'")
+
+    def _outputs(self, name: str, last: dict[str, Any] | None) -> dict[str, Any]:
+        directory = self.paths.monitor(name)
+        return {"report": str(directory / REPORT), "evaluations": str(directory / EVALUATIONS),
+                "last_evaluation": last}
+
+
+def _monitor(inputs: dict[str, Any]) -> Monitor:
+    try:
+        monitor = Monitor.model_validate({**inputs, "type": "monitor"})
+    except ValidationError as err:
+        raise ValueError(str(err)) from err
+    if monitor.endpoint is None:
+        raise ValueError("the local provider monitors endpoints: set 'endpoint' to an "
+                         "endpoint's id (monitoring a batch_job is not supported here)")
+    return monitor
+
+
+def _column_names(data: Path) -> list[str]:
+    if data.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(data).names)
+    import pandas as pd
+
+    return list(pd.read_csv(data, nrows=0).columns)
+
+
+def _last_evaluation(evaluation: dict[str, Any], stored: Path, report: Path) -> dict[str, Any]:
+    drift = evaluation["drift"] or {}
+    return {"time": evaluation["time"], "t": evaluation["t"],
+            "verdict": evaluation["verdict"], "breaches": evaluation["breaches"],
+            "drifted_features": drift.get("drifted_features", []),
+            "share": drift.get("share"), "performance": evaluation["performance"],
+            "evaluation": str(stored), "report": str(report)}
+
+
+def _breach(evaluation: dict[str, Any]) -> dict[str, Any] | None:
+    if not evaluation["breaches"]:
+        return None
+    drifted = [f for f in evaluation["features"] if f["drifted"]]
+    values = {f["name"]: f["value"] for f in drifted}
+    thresholds = {f["name"]: f["threshold"] for f in drifted}
+    performance = evaluation["performance"]
+    if "performance" in evaluation["breaches"]:
+        values[performance["metric"]] = performance["value"]
+        thresholds[performance["metric"]] = {"min": performance["min"], "max": performance["max"]}
+    return {"kind": evaluation["verdict"], "breaches": evaluation["breaches"],
+            "features": [f["name"] for f in drifted], "values": values,
+            "thresholds": thresholds}
+
+
+def _write(path: Path, text: str) -> None:
+    """Replace `path` at once, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)

@@ -1,0 +1,106 @@
+"""An endpoint's logged traffic as a table: one row per predicted instance, oldest first.
+
+The serving side writes `requests.jsonl` (older rows rotated to `requests.1.jsonl`),
+one JSON object a line:
+
+    {"t": unix_time, "id": request_id, "variant": name, "model": model_uri,
+     "features": [feature names], "instances": [[...], ...], "predictions": [...]}
+
+and `feedback.jsonl`: `{"t": ..., "id": request_id, "labels": [...]}`, the labels
+aligned with that request's instances (a later feedback for the same id wins).
+
+A request logged twice (a shadow variant logs its copy of the same request) counts
+once, with the first logged prediction. A line that does not parse (the one being
+written while we read) is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REQUEST_LOGS = ("requests.1.jsonl", "requests.jsonl")
+"""Oldest first."""
+FEEDBACK_LOG = "feedback.jsonl"
+
+
+@dataclass(frozen=True)
+class Traffic:
+    features: Any
+    """pandas DataFrame: one column per logged feature name, one row per instance."""
+    predictions: list[Any]
+    labels: list[Any]
+    """The ground truth sent as feedback for each instance; None where none was sent."""
+    times: list[float]
+
+    def __len__(self) -> int:
+        return len(self.predictions)
+
+    def rows(self, start: int, stop: int | None = None) -> Traffic:
+        return Traffic(self.features.iloc[start:stop].reset_index(drop=True),
+                       self.predictions[start:stop], self.labels[start:stop],
+                       self.times[start:stop])
+
+
+def read_traffic(endpoint_dir: Path) -> Traffic:
+    import pandas as pd
+
+    labels_by_id = _labels_by_request(endpoint_dir / FEEDBACK_LOG)
+    blocks, predictions, labels, times = [], [], [], []
+    # consecutive requests with the same feature names become one frame: building a
+    # frame per request would cost more than everything else here
+    run_names: list[str] | None = None
+    run_rows: list[list[Any]] = []
+    seen: set[Any] = set()
+    for record in _records(endpoint_dir):
+        if record["id"] in seen:
+            continue
+        seen.add(record["id"])
+        names, instances = list(record["features"]), record["instances"]
+        if names != run_names:
+            if run_rows:
+                blocks.append(pd.DataFrame(run_rows, columns=run_names))
+            run_names, run_rows = names, []
+        run_rows.extend(instances)
+        answers = list(record.get("predictions") or [])
+        predictions.extend(answers + [None] * (len(instances) - len(answers)))
+        truth = labels_by_id.get(record["id"]) or []
+        labels.extend(list(truth) + [None] * (len(instances) - len(truth)))
+        times.extend([float(record["t"])] * len(instances))
+    if run_rows:
+        blocks.append(pd.DataFrame(run_rows, columns=run_names))
+    frame = pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame()
+    return Traffic(frame, predictions, labels, times)
+
+
+def _records(endpoint_dir: Path) -> Iterator[dict[str, Any]]:
+    for name in REQUEST_LOGS:
+        for record in _json_lines(endpoint_dir / name):
+            if {"id", "t", "features", "instances"} <= record.keys() and _well_formed(record):
+                yield record
+
+
+def _well_formed(record: dict[str, Any]) -> bool:
+    width = len(record["features"])
+    return all(isinstance(row, list) and len(row) == width for row in record["instances"])
+
+
+def _labels_by_request(path: Path) -> dict[Any, list[Any]]:
+    return {record["id"]: record["labels"] for record in _json_lines(path)
+            if "id" in record and isinstance(record.get("labels"), list)}
+
+
+def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict):
+                yield record
