@@ -450,6 +450,7 @@ RESOURCE_OUTPUTS: dict[str, dict[str, str]] = {
         "rows": "number of rows",
         "columns": "column names",
         "path": "where the provider stored this version",
+        "versions": "every stored version (version, rows, created)",
     },
     "feature_view": {
         "uri": "content-addressed location of the materialised offline features",
@@ -462,6 +463,10 @@ RESOURCE_OUTPUTS: dict[str, dict[str, str]] = {
         "run_id": "the run's identifier",
         "metrics": "held-out metrics (accuracy, auc, ... / rmse, mae, r2)",
         "device": "device the job trained on",
+        "data_version": "version of the data it trained on",
+        "code_digest": "digest of the training code",
+        "runs": "past runs (run_id, status, metrics, created)",
+        "log": "path of the run's log",
     },
     "model": {
         "uri": "the registered version's location (name and version)",
@@ -469,6 +474,8 @@ RESOURCE_OUTPUTS: dict[str, dict[str, str]] = {
         "version": "registered version number",
         "card": "location of the model card",
         "gates": "gate results",
+        "aliases": "alias -> version",
+        "versions": "every registered version",
     },
     "endpoint": {
         "url": "base URL of the service",

@@ -1,0 +1,1 @@
+"""The local `model`: a versioned registry with aliases, evaluation gates and model cards."""

@@ -1,0 +1,241 @@
+"""The local `model`: registers training runs' artifacts as numbered versions.
+
+    registry/<model>/<version>/   artifact/ (a copy), meta.json, card.json, card.md
+    registry/<model>/aliases.json {"champion": 3, "challenger": 4}
+
+A version is registered only when every gate passes on the run's held-out rows;
+otherwise the registry is left as it was and apply reports each failed gate.
+Registering the same run again returns the version it already has. A new
+`artifact` is an update: the resource (the registry name) stays, a version is added.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from mlform.engine.provider import (
+    ApplyResponse,
+    CreateRequest,
+    DeleteRequest,
+    DeleteResponse,
+    DiffRequest,
+    DiffResponse,
+    ObserveRequest,
+    ObserveResponse,
+    Progress,
+    ProviderContext,
+    UpdateRequest,
+    default_diff,
+)
+from mlform.engine.values import contains_unknown, reveal
+
+from ..monitoring.durations import seconds
+from ..paths import SCHEME, LocalPaths, model_uri
+from ..training.runs import read_json, write_json
+
+REPLACE_ON = frozenset({"name"})
+REASONS = {"name": "another registry name is another registry"}
+
+
+class ModelHandler:
+    def __init__(self, ctx: ProviderContext):
+        self.ctx = ctx
+        self.paths = LocalPaths(ctx.data_dir)
+
+    # --- plan ---------------------------------------------------------------
+
+    def diff(self, req: DiffRequest) -> DiffResponse:
+        base = default_diff(req, REPLACE_ON, REASONS)
+        name = self._name(req.resource.name, req.desired_inputs)
+        if contains_unknown(name):
+            return base
+        planned: dict[str, Any] = {"name": name}
+        artifact = req.desired_inputs.get("artifact")
+        if not contains_unknown(artifact):
+            found = self._find(name, str(reveal(artifact)))
+            if found:
+                planned.update(uri=model_uri(name, found["version"]), version=found["version"])
+        return DiffResponse(changes=base.changes, planned_outputs=planned)
+
+    # --- read ---------------------------------------------------------------
+
+    def observe(self, req: ObserveRequest) -> ObserveResponse:
+        outputs = req.outputs or {}
+        name = outputs.get("name") or self._name(req.resource.name, req.inputs or {})
+        meta = None
+        if outputs.get("version") is not None:
+            meta = read_json(self.paths.model_version(name, outputs["version"]) / "meta.json")
+        elif req.inputs and not contains_unknown(req.inputs.get("artifact")):
+            meta = self._find(name, str(reveal(req.inputs["artifact"])))
+        if meta is None:
+            detail = f"version {outputs['version']} of model '{name}' is gone from the " \
+                     "registry" if outputs.get("version") is not None else ""
+            return ObserveResponse(exists=False, detail=detail)
+        return ObserveResponse(exists=True, id=name, outputs=self._outputs(name, meta))
+
+    # --- apply --------------------------------------------------------------
+
+    def create(self, req: CreateRequest, progress: Progress) -> ApplyResponse:
+        return self._register(req.resource.name, req.inputs, progress)
+
+    def update(self, req: UpdateRequest, progress: Progress) -> ApplyResponse:
+        return self._register(req.resource.name, req.inputs, progress)
+
+    def delete(self, req: DeleteRequest, progress: Progress) -> DeleteResponse:
+        name = (req.outputs or {}).get("name") or self._name(req.resource.name, req.inputs)
+        shutil.rmtree(self.paths.registry(name), ignore_errors=True)
+        return DeleteResponse()
+
+    def _register(self, resource: str, inputs: dict[str, Any],
+                  progress: Progress) -> ApplyResponse:
+        from filelock import FileLock
+        from mlform.engine.spec.models import Model
+        from pydantic import ValidationError
+
+        try:
+            spec = Model.model_validate({**reveal(inputs), "type": "model"})
+        except ValidationError as e:
+            return ApplyResponse(error=f"model '{resource}': {e}")
+        name = spec.name or resource
+        try:
+            run_dir = self._run_dir(spec.artifact)
+        except ValueError as e:
+            return ApplyResponse(error=str(e))
+        root = self.paths.registry(name)
+        root.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(root / ".lock")):
+            meta = self._find(name, spec.artifact)
+            if meta:
+                progress(f"run already registered as version {meta['version']}")
+            else:
+                progress(f"evaluating {len(spec.gates)} gate(s) on the held-out rows")
+                meta, error = self._add_version(name, spec, run_dir)
+                if error:
+                    return ApplyResponse(error=error)
+                progress(f"registered version {meta['version']}")
+            self._move_aliases(name, spec.aliases, meta["version"])
+            self._retire(name, spec.retirement)
+        return ApplyResponse(id=name, outputs=self._outputs(name, meta))
+
+    def _add_version(self, name: str, spec, run_dir: Path) -> tuple[dict[str, Any], str | None]:
+        import pandas as pd
+
+        from ..artifact import load_predictor
+        from .card import build_card, render_markdown
+        from .gates import evaluate_gates
+
+        params = read_json(run_dir / "params.json") or {}
+        predictor = load_predictor(run_dir / "artifact")
+        holdout = pd.read_parquet(run_dir / "holdout.parquet")
+        results = evaluate_gates(spec.gates, predictor, holdout, int(params.get("seed") or 0))
+        failed = [r for r in results if not r.passed]
+        if failed:
+            return {}, (f"model '{name}' was not registered: {len(failed)} of {len(results)} "
+                        "gate(s) failed\n  " + "\n  ".join(r.failure() for r in failed))
+        versions = self._versions(name)
+        version = max((v["version"] for v in versions), default=0) + 1
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        metrics = read_json(run_dir / "metrics.json") or {}
+        gates = [r.to_dict() for r in results]
+        run = {"job": params.get("job"), "run_id": params.get("run_id"),
+               "artifact": spec.artifact}
+        meta = {"version": version, "artifact": spec.artifact, "run_id": params.get("run_id"),
+                "job": params.get("job"), "data_version": params.get("data", {}).get("version"),
+                "metrics": metrics, "created": created, "gates": gates}
+        card = build_card(model=name, version=version, created=created, spec=spec, run=run,
+                          params=params, metrics=metrics, gates=gates,
+                          profile_summary=self._profile_summary(params),
+                          artifact_meta=predictor.meta)
+        root = self.paths.registry(name)
+        staging = Path(tempfile.mkdtemp(dir=root, prefix=".incoming-"))
+        try:
+            shutil.copytree(run_dir / "artifact", staging / "artifact")
+            (staging / "card.json").write_text(json.dumps(card, indent=1))
+            (staging / "card.md").write_text(render_markdown(card))
+            (staging / "meta.json").write_text(json.dumps(meta, indent=1))
+            staging.rename(self.paths.model_version(name, version))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return meta, None
+
+    def _move_aliases(self, name: str, aliases: list[str], version: int) -> None:
+        path = self.paths.registry(name) / "aliases.json"
+        current = read_json(path) or {}
+        wanted = {**current, **dict.fromkeys(aliases, version)}
+        if wanted != current:
+            write_json(path, wanted)
+
+    def _retire(self, name: str, rules) -> None:
+        """Drop the artifacts of old versions no alias points to, as `retirement` says."""
+        if rules.keep_last is None and rules.retire_after is None:
+            return
+        aliased = set((read_json(self.paths.registry(name) / "aliases.json") or {}).values())
+        live = [v for v in self._versions(name) if not v.get("retired")]
+        newest_first = sorted(live, key=lambda v: v["version"], reverse=True)
+        now = time.time()
+        for rank, meta in enumerate(newest_first):
+            if meta["version"] in aliased or rank == 0:
+                continue
+            too_many = rules.keep_last is not None and rank >= rules.keep_last
+            age = now - time.mktime(time.strptime(meta["created"], "%Y-%m-%dT%H:%M:%SZ")) \
+                + time.timezone
+            too_old = rules.retire_after is not None and age > seconds(rules.retire_after)
+            if too_many or too_old:
+                directory = self.paths.model_version(name, meta["version"])
+                shutil.rmtree(directory / "artifact", ignore_errors=True)
+                write_json(directory / "meta.json",
+                           {**meta, "retired": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                             time.gmtime())})
+
+    # --- helpers ------------------------------------------------------------
+
+    def _name(self, resource: str, inputs: dict[str, Any]) -> str:
+        return inputs.get("name") or resource
+
+    def _run_dir(self, artifact: str) -> Path:
+        if not artifact.startswith(f"{SCHEME}runs/"):
+            raise ValueError(f"artifact '{artifact}' is not a local training run; set "
+                             "'artifact: ${<training_job>.artifact}'")
+        run_dir = self.paths.resolve(artifact)
+        for needed in ("artifact/model.json", "holdout.parquet", "params.json"):
+            if not (run_dir / needed).exists():
+                raise ValueError(f"artifact '{artifact}' is incomplete: {run_dir / needed} "
+                                 "is missing; apply its training job first")
+        return run_dir
+
+    def _versions(self, name: str) -> list[dict[str, Any]]:
+        found = [read_json(p) for p in self.paths.registry(name).glob("*/meta.json")]
+        return sorted((m for m in found if m), key=lambda m: m["version"])
+
+    def _find(self, name: str, artifact: str) -> dict[str, Any] | None:
+        return next((m for m in self._versions(name)
+                     if m["artifact"] == artifact and not m.get("retired")), None)
+
+    def _profile_summary(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        from ..profile import summary
+
+        uri = params.get("data", {}).get("uri")
+        if not uri:
+            return None
+        profile = read_json(self.paths.resolve(uri) / "profile.json")
+        return summary(profile) if profile else None
+
+    def _outputs(self, name: str, meta: dict[str, Any]) -> dict[str, Any]:
+        version = meta["version"]
+        aliases = read_json(self.paths.registry(name) / "aliases.json") or {}
+        return {
+            "uri": model_uri(name, version), "name": name, "version": version,
+            "card": str(self.paths.model_version(name, version) / "card.md"),
+            "gates": meta["gates"], "aliases": aliases,
+            "versions": [{"version": v["version"], "run_id": v["run_id"],
+                          "created": v["created"], "metrics": v["metrics"],
+                          "aliases": sorted(a for a, n in aliases.items() if n == v["version"]),
+                          "retired": v.get("retired")}
+                         for v in self._versions(name)],
+        }
+

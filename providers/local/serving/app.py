@@ -1,0 +1,297 @@
+"""The endpoint's web app: prediction, health, metrics, feedback, and control routes.
+
+Public routes:
+    POST /predict   {"instances": [[...], ...]} -> {"predictions", "variant", "id"}
+    GET  /health    200 with the variants served; 503 while loading or when a model
+                    failed to load
+    GET  /metrics   Prometheus text format
+    POST /feedback  {"id": request_id, "labels": [...]}: ground truth, appended to the
+                    feedback log whatever the id (requests are sampled and the server
+                    may have restarted since, so an id unknown here is not an error)
+
+Control routes, for the provider (the server listens on 127.0.0.1 only):
+    GET  /-/config  the config being served
+    POST /-/config  serve a new config: its models are loaded beside the current ones,
+                    then traffic moves at once; on failure nothing changes (422)
+    GET  /-/stats?since=<unix time>  requests, errors and p99 latency per variant set
+                    and variant since that time
+
+Every error is a JSON object `{"error": message}`; tracebacks go to server.log only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .config import CONFIG_FILE, ServingConfig, write_config
+from .loader import ModelStore, choose_device
+from .metrics import CONTENT_TYPE, ServingMetrics
+from .reqlog import FEEDBACK_FILE, REQUESTS_FILE, JsonlLog
+from .router import Router
+from .stats import RecentOutcomes
+
+log = logging.getLogger("mlform.serving")
+
+LOADING, READY, FAILED = "loading", "ok", "failed"
+
+
+class BadRequest(Exception):
+    """The request cannot be served as sent; the message says why."""
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _request_row(record: tuple) -> dict:
+    t, rid, variant, model, features, instances, predictions = record
+    if instances and isinstance(instances[0], Mapping):
+        instances = [[row.get(f) for f in features] for row in instances]
+    return {"t": t, "id": rid, "variant": variant, "model": model, "features": features,
+            "instances": instances, "predictions": predictions}
+
+
+class ServingApp:
+    def __init__(self, config: ServingConfig, directory: Path, seed: int = 0):
+        self.directory = Path(directory)
+        self.config = config
+        self._rng = random.Random(seed)
+        self.router = Router(config, self._rng)
+        self.models = ModelStore()
+        self.metrics = ServingMetrics()
+        self.outcomes = RecentOutcomes()
+        self.device = "cpu"
+        self.status = LOADING
+        self.failure = ""
+        self._sampler = random.Random()
+        self._control = asyncio.Lock()
+        self.requests_log: JsonlLog | None = None
+        self.feedback_log: JsonlLog | None = None
+
+    # --- lifecycle ------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app):
+        self.requests_log = JsonlLog(self.directory / REQUESTS_FILE, self.config.max_rows,
+                                     to_row=_request_row)
+        self.feedback_log = JsonlLog(self.directory / FEEDBACK_FILE, self.config.max_rows)
+        # loading runs beside the server so /health can say "loading" meanwhile
+        loop = asyncio.get_running_loop()
+        threading.Thread(target=self._load_initial, args=(loop,), name="load-models",
+                         daemon=True).start()
+        try:
+            yield
+        finally:
+            self.requests_log.close()
+            self.feedback_log.close()
+
+    def _load_initial(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            self.device = choose_device(self.config.gpus)
+            self.models.load(self.config.model_paths(), self.device)
+        except Exception as e:  # reported by /health; the process stays up to say so
+            log.exception("loading the models failed")
+            self.failure, self.status = str(e), FAILED
+            return
+        loop.call_soon_threadsafe(self._ready)
+
+    def _ready(self) -> None:
+        self._apply_threads(self.config)
+        self.metrics.set_traffic(self.config.traffic())
+        self.status = READY
+        log.info("serving %s", self.config.traffic())
+
+    @staticmethod
+    def _apply_threads(config: ServingConfig) -> None:
+        """Torch's thread count is per thread: call it on the thread that predicts (the
+        event loop's)."""
+        import torch
+
+        torch.set_num_threads(config.threads)
+
+    # --- public routes --------------------------------------------------------
+
+    async def predict(self, request: Request) -> Response:
+        start = time.perf_counter()
+        try:
+            instances = _instances(await _json_object(request))
+        except BadRequest as e:
+            self.metrics.rejected.inc()
+            return _error(400, str(e))
+        if self.status != READY:
+            return _error(503, self._not_ready())
+        route = self.router.pick()
+        predictor = self.models[route.spec.model]
+        try:
+            predictions = predictor.predict(instances)
+            status, body = 200, None
+        except (ValueError, TypeError, KeyError) as e:
+            status, body = 400, {"error": f"variant '{route.variant}' cannot predict these "
+                                          f"instances: {e}"}
+        except Exception as e:  # answered as a 500; the traceback goes to server.log
+            log.exception("variant %s failed", route.variant)
+            status, body = 500, {"error": f"variant '{route.variant}' failed: "
+                                          f"{type(e).__name__}: {e}"}
+        seconds = time.perf_counter() - start
+        ok = status == 200
+        self.metrics.record(route.variant, route.spec.model, seconds, len(instances), ok)
+        self.outcomes.record(route.track, route.variant, seconds * 1000.0, ok)
+        if not ok:
+            return JSONResponse(body, status_code=status)
+        rid = uuid.uuid4().hex
+        sampled = self._sampler.random() < self.config.sample_rate
+        if sampled:
+            self.requests_log.append((time.time(), rid, route.variant, route.spec.model,
+                                      predictor.features, instances, predictions))
+        shadows = BackgroundTask(self._shadow, route.shadows, rid, instances, sampled) \
+            if route.shadows else None
+        return JSONResponse({"predictions": predictions, "variant": route.variant, "id": rid},
+                            background=shadows)
+
+    async def _shadow(self, shadows, rid: str, instances: list, sampled: bool) -> None:
+        """Runs after the answer was sent: the caller never waits on a shadow."""
+        for name, spec in shadows:
+            start = time.perf_counter()
+            try:
+                predictor = self.models[spec.model]
+                predictions = predictor.predict(instances)
+            except Exception:  # a shadow's failure only shows in its metrics and the log
+                log.exception("shadow variant %s failed", name)
+                self.metrics.errors.labels(name, spec.model).inc()
+                continue
+            self.metrics.shadow.labels(name, spec.model).inc()
+            self.metrics.latency.labels(name, spec.model).observe(time.perf_counter() - start)
+            if sampled:
+                self.requests_log.append((time.time(), rid, name, spec.model,
+                                          predictor.features, instances, predictions))
+
+    async def health(self, _request: Request) -> Response:
+        if self.status != READY:
+            return JSONResponse({"status": self.status, "error": self._not_ready()},
+                                status_code=503)
+        return JSONResponse({
+            "status": READY, "device": self.device, "traffic": self.config.traffic(),
+            "variants": _described(self.config.stable),
+            "canary": _described(self.config.canary) if self.config.canary else None,
+            "canary_percent": self.config.canary_percent, "models": self.models.loaded(),
+        })
+
+    async def metrics_text(self, _request: Request) -> Response:
+        return Response(self.metrics.exposition(), media_type=CONTENT_TYPE)
+
+    async def feedback(self, request: Request) -> Response:
+        try:
+            body = await _json_object(request)
+        except BadRequest as e:
+            return _error(400, str(e))
+        rid, labels = body.get("id"), body.get("labels")
+        if not isinstance(rid, str) or not rid:
+            return _error(400, "'id' must be the id of a prediction response (a string)")
+        if not isinstance(labels, list) or not labels:
+            return _error(400, "'labels' must be a non-empty list: the true value of each "
+                               "instance of that request, in order")
+        self.feedback_log.append({"t": time.time(), "id": rid, "labels": labels})
+        return JSONResponse({"accepted": True, "id": rid}, status_code=202)
+
+    def _not_ready(self) -> str:
+        if self.status == FAILED:
+            return self.failure
+        return "the models are still loading"
+
+    # --- control routes -------------------------------------------------------
+
+    async def get_config(self, _request: Request) -> Response:
+        return Response(self.config.model_dump_json(), media_type="application/json")
+
+    async def put_config(self, request: Request) -> Response:
+        try:
+            new = ServingConfig.model_validate_json(await request.body())
+        except ValidationError as e:
+            return _error(400, f"invalid config: {e}")
+        if new.endpoint != self.config.endpoint:
+            return _error(400, f"this server serves endpoint '{self.config.endpoint}', "
+                               f"not '{new.endpoint}'")
+        async with self._control:
+            if self.status == LOADING:
+                return _error(503, self._not_ready())
+            try:
+                await run_in_threadpool(self.models.load, new.model_paths(), self.device)
+            except ValueError as e:
+                return _error(422, str(e))
+            self._apply_threads(new)
+            self.config = new
+            # one generator for the server's life: the split stays reproducible
+            self.router = Router(new, self._rng)
+            self.status, self.failure = READY, ""
+            self.requests_log.max_rows = self.feedback_log.max_rows = new.max_rows
+            self.models.keep_only(set(new.model_paths()))
+            self.metrics.set_traffic(new.traffic())
+            await run_in_threadpool(write_config, self.directory / CONFIG_FILE, new)
+        log.info("now serving %s (%g%% on the canary variants)", new.traffic(),
+                 new.canary_percent if new.canary else 0)
+        return await self.health(request)
+
+    async def stats(self, request: Request) -> Response:
+        try:
+            since = float(request.query_params.get("since", "0"))
+        except ValueError:
+            return _error(400, "'since' must be a unix time in seconds")
+        return JSONResponse({"since": since, "now": time.time(),
+                             "tracks": self.outcomes.since(since)})
+
+
+def _described(variants) -> dict:
+    return {name: {"model": v.model, "weight": v.weight, "shadow": v.shadow}
+            for name, v in variants.items()}
+
+
+async def _json_object(request: Request) -> dict:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def _instances(body: dict) -> list:
+    instances = body.get("instances")
+    if not isinstance(instances, list) or not instances:
+        raise BadRequest("'instances' must be a non-empty list of instances, each a list of "
+                         "feature values or an object keyed by feature name")
+    return instances
+
+
+def build_app(config: ServingConfig, directory: Path, seed: int = 0) -> Starlette:
+    serving = ServingApp(config, directory, seed)
+    app = Starlette(
+        routes=[
+            Route("/predict", serving.predict, methods=["POST"]),
+            Route("/health", serving.health, methods=["GET"]),
+            Route("/metrics", serving.metrics_text, methods=["GET"]),
+            Route("/feedback", serving.feedback, methods=["POST"]),
+            Route("/-/config", serving.get_config, methods=["GET"]),
+            Route("/-/config", serving.put_config, methods=["POST"]),
+            Route("/-/stats", serving.stats, methods=["GET"]),
+        ],
+        lifespan=serving.lifespan,
+    )
+    app.state.serving = serving
+    return app

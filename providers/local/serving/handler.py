@@ -1,0 +1,328 @@
+"""The `endpoint` resource on this machine: a detached HTTP server per endpoint.
+
+create starts the server (or adopts the one already running for the endpoint),
+update moves traffic to new variants by the rollout strategy and rolls back on
+a breached bound, observe reads the live server back, delete stops it. The id
+of an endpoint is its resource name; its files are in `LocalPaths.endpoint(name)`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+from mlform.engine.provider import (
+    ApplyResponse,
+    AttributeChange,
+    CreateRequest,
+    DeleteRequest,
+    DeleteResponse,
+    DiffRequest,
+    DiffResponse,
+    ObserveRequest,
+    ObserveResponse,
+    Progress,
+    ProviderContext,
+    UpdateRequest,
+    default_diff,
+)
+from mlform.engine.spec.models import Endpoint, RequestLogging, Variant
+from mlform.engine.values import contains_unknown, display, reveal
+from pydantic import ValidationError
+
+from ..paths import LocalPaths
+from . import process
+from .client import ControlError, ServerClient
+from .config import CONFIG_FILE, ServingConfig, serving_config, traffic, write_config
+from .rollout import roll_out, traffic_steps
+
+PORT_REASON = ("the server listens on a fixed port: changing it starts a new server at the "
+               "new address")
+VARIANT_DEFAULTS = {name: f.default for name, f in Variant.model_fields.items()
+                    if name != "model"}
+LOGGING_DEFAULTS = {name: f.default for name, f in RequestLogging.model_fields.items()}
+
+
+class EndpointHandler:
+    start_timeout = 60.0
+    """Seconds a new server has to load its models and answer /health."""
+    stop_timeout = 10.0
+
+    def __init__(self, ctx: ProviderContext):
+        self.ctx = ctx
+        self.paths = LocalPaths(ctx.data_dir)
+
+    # --- plan -----------------------------------------------------------------
+
+    def diff(self, req: DiffRequest) -> DiffResponse:
+        desired = reveal(req.desired_inputs)
+        spec = None
+        if not contains_unknown(desired):
+            try:
+                spec = _endpoint(desired)
+                traffic_steps(spec.rollout)
+            except (ValidationError, ValueError) as e:
+                return DiffResponse(error=f"endpoint '{req.resource.name}': {e}")
+        base = default_diff(req, replace_on=frozenset({"port"}), reasons={"port": PORT_REASON})
+        strategy = (desired.get("rollout") or {}).get("strategy", "all_at_once")
+        changes = [_explained(c, strategy) for c in base.changes]
+        replacing = req.prior_inputs is None or bool(base.requires_replace)
+        planned: dict[str, Any] = {"name": req.resource.name}
+        if not replacing:
+            prior = req.prior_outputs or {}
+            planned |= {k: prior[k] for k in ("url", "port") if k in prior}
+            if not changes:
+                planned |= {k: prior[k] for k in ("pid", "traffic") if k in prior}
+        elif isinstance(desired.get("port"), int):
+            planned |= {"port": desired["port"], "url": _url(desired["port"])}
+        if spec is not None:
+            planned["traffic"] = traffic([(spec.variants, 100.0)])
+        return DiffResponse(changes=changes, planned_outputs=planned)
+
+    # --- read -----------------------------------------------------------------
+
+    def observe(self, req: ObserveRequest) -> ObserveResponse:
+        name = req.resource.name
+        directory = self.paths.endpoint(name)
+        record = process.read_record(directory)
+        if record is None:
+            return ObserveResponse(exists=False, detail="no server was started for this endpoint")
+        if process.process_of(record) is None:
+            return ObserveResponse(
+                exists=False,
+                detail=f"the server (pid {record.pid}, port {record.port}) is not running; "
+                       f"the end of {directory / process.LOG_FILE}:\n"
+                       f"{process.log_tail(directory)}")
+        with ServerClient(record.port, timeout=3.0) as client:
+            try:
+                status, health = client.health()
+                live = client.config()
+            except (httpx.HTTPError, ControlError) as e:
+                return ObserveResponse(
+                    exists=True, id=name, healthy=False,
+                    outputs={**(req.outputs or {}), **_address(name, record)},
+                    detail=f"the server (pid {record.pid}) does not answer on port "
+                           f"{record.port}: {e}")
+        notes = [] if status == 200 else [f"/health answers {status}: {health.get('error')}"]
+        if live.canary:
+            notes.append(f"a rollout was interrupted with {live.canary_percent:g}% of requests "
+                         "on new variants; the next apply finishes or repeats it")
+        return ObserveResponse(
+            exists=True, id=name, healthy=status == 200, detail="; ".join(notes),
+            inputs=_live_inputs(req.inputs or {}, live, record),
+            outputs=_outputs(name, record, live))
+
+    # --- write ----------------------------------------------------------------
+
+    def create(self, req: CreateRequest, progress: Progress) -> ApplyResponse:
+        name = req.resource.name
+        try:
+            spec = _endpoint(reveal(req.inputs))
+            config = serving_config(name, spec, self.paths)
+            traffic_steps(spec.rollout)
+        except (ValidationError, ValueError) as e:
+            return ApplyResponse(error=f"endpoint '{name}': {e}")
+        directory = self.paths.endpoint(name)
+        directory.mkdir(parents=True, exist_ok=True)
+        record = process.read_record(directory)
+        if record is not None and process.process_of(record) is not None:
+            adopted = self._adopt(name, record, spec, config, progress)
+            if adopted is not None:
+                return adopted
+            progress(f"stopping the server that runs on port {record.port} to start anew")
+            process.stop(record, self.stop_timeout)
+        return self._start(name, spec, config, record, progress)
+
+    def update(self, req: UpdateRequest, progress: Progress) -> ApplyResponse:
+        name = req.resource.name
+        try:
+            spec = _endpoint(reveal(req.inputs))
+            config = serving_config(name, spec, self.paths)
+            traffic_steps(spec.rollout)
+        except (ValidationError, ValueError) as e:
+            return ApplyResponse(error=f"endpoint '{name}': {e}")
+        directory = self.paths.endpoint(name)
+        record = process.read_record(directory)
+        running = record is not None and process.process_of(record) is not None
+        if not running or (spec.port is not None and spec.port != record.port):
+            # nothing is served, so there is no traffic to move carefully
+            progress("the server is not running: starting it with the new variants")
+            return self.create(CreateRequest(req.resource, req.inputs, ""), progress)
+        with ServerClient(record.port) as client:
+            try:
+                live = client.config()
+            except (httpx.HTTPError, ControlError) as e:
+                return ApplyResponse(error=f"the server (pid {record.pid}) does not answer on "
+                                           f"port {record.port}: {e}")
+            if live.stable == config.stable:
+                # same variants: settings (logging, threads) change at once
+                if live != config:
+                    try:
+                        client.serve(config)
+                    except (httpx.HTTPError, ControlError) as e:
+                        return ApplyResponse(error=f"endpoint '{name}': the server refused the "
+                                                   f"new settings: {e}")
+                return ApplyResponse(id=name, outputs=_outputs(name, record, config))
+            progress(f"moving traffic by {spec.rollout.strategy}: "
+                     f"{_describe_change(live.stable, config.stable)}")
+            outcome = roll_out(client, live, config, spec.rollout, spec.rollback, progress)
+        served = live.settled() if outcome.error else config
+        return ApplyResponse(id=name, outputs=_outputs(name, record, served),
+                             error=outcome.error, detail=outcome.detail)
+
+    def delete(self, req: DeleteRequest, progress: Progress) -> DeleteResponse:
+        directory = self.paths.endpoint(req.resource.name)
+        record = process.read_record(directory)
+        if record is None:
+            return DeleteResponse()
+        if process.process_of(record) is not None:
+            progress(f"stopping the server (pid {record.pid}, port {record.port})")
+            try:
+                process.stop(record, self.stop_timeout)
+            except TimeoutError as e:
+                return DeleteResponse(error=str(e))
+        process.record_path(directory).unlink(missing_ok=True)
+        return DeleteResponse()
+
+    # --- helpers --------------------------------------------------------------
+
+    def _adopt(self, name: str, record: process.ServerRecord, spec: Endpoint,
+               config: ServingConfig, progress: Progress) -> ApplyResponse | None:
+        """Take over the server already running for this endpoint (an earlier apply
+        started it and stopped before recording it); None when it cannot serve this spec."""
+        if spec.port is not None and spec.port != record.port:
+            return None
+        if self._wait_ready(name, record) is not None:
+            return None
+        with ServerClient(record.port) as client:
+            try:
+                if client.config() != config:
+                    client.serve(config)
+            except (httpx.HTTPError, ControlError):
+                return None
+        progress(f"adopted the running server (pid {record.pid}) on port {record.port}")
+        return ApplyResponse(id=name, outputs=_outputs(name, record, config))
+
+    def _start(self, name: str, spec: Endpoint, config: ServingConfig,
+               previous: process.ServerRecord | None, progress: Progress) -> ApplyResponse:
+        directory = self.paths.endpoint(name)
+        write_config(directory / CONFIG_FILE, config)
+        # a restarted endpoint keeps its address when it can
+        ports = [spec.port] if spec.port is not None else \
+            ([previous.port] if previous else []) + [0]
+        for port in ports:
+            try:
+                record = process.spawn(directory, port, config.digest())
+                break
+            except OSError as e:
+                if port == ports[-1]:
+                    return ApplyResponse(error=f"endpoint '{name}': cannot listen on "
+                                               f"127.0.0.1:{port}: {e}")
+        progress(f"started the server (pid {record.pid}) on port {record.port}; "
+                 "loading the models")
+        failure = self._wait_ready(name, record)
+        if failure is not None:
+            process.stop(record, self.stop_timeout)
+            process.record_path(directory).unlink(missing_ok=True)
+            return ApplyResponse(error=f"endpoint '{name}': {failure}")
+        progress(f"serving at {_url(record.port)}")
+        return ApplyResponse(id=name, outputs=_outputs(name, record, config))
+
+    def _wait_ready(self, name: str, record: process.ServerRecord) -> str | None:
+        """None once /health answers 200; otherwise why the server is not serving."""
+        directory = self.paths.endpoint(name)
+        deadline = time.monotonic() + self.start_timeout
+        with ServerClient(record.port, timeout=2.0) as client:
+            while True:
+                if process.process_of(record) is None:
+                    return ("the server exited while starting; the end of server.log:\n"
+                            + process.log_tail(directory))
+                try:
+                    status, body = client.health()
+                    if status == 200:
+                        return None
+                    if body.get("status") == "failed":
+                        return f"the server could not load its models: {body.get('error')}"
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    return (f"the server did not answer /health within {self.start_timeout:g}s;"
+                            " the end of server.log:\n" + process.log_tail(directory))
+                time.sleep(0.1)
+
+
+def _endpoint(inputs: dict[str, Any]) -> Endpoint:
+    return Endpoint.model_validate({**inputs, "type": "endpoint"})
+
+
+def _url(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
+def _address(name: str, record: process.ServerRecord) -> dict[str, Any]:
+    return {"name": name, "url": _url(record.port), "port": record.port, "pid": record.pid}
+
+
+def _outputs(name: str, record: process.ServerRecord, config: ServingConfig) -> dict[str, Any]:
+    return {**_address(name, record), "traffic": config.traffic()}
+
+
+def _explained(change: AttributeChange, strategy: str) -> AttributeChange:
+    """Say in words what a variant change does to the traffic."""
+    parts = change.path.split(".")
+    if parts[0] != "variants" or len(parts) < 2:
+        return change
+    variant = parts[1]
+    if len(parts) == 2:
+        reason = (f"variant '{variant}' is added" if change.before is None else
+                  f"variant '{variant}' is removed" if change.after is None else
+                  f"variant '{variant}' changes")
+    elif parts[2] == "model":
+        reason = (f"variant '{variant}' changes model version: {display(change.before)} -> "
+                  f"{display(change.after)}")
+    else:
+        reason = (f"variant '{variant}' {parts[2]}: {display(change.before)} -> "
+                  f"{display(change.after)}")
+    return AttributeChange(change.path, change.before, change.after, change.forces_replacement,
+                           f"{reason}; traffic moves by {strategy} rollout")
+
+
+def _describe_change(old: dict, new: dict) -> str:
+    words = []
+    for name in sorted(set(old) | set(new)):
+        if name not in new:
+            words.append(f"'{name}' removed")
+        elif name not in old:
+            words.append(f"'{name}' added ({new[name].model})")
+        elif old[name].model != new[name].model:
+            words.append(f"'{name}' {old[name].model} -> {new[name].model}")
+        elif old[name] != new[name]:
+            words.append(f"'{name}' weight {old[name].weight} -> {new[name].weight}")
+    return ", ".join(words)
+
+
+def _live_inputs(recorded: dict[str, Any], live: ServingConfig,
+                 record: process.ServerRecord) -> dict[str, Any]:
+    """The recorded inputs with what the server really serves in place of the variants,
+    logging and pinned port; defaults the spec left out stay out, so only real
+    differences show as drift."""
+    recorded_variants = recorded.get("variants") or {}
+    variants = {}
+    for name, v in live.stable.items():
+        variants[name] = {"model": v.model} | _like(
+            recorded_variants.get(name) or {}, {"weight": v.weight, "shadow": v.shadow},
+            VARIANT_DEFAULTS)
+    out = {**recorded, "variants": variants}
+    if recorded.get("port") is not None:
+        out["port"] = record.port
+    logging = _like(recorded.get("logging") or {},
+                    {"sample_rate": live.sample_rate, "max_rows": live.max_rows},
+                    LOGGING_DEFAULTS)
+    if logging or "logging" in recorded:
+        out["logging"] = logging
+    return out
+
+
+def _like(recorded: dict, live: dict, defaults: dict) -> dict:
+    return {k: v for k, v in live.items() if k in recorded or v != defaults.get(k)}

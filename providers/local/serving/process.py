@@ -1,0 +1,147 @@
+"""The server process: starting it detached, recognising it later, stopping it.
+
+`server.json` in the endpoint's directory records the process:
+
+    {"pid": 1234, "port": 8731, "started": 1718000000.1, "create_time": 1718000000.05,
+     "config_digest": "sha256:..."}
+
+The provider binds the listening socket itself and hands it to the process, so
+the port is known and taken before the process starts, and the record is
+written as soon as the process exists. `create_time` tells the server apart from
+an unrelated process that was given the same pid after the server died.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+SERVER_FILE = "server.json"
+LOG_FILE = "server.log"
+
+
+@dataclass(frozen=True)
+class ServerRecord:
+    pid: int
+    port: int
+    started: float
+    create_time: float
+    config_digest: str
+
+
+def record_path(directory: Path) -> Path:
+    return Path(directory) / SERVER_FILE
+
+
+def read_record(directory: Path) -> ServerRecord | None:
+    try:
+        return ServerRecord(**json.loads(record_path(directory).read_text()))
+    except (FileNotFoundError, ValueError, TypeError):
+        return None
+
+
+def write_record(directory: Path, record: ServerRecord) -> None:
+    path = record_path(directory)
+    tmp = path.with_name(f"{SERVER_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(asdict(record), indent=2))
+    tmp.replace(path)
+
+
+def process_of(record: ServerRecord) -> psutil.Process | None:
+    """The server's process if it still runs (not a zombie, not a reused pid)."""
+    try:
+        proc = psutil.Process(record.pid)
+        if abs(proc.create_time() - record.create_time) > 0.01:
+            return None
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return proc
+    except psutil.Error:
+        return None
+
+
+def log_tail(directory: Path, lines: int = 20) -> str:
+    try:
+        text = (Path(directory) / LOG_FILE).read_text(errors="replace")
+    except FileNotFoundError:
+        return "(server.log is empty)"
+    tail = text.strip().splitlines()[-lines:]
+    return "\n".join(tail) if tail else "(server.log is empty)"
+
+
+def spawn(directory: Path, port: int, config_digest: str) -> ServerRecord:
+    """Start the server for the endpoint whose files are in `directory` on
+    127.0.0.1:`port` (0: a free one), detached (its own session, so it outlives the
+    command that started it). Raises OSError when the port cannot be bound."""
+    directory = Path(directory)
+    with listen(port) as sock, (directory / LOG_FILE).open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlform.providers.local.serving.server", str(directory),
+             str(sock.fileno())],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, pass_fds=(sock.fileno(),), cwd=directory)
+        port = sock.getsockname()[1]
+    record = ServerRecord(pid=proc.pid, port=port, started=time.time(),
+                          create_time=psutil.Process(proc.pid).create_time(),
+                          config_digest=config_digest)
+    write_record(directory, record)
+    return record
+
+
+def stop(record: ServerRecord, timeout: float = 10.0) -> None:
+    """SIGTERM (the server finishes in-flight requests and flushes its logs), then
+    SIGKILL after `timeout`; returns once the process is gone and its port closed."""
+    proc = process_of(record)
+    if proc is not None:
+        _signal_group(record.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except psutil.TimeoutExpired:
+            _signal_group(record.pid, signal.SIGKILL)
+            proc.wait(timeout)
+    wait_port_closed(record.port, timeout)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    # the server leads its own session: its group holds it and anything it started
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def listen(port: int) -> socket.socket:
+    """A socket listening on 127.0.0.1:`port` (0: any free port); OSError when taken."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        # a restart on the same port must not wait for the old connections' TIME_WAIT
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def wait_port_closed(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while port_in_use(port):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"port {port} still accepts connections {timeout:g}s after "
+                               "the server stopped")
+        time.sleep(0.05)

@@ -1,0 +1,106 @@
+"""Append-only JSON-lines logs written off the request path, rolled over when full.
+
+Requests hand a record to `append` (a queue put); a background thread turns
+records into lines and writes them every `flush_every` seconds, so serving never
+waits on the disk. When the current file holds `max_rows` lines it becomes
+`<name>.1.jsonl` (replacing the previous one) and a new file starts: the newest
+rows are always kept, between `max_rows` and twice that in all.
+
+The request log is read by monitors; its rows are
+`{"t", "id", "variant", "model", "features", "instances", "predictions"}`, and
+the feedback log's rows are `{"t", "id", "labels"}`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REQUESTS_FILE = "requests.jsonl"
+FEEDBACK_FILE = "feedback.jsonl"
+
+log = logging.getLogger("mlform.serving")
+
+
+def rolled_path(path: Path) -> Path:
+    """Where the previous rows go when `path` rolls over: requests.jsonl -> requests.1.jsonl."""
+    return path.with_name(f"{path.stem}.1{path.suffix}")
+
+
+class JsonlLog:
+    def __init__(self, path: Path, max_rows: int, flush_every: float = 0.5,
+                 to_row: Callable[[Any], dict] = dict):
+        """`to_row` turns an appended record into the JSON object written, in the
+        writer thread, so that the cost stays off the request path."""
+        self.path = Path(path)
+        self.max_rows = max_rows
+        self._to_row = to_row
+        self._flush_every = flush_every
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self._rows = _count_lines(self.path)
+        self._thread = threading.Thread(target=self._run, name=f"log-{self.path.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def append(self, record: Any) -> None:
+        self._queue.put(record)
+
+    def close(self) -> None:
+        """Write what is queued and stop the writer."""
+        self._stopping.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        # waking per interval rather than per record batches the work: one write
+        # (and one turn of the interpreter lock) for everything queued meanwhile
+        while not self._stopping.wait(self._flush_every):
+            self._drain()
+        self._drain()
+
+    def _drain(self) -> None:
+        lines = []
+        while True:
+            try:
+                record = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                lines.append(json.dumps(self._to_row(record), separators=(",", ":"),
+                                        default=_plain))
+            except (TypeError, ValueError):
+                log.exception("a record could not be written to %s", self.path.name)
+        if lines:
+            self._write(lines)
+
+    def _write(self, lines: list[str]) -> None:
+        while lines:
+            if self._rows >= self.max_rows:
+                self.path.replace(rolled_path(self.path))
+                self._rows = 0
+            room = self.max_rows - self._rows
+            chunk, lines = lines[:room], lines[room:]
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write("\n".join(chunk) + "\n")
+            self._rows += len(chunk)
+
+
+def _count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with path.open("rb") as f:
+        return sum(1 for _ in f)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and other non-JSON values a model may return."""
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)

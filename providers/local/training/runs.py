@@ -1,0 +1,98 @@
+"""Training runs on disk: identity, status and history.
+
+A run lives in `runs/<job>/<run_id>/`:
+
+    params.json     everything the run depends on (the fingerprint) and how to run it
+    status.json     {status: running | succeeded | failed, pid, pid_started, started,
+                     finished, device, error}
+    progress.json   {epoch, epochs, loss, message}: the latest progress (written by the runner)
+    train.log       the runner's (and a custom script's) stdout and stderr
+    metrics.json    held-out metrics
+    holdout.parquet the held-out rows, every column, for the registry's gates
+    artifact/       the model (see `artifact.py`)
+
+The run id is a digest of the job name and the fingerprint, so the same inputs
+name the same run: a finished run is adopted, a running one waited on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
+
+
+def run_id_for(job: str, fingerprint: dict[str, Any]) -> str:
+    text = json.dumps({"job": job, **fingerprint}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Replace `path` atomically, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def process_started(pid: int) -> float | None:
+    """Start time of process `pid`, None when there is none (tells a reused pid apart)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def is_alive(status: dict[str, Any]) -> bool:
+    """Whether the process a running status names is still that process."""
+    import psutil
+
+    pid = status.get("pid")
+    if not pid:
+        return False
+    started = process_started(pid)
+    if started is None or abs(started - status.get("pid_started", started)) > 1.0:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def current_status(run_dir: Path) -> dict[str, Any] | None:
+    """The run's status; a `running` run whose process is gone reads as failed."""
+    status = read_json(run_dir / "status.json")
+    if status and status["status"] == RUNNING and not is_alive(status):
+        return {**status, "status": FAILED,
+                "error": "the training process ended without recording a result "
+                         "(killed or crashed); see train.log"}
+    return status
+
+
+def list_runs(job_dir: Path) -> list[dict[str, Any]]:
+    """{run_id, status, metrics, created} of every run of a job, oldest first."""
+    runs = []
+    for run_dir in job_dir.glob("*/"):
+        status = current_status(run_dir)
+        if status is None:
+            continue
+        runs.append({"run_id": run_dir.name, "status": status["status"],
+                     "metrics": read_json(run_dir / "metrics.json") or {},
+                     "created": status.get("started")})
+    return sorted(runs, key=lambda r: r["created"] or "")
