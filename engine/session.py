@@ -112,21 +112,13 @@ def make_backend(stack_dir: Path, cfg) -> Backend:
 
 
 def parse_duration(text: str) -> float:
-    """'30s', '5m', '2h', '1d', '200ms' or a plain number of seconds."""
-    text = str(text).strip()
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-    for unit in ("ms", "s", "m", "h", "d"):
-        if text.endswith(unit):
-            number = text[: -len(unit)]
-            try:
-                return float(number) * units[unit]
-            except ValueError:
-                break
+    """A duration flag ('30s', '5m', a number of seconds) or a clear error."""
+    from .durations import seconds
+
     try:
-        return float(text)
-    except ValueError:
-        raise MlformError.simple(f"invalid duration '{text}'",
-                                 help="write a duration such as 30s, 5m, 2h or 1d") from None
+        return seconds(text)
+    except ValueError as exc:
+        raise MlformError.simple(str(exc), help="write a duration such as 30s, 5m, 2h or 1d") from None
 
 
 def is_interactive() -> bool:

@@ -32,6 +32,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from mlform.engine import durations
 from mlform.engine.provider import (
     ApplyResponse,
     CreateRequest,
@@ -51,7 +52,6 @@ from mlform.engine.provider import (
 from mlform.engine.spec.models import RetrainingPolicy, Trigger
 from pydantic import ValidationError
 
-from .monitoring import durations
 from .paths import LocalPaths
 
 CONFIG = "config.json"

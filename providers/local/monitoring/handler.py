@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mlform.engine import durations
 from mlform.engine.provider import (
     ApplyResponse,
     CreateRequest,
@@ -42,7 +43,6 @@ from mlform.engine.spec.models import Monitor
 from pydantic import ValidationError
 
 from ..paths import SCHEME, LocalPaths
-from . import durations
 
 CONFIG = "config.json"
 EVALUATIONS = "evaluations"

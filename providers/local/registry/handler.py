@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlform.engine.durations import seconds
 from mlform.engine.provider import (
     ApplyResponse,
     CreateRequest,
@@ -34,7 +35,6 @@ from mlform.engine.provider import (
 )
 from mlform.engine.values import contains_unknown, reveal
 
-from ..monitoring.durations import seconds
 from ..paths import SCHEME, LocalPaths, model_uri
 from ..training.runs import read_json, write_json
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlform.engine.durations import seconds
 from mlform.engine.provider import (
     ApplyResponse,
     AttributeChange,
@@ -38,7 +39,6 @@ from mlform.engine.provider import (
 )
 from mlform.engine.values import contains_secret, contains_unknown, reveal
 
-from ..monitoring.durations import seconds
 from ..paths import LocalPaths, run_uri
 from . import trainers
 from .runs import (
