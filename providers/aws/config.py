@@ -1,0 +1,97 @@
+"""The provider's settings, as written under `providers: {<name>: {type: aws, ...}}`."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_TIMEOUTS = {
+    "dataset": "30m",
+    "training_job": "24h",
+    "model": "2h",
+    "endpoint": "1h",
+    "batch_job": "24h",
+    "monitor": "30m",
+    "retraining_policy": "1m",
+}
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def seconds(duration: str | int | float) -> float:
+    """`30s`, `5m`, `2h`, `1d` (or a plain number of seconds) as seconds."""
+    if isinstance(duration, int | float):
+        return float(duration)
+    match = _DURATION.match(duration.strip())
+    if not match:
+        raise ValueError(f"'{duration}' is not a duration; write e.g. 30s, 5m, 2h or 1d")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+class AwsConfig(BaseModel):
+    """Settings of one `aws` provider."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str = "aws"
+    region: str
+    """AWS region, e.g. `eu-west-1`."""
+    role_arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
+    """Execution role SageMaker assumes to read S3 and write logs."""
+    bucket: str = Field(min_length=3, max_length=63)
+    """Bucket for datasets, training code, artifacts, captured traffic and evaluations."""
+    prefix: str = "mlform"
+    """Key prefix inside the bucket; the stack name is appended."""
+    endpoint_url: str | None = None
+    """Override every service endpoint (an emulator, a VPC endpoint)."""
+    instance_types: dict[str, str] = Field(default_factory=dict)
+    """Overrides of the instance-type table, by kind: training, training_gpu, inference,
+    inference_gpu, processing, transform."""
+    images: dict[str, str] = Field(default_factory=dict)
+    """Container image overrides, by kind: training, inference, processing."""
+    pytorch_version: str = "2.3.0"
+    python_version: str = "py311"
+    timeouts: dict[str, str | float] = Field(default_factory=dict)
+    """Longest wait per resource type: `{training_job: 2h, endpoint: 30m}`."""
+    poll_interval: float = 15.0
+    """Seconds between two status reads of a running job or endpoint."""
+    max_attempts: int = 10
+    """Attempts per API call (adaptive retry mode: throttling and 5xx are retried)."""
+    use_model_monitor: bool = False
+    """Also create a SageMaker Model Monitor schedule for each monitor."""
+
+    @field_validator("timeouts")
+    @classmethod
+    def _durations(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(value) - set(DEFAULT_TIMEOUTS)
+        if unknown:
+            raise ValueError(f"unknown resource type(s) {sorted(unknown)}; "
+                             f"expected some of {sorted(DEFAULT_TIMEOUTS)}")
+        for duration in value.values():
+            seconds(duration)
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return value.strip("/")
+
+    def timeout(self, resource_type: str) -> float:
+        return seconds(self.timeouts.get(resource_type, DEFAULT_TIMEOUTS[resource_type]))
+
+
+def load(config: dict[str, Any]) -> AwsConfig:
+    return AwsConfig.model_validate(config or {})
+
+
+def problems(config: dict[str, Any]) -> list[str]:
+    """Every problem with `config`, one line each, with its dotted location."""
+    try:
+        load(config)
+    except ValidationError as exc:
+        return [f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+                for err in exc.errors()]
+    return []

@@ -1,0 +1,135 @@
+"""Datasets: the source file uploaded once per content version, addressed by its digest."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from mlform.engine.provider import (
+    ApplyResponse,
+    CreateRequest,
+    DeleteRequest,
+    DeleteResponse,
+    DiffRequest,
+    DiffResponse,
+    ObserveRequest,
+    ObserveResponse,
+    Progress,
+    UpdateRequest,
+    default_diff,
+)
+from mlform.engine.values import contains_unknown
+
+from .errors import AwsError
+from .handler import Handler, describe_or_none
+from .naming import RESOURCE_TAG, STACK_TAG, TYPE_TAG
+
+VERSION_LENGTH = 12
+
+
+class DatasetHandler(Handler):
+    rtype = "dataset"
+
+    def _source(self, spec: Any) -> tuple[Path, str]:
+        """The local file and its format (csv or parquet)."""
+        source = str(spec.source)
+        if "://" in source:
+            raise AwsError(f"dataset source '{source}': the aws provider uploads local files; "
+                           "give a path relative to the stack directory")
+        path = (self.ctx.stack_dir / source).resolve()
+        if not path.is_file():
+            raise AwsError(f"dataset source '{source}' not found (looked at {path})")
+        fmt = spec.format or path.suffix.lstrip(".").lower()
+        if fmt not in ("csv", "parquet"):
+            raise AwsError(f"dataset source '{source}': cannot tell csv from parquet by its "
+                           "extension; set `format: csv` or `format: parquet`")
+        return path, fmt
+
+    def _planned(self, name: str, spec: Any) -> dict[str, Any]:
+        path, fmt = self._source(spec)
+        version = file_digest(path)[:VERSION_LENGTH]
+        key = self.layout.dataset_key(name, version, fmt)
+        return {"uri": self.layout.uri(key), "version": version, "path": self.layout.uri(key)}
+
+    def diff(self, req: DiffRequest) -> DiffResponse:
+        if contains_unknown(req.desired_inputs.get("source")):
+            return default_diff(req)
+        planned = self._planned(req.resource.name, self.spec(req.desired_inputs))
+        base = default_diff(req)
+        before = (req.prior_outputs or {}).get("version")
+        note = ""
+        if before and before != planned["version"]:
+            note = f"source content changed: version {before} -> {planned['version']}"
+        return DiffResponse(changes=base.changes, planned_outputs=planned, note=note)
+
+    def create(self, req: CreateRequest, progress: Progress) -> ApplyResponse:
+        return self._upload(req.resource.name, req.inputs, progress)
+
+    def update(self, req: UpdateRequest, progress: Progress) -> ApplyResponse:
+        return self._upload(req.resource.name, req.inputs, progress)
+
+    def _upload(self, name: str, inputs: dict[str, Any], progress: Progress) -> ApplyResponse:
+        spec = self.spec(inputs)
+        path, fmt = self._source(spec)
+        outputs = self._planned(name, spec)
+        key = outputs["uri"].split("/", 3)[3]
+        s3 = self.clients.s3
+        if describe_or_none(s3.head_object, Bucket=self.cfg.bucket, Key=key) is None:
+            progress(f"uploading {path.name} to {outputs['uri']}")
+            tagging = urlencode({STACK_TAG: self.ctx.stack, RESOURCE_TAG: name,
+                                 TYPE_TAG: self.rtype, **spec.tags})
+            s3.upload_file(str(path), self.cfg.bucket, key, ExtraArgs={"Tagging": tagging})
+        else:
+            progress(f"version {outputs['version']} already in {outputs['uri']}")
+        rows, columns = count_rows(path, fmt)
+        return ApplyResponse(id=outputs["uri"],
+                             outputs={**outputs, "rows": rows, "columns": columns})
+
+    def observe(self, req: ObserveRequest) -> ObserveResponse:
+        uri = (req.outputs or {}).get("uri")
+        if not uri and req.inputs:
+            uri = self._planned(req.resource.name, self.spec(req.inputs))["uri"]
+        if not uri:
+            return ObserveResponse(exists=False)
+        head = describe_or_none(self.clients.s3.head_object, Bucket=self.cfg.bucket,
+                                Key=uri.split("/", 3)[3])
+        if head is None:
+            return ObserveResponse(exists=False, detail=f"{uri} is gone")
+        return ObserveResponse(exists=True, id=uri, outputs=req.outputs)
+
+    def delete(self, req: DeleteRequest, progress: Progress) -> DeleteResponse:
+        """Every stored version of the dataset goes: they all belong to this resource."""
+        prefix = self.layout.key("datasets", req.resource.name) + "/"
+        delete_prefix(self.clients.s3, self.cfg.bucket, prefix)
+        return DeleteResponse()
+
+
+def delete_prefix(s3: Any, bucket: str, prefix: str) -> None:
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        objects = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if objects:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+
+
+def file_digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def count_rows(path: Path, fmt: str) -> tuple[int, list[str]]:
+    """Row count and column names, without loading the table into memory."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(path)
+        return meta.metadata.num_rows, list(meta.schema_arrow.names)
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, [])
+        return sum(1 for _ in reader), header

@@ -1,0 +1,69 @@
+"""What every per-type handler shares: settings, clients, names, tags and waiting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from mlform.engine.provider import (
+    DiffRequest,
+    DiffResponse,
+    Progress,
+    ProviderContext,
+    default_diff,
+)
+from mlform.engine.spec.models import RESOURCE_TYPES
+from mlform.engine.values import reveal
+
+from .clients import Clients
+from .config import AwsConfig
+from .errors import is_not_found
+from .layout import Layout
+from .naming import sagemaker_name, tags
+from .waiting import wait_until
+
+
+class Handler:
+    """Base of the handlers; `rtype` names the resource type it realises."""
+
+    rtype = ""
+
+    def __init__(self, ctx: ProviderContext, cfg: AwsConfig, clients: Clients):
+        self.ctx = ctx
+        self.cfg = cfg
+        self.clients = clients
+        self.layout = Layout(cfg.bucket, cfg.prefix, ctx.stack)
+
+    def spec(self, inputs: dict[str, Any]) -> Any:
+        """The inputs as the resource's model, defaults filled in, secrets revealed."""
+        return RESOURCE_TYPES[self.rtype].model_validate({**reveal(inputs), "type": self.rtype})
+
+    @staticmethod
+    def options(spec: Any) -> dict[str, Any]:
+        return dict(spec.provider_options.get("aws", {}))
+
+    def name(self, resource: str, *more: str) -> str:
+        return sagemaker_name(self.ctx.stack, resource, *more)
+
+    def tags(self, resource: str, spec: Any) -> list[dict[str, str]]:
+        return tags(self.ctx.stack, resource, self.rtype, spec.tags)
+
+    def diff(self, req: DiffRequest) -> DiffResponse:
+        return default_diff(req)
+
+    def wait(self, describe: Callable[[], dict[str, Any]], status_key: str,
+             settled: set[str], what: str, progress: Progress) -> dict[str, Any]:
+        return wait_until(describe, status_key, frozenset(settled), what=what,
+                          timeout=self.cfg.timeout(self.rtype),
+                          interval=self.cfg.poll_interval, progress=progress,
+                          resource_type=self.rtype)
+
+
+def describe_or_none(call: Callable[..., dict[str, Any]], **kwargs: Any) -> dict[str, Any] | None:
+    """The description, or None when the thing does not exist."""
+    try:
+        return call(**kwargs)
+    except Exception as exc:
+        if is_not_found(exc):
+            return None
+        raise

@@ -1,0 +1,153 @@
+"""Models: a SageMaker Model plus a version in a model package group (the registry).
+
+A version is registered (ModelApprovalStatus Approved) only when every gate passes;
+a failed gate registers nothing, so nothing downstream changes. Each version records
+the SageMaker Model that serves it and a fingerprint of what produced it, so a
+create repeated after an interrupted apply adopts the version instead of adding one.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mlform.engine.provider import (
+    ApplyResponse,
+    CreateRequest,
+    DeleteRequest,
+    DeleteResponse,
+    ObserveRequest,
+    ObserveResponse,
+    Progress,
+    UpdateRequest,
+)
+
+from . import packaging
+from .compute import image_uri
+from .gates import GateRunner
+from .handler import Handler, describe_or_none
+from .naming import fingerprint, tag_dict
+
+FINGERPRINT = "mlform:fingerprint"
+SAGEMAKER_MODEL = "mlform:sagemaker-model"
+
+
+class ModelHandler(Handler):
+    rtype = "model"
+
+    def group_name(self, resource: str, spec: Any) -> str:
+        return self.name(spec.name or resource)
+
+    def create(self, req: CreateRequest, progress: Progress) -> ApplyResponse:
+        return self._register(req.resource, req.inputs, progress)
+
+    def update(self, req: UpdateRequest, progress: Progress) -> ApplyResponse:
+        """A new artifact or new gates register a new version; the old one stays."""
+        return self._register(req.resource, req.inputs, progress)
+
+    def _register(self, ref: Any, inputs: dict[str, Any], progress: Progress) -> ApplyResponse:
+        spec = self.spec(inputs)
+        results = GateRunner(self).judge(ref.name, spec, progress)
+        failed = [r for r in results if not r.passed]
+        if failed:
+            return ApplyResponse(error="; ".join(r.failure() for r in failed)
+                                 + f"; model '{ref.name}' was not registered")
+        sm = self.clients.sagemaker
+        group = self.group_name(ref.name, spec)
+        if describe_or_none(sm.describe_model_package_group,
+                            ModelPackageGroupName=group) is None:
+            sm.create_model_package_group(
+                ModelPackageGroupName=group, Tags=self.tags(ref.name, spec),
+                ModelPackageGroupDescription=(spec.description or
+                                              f"mlform model {ref.name} of {self.ctx.stack}"))
+        digest = fingerprint({"artifact": spec.artifact, "gates": [r.to_json() for r in results]})
+        container = self._container(ref.name, spec)
+        model_name = self.name(ref.name, digest)
+        if describe_or_none(sm.describe_model, ModelName=model_name) is None:
+            sm.create_model(ModelName=model_name, PrimaryContainer=container,
+                            ExecutionRoleArn=self.cfg.role_arn, Tags=self.tags(ref.name, spec))
+        package = self._find_version(group, digest)
+        if package is None:
+            progress(f"registering a new version of {group}")
+            metadata = {FINGERPRINT: digest, SAGEMAKER_MODEL: model_name,
+                        "mlform:aliases": ",".join(spec.aliases),
+                        "mlform:gates": json.dumps([r.to_json() for r in results])[:1024]}
+            if spec.owner:
+                metadata["mlform:owner"] = spec.owner
+            arn = sm.create_model_package(
+                ModelPackageGroupName=group, ModelApprovalStatus="Approved",
+                ModelPackageDescription=(spec.intended_use or f"artifact {spec.artifact}")[:1024],
+                InferenceSpecification={"Containers": [container],
+                                        "SupportedContentTypes": ["application/json"],
+                                        "SupportedResponseMIMETypes": ["application/json"]},
+                CustomerMetadataProperties=metadata, Tags=self.tags(ref.name, spec),
+            )["ModelPackageArn"]
+            package = sm.describe_model_package(ModelPackageName=arn)
+        return ApplyResponse(id=package["ModelPackageArn"],
+                             outputs=self._outputs(package, group, results))
+
+    def _container(self, resource: str, spec: Any) -> dict[str, Any]:
+        """The PyTorch inference image running mlform's serving script on the artifact."""
+        options = self.options(spec)
+        data = packaging.tarball(packaging.bundle("serve", {"resource": resource}))
+        key = self.layout.code_key(resource, packaging.digest(data))
+        packaging.upload_once(self.clients.s3, self.cfg.bucket, key, data,
+                              tag_dict(self.tags(resource, spec)))
+        return {"Image": image_uri(self.cfg, "inference", False, options),
+                "ModelDataUrl": str(spec.artifact),
+                "Environment": {"SAGEMAKER_PROGRAM": "serve.py",
+                                "SAGEMAKER_SUBMIT_DIRECTORY": self.layout.uri(key),
+                                "SAGEMAKER_REGION": self.cfg.region}}
+
+    def _find_version(self, group: str, digest: str) -> dict[str, Any] | None:
+        sm = self.clients.sagemaker
+        for summary in self._versions(group):
+            package = sm.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+            if package.get("CustomerMetadataProperties", {}).get(FINGERPRINT) == digest:
+                return package
+        return None
+
+    def _versions(self, group: str) -> list[dict[str, Any]]:
+        pages = self.clients.sagemaker.get_paginator("list_model_packages").paginate(
+            ModelPackageGroupName=group)
+        return [s for page in pages for s in page.get("ModelPackageSummaryList", [])]
+
+    @staticmethod
+    def _outputs(package: dict[str, Any], group: str, results: list[Any]) -> dict[str, Any]:
+        return {"uri": package["ModelPackageArn"], "name": group,
+                "version": package.get("ModelPackageVersion"),
+                "sagemaker_model": package["CustomerMetadataProperties"][SAGEMAKER_MODEL],
+                "gates": [r.to_json() for r in results]}
+
+    def observe(self, req: ObserveRequest) -> ObserveResponse:
+        arn = (req.outputs or {}).get("uri")
+        if not arn:
+            return ObserveResponse(exists=False)
+        sm = self.clients.sagemaker
+        package = describe_or_none(sm.describe_model_package, ModelPackageName=arn)
+        if package is None:
+            return ObserveResponse(exists=False, detail=f"model package {arn} is gone")
+        model = package.get("CustomerMetadataProperties", {}).get(SAGEMAKER_MODEL)
+        if describe_or_none(sm.describe_model, ModelName=model) is None:
+            return ObserveResponse(exists=False, id=arn,
+                                   detail=f"SageMaker model {model} serving {arn} is gone")
+        status = package.get("ModelApprovalStatus")
+        return ObserveResponse(exists=True, id=arn, outputs=req.outputs,
+                               healthy=status == "Approved",
+                               detail=f"approval status {status}")
+
+    def delete(self, req: DeleteRequest, progress: Progress) -> DeleteResponse:
+        """Every version of the group goes, with the SageMaker Model serving it."""
+        sm = self.clients.sagemaker
+        group = (req.outputs or {}).get("name") or \
+            self.group_name(req.resource.name, self.spec(req.inputs))
+        for summary in self._versions(group):
+            package = sm.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+            model = package.get("CustomerMetadataProperties", {}).get(SAGEMAKER_MODEL)
+            if model and describe_or_none(sm.describe_model, ModelName=model) is not None:
+                sm.delete_model(ModelName=model)
+            sm.delete_model_package(ModelPackageName=summary["ModelPackageArn"])
+        if describe_or_none(sm.describe_model_package_group,
+                            ModelPackageGroupName=group) is not None:
+            sm.delete_model_package_group(ModelPackageGroupName=group)
+        return DeleteResponse()

@@ -1,0 +1,202 @@
+"""What moto lacks for the aws provider's tests, added to moto in this process.
+
+moto's SageMaker puts every job and endpoint straight into its final status and has
+no UpdateEndpoint, StopTrainingJob, DeleteModelPackage or DeleteModelPackageGroup.
+The additions follow SageMaker's documented behaviour:
+
+- intermediate statuses: after a create or update, the next `settle_after` describes
+  show InProgress (training) / Creating / Updating (endpoints) before the final status;
+- training outcomes scripted per job name prefix: Failed with a FailureReason, or
+  Completed with given final metrics (SageMaker parses them from the job's log);
+- UpdateEndpoint: the endpoint goes Updating, then runs on the new config; or, when a
+  rollback is scripted, returns to the old config (InService) with a FailureReason,
+  or ends Failed; the DeploymentConfig sent is kept for inspection;
+- StopTrainingJob: the job ends Stopped;
+- DeleteModelPackage and DeleteModelPackageGroup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from moto.core.responses import ActionResult, EmptyResult
+from moto.sagemaker.exceptions import ValidationError
+from moto.sagemaker.models import SageMakerModelBackend
+from moto.sagemaker.responses import SageMakerResponse
+from moto.sagemaker.utils import arn_formatter
+
+
+@dataclass
+class Script:
+    """What the emulated SageMaker does next; tests set it, `reset` clears it."""
+
+    settle_after: int = 2
+    training: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """job name prefix -> {"fail": reason} or {"metrics": {name: value}}"""
+    endpoint_updates: dict[str, dict[str, str]] = field(default_factory=dict)
+    """endpoint name -> {"outcome": "rollback" | "failed", "reason": ...}"""
+    deployment_configs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """endpoint name -> DeploymentConfig of each UpdateEndpoint call"""
+    pending: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def reset(self) -> None:
+        self.__init__()
+
+
+SCRIPT = Script()
+
+
+def _pending(kind: str, name: str) -> bool:
+    """True while the resource should still show an intermediate status."""
+    left = SCRIPT.pending.get((kind, name), 0)
+    if left > 0:
+        SCRIPT.pending[(kind, name)] = left - 1
+        return True
+    return False
+
+
+def _training_outcome(name: str) -> dict[str, Any]:
+    for prefix, outcome in SCRIPT.training.items():
+        if name.startswith(prefix):
+            return outcome
+    return {}
+
+
+# --- training jobs --------------------------------------------------------------
+
+_create_training_job = SageMakerModelBackend.create_training_job
+_describe_training_job = SageMakerModelBackend.describe_training_job
+_create_endpoint = SageMakerModelBackend.create_endpoint
+_describe_endpoint = SageMakerModelBackend.describe_endpoint
+
+
+def create_training_job(self: SageMakerModelBackend, training_job_name: str, **kwargs: Any):
+    job = _create_training_job(self, training_job_name=training_job_name, **kwargs)
+    outcome = _training_outcome(training_job_name)
+    if "fail" in outcome:
+        job.training_job_status = job.secondary_status = "Failed"
+        job.failure_reason = outcome["fail"]
+    if "metrics" in outcome:
+        job.final_metric_data_list = [
+            {"MetricName": k, "Value": float(v), "Timestamp": job.creation_time}
+            for k, v in outcome["metrics"].items()]
+    SCRIPT.pending[("training", training_job_name)] = SCRIPT.settle_after
+    return job
+
+
+def describe_training_job(self: SageMakerModelBackend, training_job_name: str):
+    desc = _describe_training_job(self, training_job_name)
+    job = self.training_jobs[training_job_name]
+    if getattr(job, "failure_reason", None):
+        desc["FailureReason"] = job.failure_reason
+    if job.training_job_status in ("Completed", "Failed") and \
+            _pending("training", training_job_name):
+        desc.update(TrainingJobStatus="InProgress", SecondaryStatus="Training")
+    return desc
+
+
+def stop_training_job(self: SageMakerModelBackend, training_job_name: str) -> None:
+    job = self.training_jobs[training_job_name]
+    job.training_job_status = job.secondary_status = "Stopped"
+
+
+# --- endpoints ------------------------------------------------------------------
+
+def create_endpoint(self: SageMakerModelBackend, endpoint_name: str, **kwargs: Any):
+    endpoint = _create_endpoint(self, endpoint_name=endpoint_name, **kwargs)
+    SCRIPT.pending[("endpoint", endpoint_name)] = SCRIPT.settle_after
+    endpoint.mlform_transient = "Creating"
+    return endpoint
+
+
+def describe_endpoint(self: SageMakerModelBackend, endpoint_name: str):
+    desc = _describe_endpoint(self, endpoint_name)
+    endpoint = self.endpoints[endpoint_name]
+    if getattr(endpoint, "failure_reason", None):
+        desc["FailureReason"] = endpoint.failure_reason
+    if _pending("endpoint", endpoint_name):
+        desc["EndpointStatus"] = getattr(endpoint, "mlform_transient", "Updating")
+    return desc
+
+
+def update_endpoint(self: SageMakerModelBackend, endpoint_name: str,
+                    endpoint_config_name: str, deployment_config: dict[str, Any] | None
+                    ) -> str:
+    endpoint = self.endpoints.get(endpoint_name)
+    if endpoint is None:
+        arn = arn_formatter("endpoint", endpoint_name, self.account_id, self.region_name)
+        raise ValidationError(message=f"Could not find endpoint '{arn}'.")
+    config = self.describe_endpoint_config(endpoint_config_name)
+    SCRIPT.deployment_configs.setdefault(endpoint_name, []).append(deployment_config or {})
+    scripted = SCRIPT.endpoint_updates.pop(endpoint_name, None)
+    endpoint.failure_reason = None
+    if scripted and scripted["outcome"] == "rollback":
+        endpoint.failure_reason = scripted["reason"]
+    elif scripted:
+        endpoint.endpoint_status = "Failed"
+        endpoint.failure_reason = scripted["reason"]
+    else:
+        endpoint.endpoint_config_name = endpoint_config_name
+        endpoint.production_variants = endpoint._process_production_variants(
+            config["ProductionVariants"])
+    endpoint.mlform_transient = "Updating"
+    SCRIPT.pending[("endpoint", endpoint_name)] = SCRIPT.settle_after
+    return endpoint.arn
+
+
+# --- model packages -------------------------------------------------------------
+
+def delete_model_package(self: SageMakerModelBackend, model_package_name: str) -> None:
+    arn = self.model_package_name_mapping.get(model_package_name, model_package_name)
+    if self.model_packages.pop(arn, None) is None:
+        raise ValidationError(message=f"Model package {model_package_name} not found")
+
+
+def delete_model_package_group(self: SageMakerModelBackend, group: str) -> None:
+    if any(p.model_package_group_name == group for p in self.model_packages.values()):
+        raise ValidationError(message=f"Model package group {group} still has packages")
+    if self.model_package_groups.pop(group, None) is None:
+        raise ValidationError(message=f"ModelPackageGroup {group} does not exist.")
+
+
+# --- wire protocol --------------------------------------------------------------
+
+def _update_endpoint_action(self: SageMakerResponse) -> ActionResult:
+    arn = self.sagemaker_backend.update_endpoint(
+        self._get_param("EndpointName"), self._get_param("EndpointConfigName"),
+        self._get_param("DeploymentConfig"))
+    return ActionResult({"EndpointArn": arn})
+
+
+def _stop_training_job_action(self: SageMakerResponse) -> EmptyResult:
+    self.sagemaker_backend.stop_training_job(self._get_param("TrainingJobName"))
+    return EmptyResult()
+
+
+def _delete_model_package_action(self: SageMakerResponse) -> EmptyResult:
+    self.sagemaker_backend.delete_model_package(self._get_param("ModelPackageName"))
+    return EmptyResult()
+
+
+def _delete_model_package_group_action(self: SageMakerResponse) -> EmptyResult:
+    self.sagemaker_backend.delete_model_package_group(
+        self._get_param("ModelPackageGroupName"))
+    return EmptyResult()
+
+
+def install() -> None:
+    """Patch moto's SageMaker in this process (idempotent)."""
+    backend, responses = SageMakerModelBackend, SageMakerResponse
+    backend.create_training_job = create_training_job
+    backend.describe_training_job = describe_training_job
+    backend.stop_training_job = stop_training_job
+    backend.create_endpoint = create_endpoint
+    backend.describe_endpoint = describe_endpoint
+    backend.update_endpoint = update_endpoint
+    backend.delete_model_package = delete_model_package
+    backend.delete_model_package_group = delete_model_package_group
+    responses.update_endpoint = _update_endpoint_action
+    responses.stop_training_job = _stop_training_job_action
+    responses.delete_model_package = _delete_model_package_action
+    responses.delete_model_package_group = _delete_model_package_group_action
