@@ -62,7 +62,7 @@ def show_cmd(args, as_json, no_color):
         if as_json:
             click.echo(json.dumps(doc, indent=2, sort_keys=True, default=str))
             return
-        _show_resource(doc)
+        _show_resource(resource, doc)
         return
     if as_json:
         click.echo(json.dumps({"lineage": state.lineage, "serial": state.serial,
@@ -87,8 +87,8 @@ def show_cmd(args, as_json, no_color):
             click.echo(f"  {k} = {display(v)}")
 
 
-def _show_resource(doc: dict) -> None:
-    click.echo(f"{doc['type']}.{doc.get('name', '')}  id={doc.get('id')}  "
+def _show_resource(name: str, doc: dict) -> None:
+    click.echo(f"{doc['type']}.{name}  id={doc.get('id')}  "
                f"provider={doc.get('provider')}  status={doc.get('status')}")
     outputs = doc.get("outputs") or {}
     history = {k: outputs[k] for k in ("runs", "versions") if k in outputs}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import sys
 from pathlib import Path
@@ -249,14 +250,15 @@ def _apply_or_destroy(target_path, opts, auto_approve, refresh, replace, destroy
             if plan_path is not None:
                 doc = planfile.load(plan_path)
                 state = session.read_state()
+                if session.backend.read() is None and doc["serial"] == 0 and doc.get("salt"):
+                    # No state was written yet: the plan's fresh lineage is the one to start.
+                    state = dataclasses.replace(state, lineage=doc["lineage"], salt=doc["salt"])
                 planfile.check_current(doc, plan_path, state.lineage, state.serial,
                                        session.stack.digest,
                                        planfile.variables_digest(session.variables, state.salt))
                 plan = planfile.from_document(doc)
                 prior = {n: resource_from_json(n, r) for n, r in doc.get("prior_state", {}).items()}
-                from dataclasses import replace as dc_replace
-
-                state = dc_replace(state, resources=prior)
+                state = dataclasses.replace(state, resources=prior)
             else:
                 plan, doc, state = _plan(session, destroy, refresh, tuple(replace))
                 render_plan(doc, plan, "text", opts.color)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -59,10 +60,10 @@ def state_show(name, stack_dir):
 
 
 @state_group.command("rm", help="Forget a resource without destroying it.")
-@click.argument("names", nargs=-1, required=True)
-@stack_argument
+@click.argument("names", nargs=-1, required=True, metavar="NAME... [STACK_DIR]")
 @click.option("--lock-timeout", default="0s")
-def state_rm(names, stack_dir, lock_timeout):
+def state_rm(names, lock_timeout):
+    names, stack_dir = _split_stack_dir(names)
     session = _session(stack_dir, "state rm", lock_timeout)
     with session.locked():
         state = session.read_state()
@@ -75,6 +76,13 @@ def state_rm(names, stack_dir, lock_timeout):
                state.serial)
     for name in names:
         click.echo(f"Removed {name} from state (the live resource was not touched).")
+
+
+def _split_stack_dir(args: tuple[str, ...]) -> tuple[tuple[str, ...], Path]:
+    """Names, then an optional stack directory: click cannot tell them apart after `NAME...`."""
+    if len(args) > 1 and (Path(args[-1]) / "mlform.yaml").is_file():
+        return args[:-1], Path(args[-1])
+    return args, Path(".")
 
 
 @state_group.command("mv", help="Rename a resource in state (after renaming it in the spec).")

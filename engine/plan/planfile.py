@@ -35,6 +35,9 @@ def to_document(plan: Plan, salt: str, variables_digest: str = "") -> dict:
         "serial": plan.serial,
         "spec_digest": plan.spec_digest,
         "variables_digest": variables_digest,
+        # Not secret (every digest carries it); lets the first apply of a plan made before
+        # any state existed start the state with this plan's lineage and salt.
+        "salt": salt,
         "destroy": plan.destroy,
         "targets": list(plan.targets),
         "summary": plan.counts(),

@@ -222,6 +222,8 @@ def _raw_at(inputs: dict, path: str) -> Any:
 
 
 def _short(value: Any) -> str:
+    if value is None:
+        return "(unset)"
     value = display(value)
     if isinstance(value, str):
         if "://" in value:

@@ -141,6 +141,8 @@ def _yaml_error(exc, text: str, file: str) -> Diagnostic:
     line = (mark.line + 1) if mark else 1
     col = (mark.column + 1) if mark else 1
     problem = (exc.problem or exc.context or "invalid YAML").strip()
+    if mark is exc.context_mark and exc.context and exc.problem:
+        problem = f"{exc.context.strip()}: {problem}"
     src = lines[line - 1] if 0 < line <= len(lines) else ""
     help_ = "fix the YAML syntax at the marked position"
     context_line = lines[exc.context_mark.line] if exc.context_mark and \
@@ -155,15 +157,24 @@ def _yaml_error(exc, text: str, file: str) -> Diagnostic:
     return Diagnostic(f"invalid YAML: {problem}", location=Location(file, line, col), help=help_)
 
 
-_LINES: dict[str, list[str]] = {}
+_LINES: dict[str, tuple[float, list[str]]] = {}
 
 
 def _source_line_text(file: str, line: int) -> str:
-    """One line of a spec file, for adjusting columns inside quoted strings."""
-    if file not in _LINES:
+    """One line of a spec file, for adjusting columns inside quoted strings.
+
+    Cached per file and modification time: `watch` runs for days while specs change.
+    """
+    try:
+        mtime = Path(file).stat().st_mtime
+    except OSError:
+        return ""
+    cached = _LINES.get(file)
+    if cached is None or cached[0] != mtime:
         try:
-            _LINES[file] = Path(file).read_text(encoding="utf-8").splitlines()
-        except OSError:
-            _LINES[file] = []
-    lines = _LINES[file]
+            cached = (mtime, Path(file).read_text(encoding="utf-8").splitlines())
+        except (OSError, UnicodeDecodeError):
+            cached = (mtime, [])
+        _LINES[file] = cached
+    lines = cached[1]
     return lines[line - 1] if 0 < line <= len(lines) else ""

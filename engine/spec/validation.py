@@ -128,11 +128,11 @@ def _diagnostic(path: tuple, is_key: bool, errs: list[dict], data: Any, position
     if len(errs) > 1 and any(e["type"] == "string_pattern_mismatch" for e in errs):
         msgs = [m + " (or a ${...} reference)" for m in msgs]
     msgs = list(dict.fromkeys(msgs)) or [_message(errs[0])]
+    details = msgs[1:]
+    if value is not None and not isinstance(value, dict | list):
+        details.append(f"got: {value!r}")
     return Diagnostic(f"invalid value for '{where}': {msgs[0]}", location=loc,
-                      detail="\n".join(msgs[1:]) + (f"\ngot: {value!r}" if value is not None
-                                                    and not isinstance(value, dict | list)
-                                                    else ""),
-                      help=_help_for(errs))
+                      detail="\n".join(details), help=_help_for(errs))
 
 
 def _message(err: dict) -> str:
@@ -154,7 +154,8 @@ def _help_for(errs: list[dict]) -> str:
     if kind == "literal_error":
         return f"use one of: {errs[0].get('ctx', {}).get('expected', '')}"
     if kind == "value_error":
-        return ""
+        # The message names the fields involved; the schema lists what each one takes.
+        return "change the fields named above; 'mlform schema' lists what each one accepts"
     return "fix the value at the marked position"
 
 

@@ -89,7 +89,9 @@ def resolve(declared: Mapping[str, Variable], positions: Positions, cli: dict[st
         try:
             value = _coerce(raw, decl.type, from_text)
         except ValueError as exc:
-            bag.error(f"variable '{name}' from {origin}: {exc}", location=loc,
+            # Point at the faulty value where it was written, when that is a file.
+            where = file_locations.get(name) if origin == "var file" else None
+            bag.error(f"variable '{name}' from {origin}: {exc}", location=where or loc,
                       help=f"give a value of type {decl.type}")
             continue
         values[name] = Secret(value) if decl.sensitive else value

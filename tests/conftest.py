@@ -1,0 +1,80 @@
+"""Fixtures shared by the whole suite: running the installed `mlform` command on a stack."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+COMMAND = [sys.executable, "-m", "mlform.engine.cli.main"]
+"""The installed command, run by this interpreter so that it uses the same environment."""
+
+
+def _environment(env: dict[str, str] | None) -> dict[str, str]:
+    # The suite's own MLFORM_* settings or CI flag must not leak into the command under test.
+    full = {k: v for k, v in os.environ.items() if not k.startswith("MLFORM_") and k != "CI"}
+    full.update(env or {})
+    return full
+
+
+def mlform(args: list, cwd: Path | str, env: dict[str, str] | None = None,
+           input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `mlform ARGS` in `cwd` with no terminal; `env` adds to the environment."""
+    return subprocess.run(COMMAND + [str(a) for a in args], cwd=cwd, env=_environment(env),
+                          input=input if input is not None else "", capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def write_stack(directory: Path, spec_text: str, **files: str) -> Path:
+    """Write `mlform.yaml` (dedented) and any extra files into `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "mlform.yaml").write_text(textwrap.dedent(spec_text).lstrip("\n"))
+    for name, text in files.items():
+        (directory / name).write_text(textwrap.dedent(text).lstrip("\n"))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def run_mlform():
+    """`run_mlform(args, cwd, env=None, input=None)`: the installed command, as a user runs it."""
+    return mlform
+
+
+@pytest.fixture
+def spawn_mlform():
+    """`spawn_mlform(args, cwd, env=None)`: start the command in the background (a Popen).
+
+    Whatever is still running at the end of the test is killed.
+    """
+    started: list[subprocess.Popen] = []
+
+    def spawn(args: list, cwd: Path | str, env: dict[str, str] | None = None):
+        proc = subprocess.Popen(COMMAND + [str(a) for a in args], cwd=cwd,
+                                env=_environment(env), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started.append(proc)
+        return proc
+
+    yield spawn
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+@pytest.fixture(scope="session")
+def stack_writer():
+    """`stack_writer(directory, spec_text, **extra_files)`, for fixtures wider than a test."""
+    return write_stack
+
+
+@pytest.fixture
+def null_stack(tmp_path):
+    """A factory: `null_stack(spec_text, **extra_files)` writes a stack and returns its dir."""
+    def make(spec_text: str, **files: str) -> Path:
+        return write_stack(tmp_path / "stack", spec_text, **files)
+    return make
