@@ -7,7 +7,7 @@ and the caller decides whether to keep them (`mlform refresh` does; `plan` does 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .diagnostics import MlformError
@@ -75,7 +75,7 @@ def refresh(state: State, providers: ProviderSet, parallelism: int = 10,
     with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(todo)))) as pool:
         observed = list(pool.map(observe, todo))
 
-    new = state
+    resources = dict(state.resources)
     for res, got in observed:
         if hooks:
             hooks.refreshed(res.name)
@@ -83,38 +83,39 @@ def refresh(state: State, providers: ProviderSet, parallelism: int = 10,
             msg = str(got) if isinstance(got, Exception) else got.error
             result.errors.append(f"{res.name}: cannot read live state: {msg}")
             continue
-        new, finding = _merge(new, res, got)
+        merged, finding = _merge(res, got)
+        if merged is None:
+            resources.pop(res.name, None)
+        else:
+            resources[res.name] = merged
         if finding:
             result.findings.append(finding)
-    result.state = new
+    result.state = replace(state, resources=resources)
     return result
 
 
-def _merge(state: State, res: ResourceState, got: ObserveResponse) -> tuple[State, Finding | None]:
+def _merge(res: ResourceState, got: ObserveResponse) -> tuple[ResourceState | None,
+                                                              Finding | None]:
+    """The resource as refreshed (None: it is gone), and what that reveals."""
     if res.status == "pending":
         if got.exists:
             adopted = res.with_(id=got.id or res.id, status="ready",
                                 outputs=got.outputs or res.outputs)
-            return state.with_resource(adopted), Finding(
-                res.name, res.type, "adopted",
-                detail=f"found {got.id} created by an interrupted apply")
-        if res.id is None:
-            return state.without(res.name), None
-        return state, None
+            return adopted, Finding(res.name, res.type, "adopted",
+                                    detail=f"found {got.id} created by an interrupted apply")
+        return (None if res.id is None else res), None
     if not got.exists:
-        return state.without(res.name), Finding(res.name, res.type, "deleted_outside",
-                                                detail=got.detail)
+        return None, Finding(res.name, res.type, "deleted_outside", detail=got.detail)
     live_inputs = _overlay(res.inputs, got.inputs) if got.inputs is not None else res.inputs
     attrs = tuple(AttributeDiff(p, b, a) for p, b, a in diff_values(res.inputs, live_inputs))
     refreshed = res.with_(inputs=live_inputs, outputs=got.outputs if got.outputs is not None
                           else res.outputs, id=got.id or res.id)
-    state = state.with_resource(refreshed)
     if not got.healthy:
-        return state.with_resource(refreshed.with_(status="tainted")), Finding(
-            res.name, res.type, "unhealthy", detail=got.detail)
+        return refreshed.with_(status="tainted"), Finding(res.name, res.type, "unhealthy",
+                                                          detail=got.detail)
     if attrs:
-        return state, Finding(res.name, res.type, "changed_outside", attrs, got.detail)
-    return state, None
+        return refreshed, Finding(res.name, res.type, "changed_outside", attrs, got.detail)
+    return refreshed, None
 
 
 def _overlay(recorded: Any, live: Any) -> Any:

@@ -39,9 +39,14 @@ class Session:
 
     @cached_property
     def stack(self):
+        import gc
+
         from .spec.loader import load_stack
 
-        return load_stack(self.dir)
+        stack = load_stack(self.dir)
+        # The spec lives as long as the command: keep the collector from rescanning it.
+        gc.freeze()
+        return stack
 
     @cached_property
     def variables(self) -> dict[str, Any]:

@@ -221,16 +221,18 @@ class Applier:
 
     # --- recording --------------------------------------------------------------
     def _journal(self, kind: str, res: ResourceState, detail: str = "") -> None:
+        # Each resource is handled by one worker, so its entries stay in order; entries of
+        # different resources may interleave, and the backend batches their fsyncs.
+        self.backend.journal_append(JournalEntry(
+            kind=kind, name=res.name, lineage=self.state.lineage,
+            base_serial=self.state.serial,
+            resource=resource_to_json(res, self.state.salt) if kind != "deleted" else None,
+            detail=detail))
         with self._lock:
             if kind == "deleted":
                 self.resources.pop(res.name, None)
             elif kind in ("intent", "done"):
                 self.resources[res.name] = res
-            self.backend.journal_append(JournalEntry(
-                kind=kind, name=res.name, lineage=self.state.lineage,
-                base_serial=self.state.serial,
-                resource=resource_to_json(res, self.state.salt) if kind != "deleted" else None,
-                detail=detail))
 
     def _ptype(self, provider_name: str) -> str:
         spec = self.providers.specs.get(provider_name)

@@ -34,6 +34,7 @@ COMMANDS = {
     "schema": ("inspect", "schema_cmd"),
     "watch": ("watch_cmd", "watch_cmd"),
     "audit": ("audit_cmd", "audit_group"),
+    "incidents": ("incidents_cmd", "incidents_group"),
 }
 
 SUMMARIES = {
@@ -54,6 +55,7 @@ SUMMARIES = {
     "schema": "Print the JSON Schema of the stack format.",
     "watch": "Run monitors and retraining policies (the controller loop).",
     "audit": "Read and verify the audit log.",
+    "incidents": "List, show, acknowledge and resolve incidents.",
 }
 
 

@@ -1,12 +1,15 @@
 """Reading YAML so that every value keeps its file, line and column.
 
-ruamel.yaml's round-trip loader records positions on each mapping and sequence;
-we copy them into a flat `Positions` table keyed by the value's path, and hand
-the rest of the engine plain dicts and lists.
+PyYAML's composer (libyaml's C parser where available) gives a node tree with
+a mark on every node; we turn it into plain dicts and lists and a flat
+`Positions` table keyed by each value's path. Scalars follow YAML 1.2's core
+schema, so `on:`, `yes` and `no` stay strings. (`mlform fmt` keeps using
+ruamel.yaml, which can rewrite a file with its comments.)
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,27 +45,20 @@ class Positions:
             self.keys[prefix + k] = v
 
 
-def _yaml():
-    from ruamel.yaml import YAML
-
-    y = YAML(typ="rt")
-    y.allow_duplicate_keys = False
-    return y
-
-
 def parse_yaml(text: str, file: str) -> tuple[Any, Positions]:
     """Parse YAML text into plain data plus the position of every value."""
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    import yaml
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        doc = _yaml().load(text)
-    except MarkedYAMLError as exc:
+        root = yaml.compose(text, Loader=loader)
+    except yaml.MarkedYAMLError as exc:
         raise MlformError(_yaml_error(exc, text, file)) from None
-    except YAMLError as exc:  # pragma: no cover - ruamel raises marked errors in practice
+    except yaml.YAMLError as exc:
         raise MlformError.simple(f"cannot parse {file}: {exc}",
-                                 help="check the YAML syntax") from None
+                                 help="a spec file holds one YAML document") from None
     positions = Positions()
-    data = _plain(doc, (), file, positions)
+    data = None if root is None else _Walker(file, positions).plain(root, ())
     positions.values.setdefault((), Location(file, 1, 1))
     return data, positions
 
@@ -81,47 +77,91 @@ def read_yaml(path: Path, display: str | None = None) -> tuple[Any, Positions]:
     return parse_yaml(text, display)
 
 
-def _plain(node: Any, path: PathKey, file: str, pos: Positions) -> Any:
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+_NULL = re.compile(r"^(~|null|Null|NULL|)$")
+_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False,
+         "FALSE": False}
+_INT = re.compile(r"^[-+]?[0-9]+$")
+_OCT = re.compile(r"^0o[0-7]+$")
+_HEX = re.compile(r"^0x[0-9a-fA-F]+$")
+_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+_INF = re.compile(r"^[-+]?\.(inf|Inf|INF)$")
+_NAN = re.compile(r"^\.(nan|NaN|NAN)$")
+STR_TAG = "tag:yaml.org,2002:str"
+MERGE_TAG = "tag:yaml.org,2002:merge"
 
-    if isinstance(node, CommentedMap):
+
+def resolve_scalar(text: str, plain: bool, tag: str) -> Any:
+    """A scalar's value under YAML 1.2's core schema; quoted scalars are strings."""
+    if not plain or tag == STR_TAG:
+        return text
+    if _NULL.match(text):
+        return None
+    if text in _BOOL:
+        return _BOOL[text]
+    if _INT.match(text):
+        return int(text)
+    if _OCT.match(text):
+        return int(text[2:], 8)
+    if _HEX.match(text):
+        return int(text[2:], 16)
+    if _FLOAT.match(text):
+        return float(text)
+    if _INF.match(text):
+        return float("-inf") if text.startswith("-") else float("inf")
+    if _NAN.match(text):
+        return float("nan")
+    return text
+
+
+class _Walker:
+    def __init__(self, file: str, positions: Positions):
+        self.file = file
+        self.pos = positions
+
+    def loc(self, node, length: int = 1) -> Location:
+        mark = node.start_mark
+        return Location(self.file, mark.line + 1, mark.column + 1, length)
+
+    def plain(self, node, path: PathKey) -> Any:
+        import yaml
+
+        if isinstance(node, yaml.ScalarNode):
+            # Plain scalars have no style (None from PyYAML, "" from libyaml).
+            return resolve_scalar(node.value, not node.style, node.tag)
+        if isinstance(node, yaml.SequenceNode):
+            items = []
+            for i, item in enumerate(node.value):
+                self.pos.values[path + (i,)] = self.loc(item, _length(item))
+                items.append(self.plain(item, path + (i,)))
+            return items
         out: dict[str, Any] = {}
-        for key in node:
+        for key_node, value_node in node.value:
+            if key_node.tag == MERGE_TAG:
+                for merged in (value_node.value if isinstance(value_node, yaml.SequenceNode)
+                               else [value_node]):
+                    for k, v in self.plain(merged, path).items():
+                        out.setdefault(k, v)
+                continue
+            key = self.plain(key_node, path)
             # YAML reads a bare `null:` or `true:` key as a value; a name was meant.
             name = _key_name(key)
             kpath = path + (name,)
-            try:
-                kl, kc = node.lc.key(key)
-                pos.keys[kpath] = Location(file, kl + 1, kc + 1, len(name))
-                vl, vc = node.lc.value(key)
-                value = node[key]
-                length = len(str(value)) if isinstance(value, str | int | float) else 1
-                pos.values[kpath] = Location(file, vl + 1, vc + 1, length)
-            except (KeyError, TypeError, AttributeError):
-                pass
-            out[name] = _plain(node[key], kpath, file, pos)
+            if name in out:
+                first = self.pos.keys.get(kpath)
+                raise MlformError(Diagnostic(
+                    f"duplicate key '{name}'", location=self.loc(key_node, len(name)),
+                    detail=f"first written at {first}" if first else "",
+                    help="each key may appear once in a mapping: remove or rename one"))
+            self.pos.keys[kpath] = self.loc(key_node, len(name))
+            self.pos.values[kpath] = self.loc(value_node, _length(value_node))
+            out[name] = self.plain(value_node, kpath)
         return out
-    if isinstance(node, CommentedSeq):
-        items = []
-        for i, item in enumerate(node):
-            ipath = path + (i,)
-            try:
-                il, ic = node.lc.item(i)
-                length = len(str(item)) if isinstance(item, str | int | float) else 1
-                pos.values[ipath] = Location(file, il + 1, ic + 1, length)
-            except (KeyError, TypeError, AttributeError):
-                pass
-            items.append(_plain(item, ipath, file, pos))
-        return items
-    if isinstance(node, str):
-        return str(node)
-    if isinstance(node, bool):
-        return bool(node)
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    return node
+
+
+def _length(node) -> int:
+    import yaml
+
+    return len(node.value) if isinstance(node, yaml.ScalarNode) and node.value else 1
 
 
 def _key_name(key: Any) -> str:

@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,11 @@ class LocalBackend(Backend):
         self.journal_path = self.state_path.with_suffix(".journal")
         self._lock = StateLock(self.state_path.with_suffix(".lock"),
                                self.state_path.with_suffix(".lock.json"), self.describe())
+        self._fd: int | None = None
+        self._append_mutex = threading.Lock()
+        self._sync_mutex = threading.Lock()
+        self._written = 0
+        self._synced = 0
 
     def describe(self) -> str:
         return f"local state '{self.state_path}'"
@@ -78,19 +84,32 @@ class LocalBackend(Backend):
         return self._lock.holder()
 
     def journal_append(self, entry: JournalEntry) -> None:
-        self._ensure_dir()
+        """Durable when it returns. Concurrent appenders share fsyncs (group commit): each
+        waits only until some fsync has covered its own line."""
         line = journal_line(entry)
-        created = not self.journal_path.exists()
-        fd = os.open(self.journal_path,
-                     os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        try:
-            _drop_torn_tail(fd)
+        with self._append_mutex:
+            fd = self._journal_fd()
             _write_all(fd, line)
+            self._written += 1
+            ticket = self._written
+        with self._sync_mutex:
+            if self._synced >= ticket:
+                return
+            covered = self._written
             os.fsync(fd)
-        finally:
-            os.close(fd)
-        if created:
-            fsync_dir(self.journal_path.parent)
+            self._synced = covered
+
+    def _journal_fd(self) -> int:
+        """The journal, opened once per backend (O_APPEND keeps working after truncation)."""
+        if self._fd is None:
+            self._ensure_dir()
+            created = not self.journal_path.exists()
+            self._fd = os.open(self.journal_path,
+                               os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            _drop_torn_tail(self._fd)
+            if created:
+                fsync_dir(self.journal_path.parent)
+        return self._fd
 
     def journal_read(self) -> list[JournalEntry]:
         data = _read_if_exists(self.journal_path) or b""

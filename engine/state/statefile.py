@@ -61,8 +61,31 @@ def encode(state: State) -> bytes:
                       for name, res in state.resources.items()},
         "outputs": to_storable(state.outputs, state.salt),
     }
-    text = json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False, default=json_default)
-    return (text + "\n").encode("utf-8")
+    return _dumps_one_resource_per_line(doc).encode("utf-8")
+
+
+def _dumps_one_resource_per_line(doc: dict[str, Any]) -> str:
+    """Indented at the top, one compact line per resource: readable and diffable, and
+    fast (json's indenting encoder is pure Python, 6x slower on a large state)."""
+    def compact(value: Any) -> str:
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "),
+                          default=json_default)
+
+    lines = ["{"]
+    keys = sorted(doc)
+    for i, key in enumerate(keys):
+        comma = "," if i < len(keys) - 1 else ""
+        if key == "resources" and doc[key]:
+            names = sorted(doc[key])
+            lines.append('  "resources": {')
+            for j, name in enumerate(names):
+                sep = "," if j < len(names) - 1 else ""
+                lines.append(f"    {compact(name)}: {compact(doc[key][name])}{sep}")
+            lines.append(f"  }}{comma}")
+        else:
+            lines.append(f"  {compact(key)}: {compact(doc[key])}{comma}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
 def resource_to_json(res: ResourceState, salt: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The local `model`: registers training runs' artifacts as numbered versions.
 
-    registry/<model>/<version>/   artifact/ (a copy), meta.json, card.json, card.md
+    registry/<model>/<version>/   artifact/ (a copy), meta.json, card.json, card.md, card.html
     registry/<model>/aliases.json {"champion": 3, "challenger": 4}
 
 A version is registered only when every gate passes on the run's held-out rows;
@@ -127,6 +127,7 @@ class ModelHandler:
 
         from ..artifact import load_predictor
         from .card import build_card, render_markdown
+from .card_html import render_html
         from .gates import evaluate_gates
 
         params = read_json(run_dir / "params.json") or {}
@@ -157,6 +158,7 @@ class ModelHandler:
             shutil.copytree(run_dir / "artifact", staging / "artifact")
             (staging / "card.json").write_text(json.dumps(card, indent=1))
             (staging / "card.md").write_text(render_markdown(card))
+            (staging / "card.html").write_text(render_html(card))
             (staging / "meta.json").write_text(json.dumps(meta, indent=1))
             staging.rename(self.paths.model_version(name, version))
         finally:

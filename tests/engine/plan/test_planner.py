@@ -128,7 +128,7 @@ def test_replace_on_attribute_plans_delete_then_create(stack):
     data = plan.change_for("data")
     assert data.action is Action.DELETE_CREATE and data.action.is_replace
     assert data.replace_paths == ("format",)
-    assert data.reasons == ("format forces replacement in the spec: None -> parquet "
+    assert data.reasons == ("format forces replacement in the spec: (unset) -> parquet "
                             "(format cannot change in place)",)
     assert plan.counts() == {"add": 1, "change": 2, "destroy": 1}
 

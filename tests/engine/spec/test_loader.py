@@ -41,7 +41,7 @@ CASES = [
                  ["invalid YAML", "flow sequence"],
                  id="yaml-unclosed-bracket"),  # the unclosed '[' is marked, not the end of file
     pytest.param(_with("    source: data.csv", "\tsource: data.csv"), {}, ["validate"],
-                 "mlform.yaml:10:1", ["invalid YAML", "'\\t'", "tabs"],
+                 "mlform.yaml:10:1", ["invalid YAML", "tab", "use spaces"],
                  id="tab-indentation"),  # YAML forbids tabs; help says use spaces
     pytest.param(BASE + MODEL + "    tags: {a: ${data.uri}}\n", {}, ["validate"],
                  "mlform.yaml:19:16", ["invalid YAML", "must be quoted"],
@@ -125,7 +125,7 @@ CASES = [
                  ["validate"], "mlform.yaml:16:18", ["unterminated reference"],
                  id="unterminated-reference"),
     pytest.param(_with("    target: y", "    target: y\n    target: z"), {}, ["validate"],
-                 "mlform.yaml:16:5", ["duplicate key \"target\""],
+                 "mlform.yaml:16:5", ["duplicate key 'target'", "first written at mlform.yaml:15:5"],
                  id="duplicate-key"),
     pytest.param(_with("${data.uri}", "${data}"), {}, ["validate"], "mlform.yaml:13:14",
                  ["names no attribute"],

@@ -236,6 +236,7 @@ def test_a_torn_last_line_is_ignored_and_the_next_append_starts_clean(tmp_path):
         f.write(b'{"kind":"deleted","name":"ol')  # killed in the middle of a write
     assert backend.read().resources == {"old": res("old"), "new": res("new")}
 
+    backend = LocalBackend(tmp_path)  # the next process, after the one that was killed
     backend.journal_append(entry("deleted", "old"))
     lines = backend.journal_path.read_bytes().splitlines()
     assert [json.loads(line)["kind"] for line in lines] == ["done", "deleted"]

@@ -57,11 +57,17 @@ def test_no_secret_reaches_the_bytes_in_plain_text():
     assert data.count(b'"$sensitive": "hmac-sha256:salt0123456789ab:') == 3
 
 
-def test_layout_is_sorted_indented_json_with_a_trailing_newline():
+def test_layout_is_sorted_json_with_one_line_per_resource_and_a_trailing_newline():
     data = encode(sample_state())
     doc = json.loads(data)
     assert data.endswith(b"}\n")
-    assert data == (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+    lines = data.decode().splitlines()
+    assert [line.split(":")[0].strip() for line in lines if line.startswith('  "')] == \
+        [json.dumps(k) for k in sorted(doc)]
+    resource_lines = [line for line in lines if line.startswith('    "')]
+    assert len(resource_lines) == len(doc["resources"])
+    assert [json.loads(line.split(": ", 1)[0]) for line in resource_lines] == \
+        sorted(doc["resources"])
     assert set(doc) == {"format_version", "lineage", "serial", "stack", "salt", "resources",
                         "outputs"}
     assert set(doc["resources"]["model"]) == {
