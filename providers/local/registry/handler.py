@@ -127,7 +127,7 @@ class ModelHandler:
 
         from ..artifact import load_predictor
         from .card import build_card, render_markdown
-from .card_html import render_html
+        from .card_html import render_html
         from .gates import evaluate_gates
 
         params = read_json(run_dir / "params.json") or {}
