@@ -277,10 +277,19 @@ class TrainingJobHandler:
     def _data(self, spec) -> dict[str, Any]:
         """Where the run reads its table, and which version it is."""
         uri = spec.dataset or spec.feature_view
+        if spec.labels and not spec.feature_view:
+            raise ValueError("'labels' are joined onto a 'feature_view'; with 'dataset' "
+                             "the target is a column of the dataset")
         if spec.labels:
-            raise ValueError("training on a feature_view joined with 'labels' is not "
-                             "supported by the local provider yet; materialise the labels "
-                             "into the feature view or train on a dataset")
+            from ..features.offline import training_set
+
+            try:
+                path, version = training_set(self.paths, uri, spec.labels)
+            except ValueError as e:
+                raise ValueError(f"training data from '{uri}' and labels "
+                                 f"'{spec.labels}': {e}") from None
+            return {"uri": uri, "labels": spec.labels, "path": str(path),
+                    "format": "parquet", "version": version}
         try:
             directory = self.paths.resolve(uri)
         except ValueError as e:
