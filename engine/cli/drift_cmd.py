@@ -71,6 +71,12 @@ def drift_cmd(opts, fmt, out):
                          + spec_findings(plan, outside) + orphans,
                          errors=rr.errors + orphan_errors)
     doc = report.to_json()
+    from ..incidents import ACKNOWLEDGED, OPEN, IncidentStore
+
+    store = IncidentStore(session.dir)
+    doc["incidents"] = [{"id": i.id, "kind": i.kind, "status": i.status, "title": i.title,
+                         "resources": list(i.resources), "opened": i.opened}
+                        for i in store.list(OPEN) + store.list(ACKNOWLEDGED)]
     rendered = {"json": lambda d: json.dumps(d, indent=2, sort_keys=True) + "\n",
                 "markdown": drift_view.markdown, "html": drift_view.html_page,
                 "text": drift_view.text}[fmt](doc)

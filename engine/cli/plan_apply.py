@@ -23,6 +23,7 @@ def _plan(session, destroy: bool, refresh: bool, replace: tuple[str, ...] = (),
 
     stack, variables = session.stack, session.variables
     state = session.read_state()
+    _warn_open_incidents(session)
     findings, errors = [], []
     if refresh and state.resources:
         rr = do_refresh(state, session.providers, session.options.parallelism)
@@ -37,6 +38,17 @@ def _plan(session, destroy: bool, refresh: bool, replace: tuple[str, ...] = (),
 
     doc["prior_state"] = {n: resource_to_json(r, state.salt) for n, r in state.resources.items()}
     return plan, doc, state
+
+
+def _warn_open_incidents(session) -> None:
+    from ..incidents import ACKNOWLEDGED, OPEN, IncidentStore
+
+    store = IncidentStore(session.dir)
+    unresolved = store.list(OPEN) + store.list(ACKNOWLEDGED)
+    for inc in unresolved:
+        err(f"note: incident {inc.id} is {inc.status}: {inc.title}")
+    if unresolved:
+        err("      (see 'mlform incidents list'; resolve them with 'mlform incidents resolve ID')")
 
 
 def drift_lines(findings) -> list[str]:
@@ -161,8 +173,29 @@ def run_apply(session, plan, state, command: str, plan_digest: str | None,
                                  plan_digest=plan_digest,
                                  detail={"serial": result.state.serial,
                                          "skipped": sorted(result.skipped)})
+    _open_incidents(session, plan, result)
     _summary(result, plan)
     return result
+
+
+def _open_incidents(session, plan, result) -> None:
+    """A failed gate or a rolled-back rollout is an incident someone should look at."""
+    from ..incidents import IncidentStore
+
+    store = None
+    for name, error in result.failed.items():
+        change = plan.change_for(name)
+        kind = None
+        if change and change.type == "model" and "gate" in error:
+            kind, title = "gate_failed", f"model {name}: a gate failed; version not registered"
+        elif change and change.type == "endpoint" and "rolled back" in error:
+            kind, title = "rollback", f"endpoint {name} rolled back"
+        if kind:
+            store = store or IncidentStore(session.dir)
+            incident = store.open(kind, title, [name, *change.dependencies], measured={},
+                                  detail=error)
+            err(f"  incident {incident.id} opened: {title} (mlform incidents show "
+                f"{incident.id})")
 
 
 def _main_thread() -> bool:

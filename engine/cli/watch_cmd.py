@@ -56,18 +56,34 @@ def tick_all(session, types: tuple[str, ...], say) -> list[tuple[str, object]]:
     return responses
 
 
+def open_breach_incident(incidents, stack, name: str, breach: dict):
+    """An incident for a monitor's breach, naming the monitor and what it watches."""
+    kinds = breach.get("breaches") or [breach.get("kind", "drift")]
+    kind = "performance_breach" if "performance" in kinds else "drift_breach"
+    spec = stack.resources.get(name)
+    watched = [d for d in (spec.dependencies if spec else [])
+               if stack.resources[d].type in ("endpoint", "batch_job")]
+    return incidents.open(kind, f"{name}: {', '.join(kinds)} breach", [name, *watched],
+                          measured=breach.get("values") or {},
+                          detail=f"thresholds {breach.get('thresholds')}")
+
+
 def one_pass(session, say) -> int:
     """One pass of every controller; returns the number of retrains started."""
     from ..audit import AuditLog
     from ..diagnostics import MlformError
+    from ..incidents import IncidentStore
     from .plan_apply import _plan, run_apply
 
     audit = AuditLog(session.dir)
+    incidents = IncidentStore(session.dir)
     for name, resp, _ in tick_all(session, CONTROLLER_TYPES, say):
         if resp.breach:
             audit.append(command=f"watch: {name}", result="breach", plan_digest=None,
                          changes=[{"resource": name, "action": f"breach: {resp.breach.get('kind')}"}],
                          detail={"breach": resp.breach})
+            incident = open_breach_incident(incidents, session.stack, name, resp.breach)
+            say(f"{name}: incident {incident.id} ({incident.kind}, {incident.status})")
     retrains = 0
     for name, resp, spec in tick_all(session, POLICY_TYPES, say):
         if not resp.retrain:
@@ -80,7 +96,10 @@ def one_pass(session, say) -> int:
         target = (policy.endpoint if policy.action == "retrain_and_deploy" and policy.endpoint
                   else policy.model or job)
         say(f"{name}: retraining '{job}' because {resp.retrain}")
-        session.options.targets = [target]
+        # The monitors of what is redeployed follow it onto the new reference data.
+        watchers = [n for n, r in session.stack.resources.items()
+                    if r.type == "monitor" and target in r.dependencies]
+        session.options.targets = [target, *watchers]
         try:
             plan, doc, state = _plan(session, destroy=False, refresh=True, replace=(job,),
                                      notes={job: f"retraining policy {name}: {resp.retrain}"})
@@ -95,6 +114,10 @@ def one_pass(session, say) -> int:
         finally:
             session.options.targets = []
         say(f"{name}: retrain {outcome}")
+        if outcome != "rolled out":
+            incident = incidents.open("job_failed", f"retrain of {job} by {name} failed",
+                                      [name, job], measured={}, detail=outcome)
+            say(f"{name}: incident {incident.id} ({incident.kind})")
         audit.append(command=f"watch: {name}", result="ok" if outcome == "rolled out" else
                      "failed", plan_digest=None,
                      changes=[{"resource": job, "action": "retrain"}],

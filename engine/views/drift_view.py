@@ -25,6 +25,8 @@ def text(doc: dict) -> str:
             lines.append(f"    {a['path']}: {_value(a['state'])} -> {_value(a['live'])}")
     for e in doc["errors"]:
         lines.append(f"warning: {e}")
+    for i in doc.get("incidents", []):
+        lines.append(f"incident {i['id']} ({i['kind']}, {i['status']}): {i['title']}")
     if doc["findings"]:
         lines += ["", f"{len(doc['findings'])} finding(s). 'mlform apply' restores what the "
                       "spec says; 'mlform refresh' accepts live values into state instead."]
@@ -37,6 +39,10 @@ def markdown(doc: dict) -> str:
     if not doc["findings"]:
         out.append("✅ **No drift.** Live infrastructure matches the state and the spec.")
         return "\n".join(out) + "\n"
+    if doc.get("incidents"):
+        out.append(f"🚨 {len(doc['incidents'])} unresolved incident(s): "
+                   + ", ".join(f"`{i['id']}` {i['title']}" for i in doc["incidents"]))
+        out.append("")
     out.append(f"⚠️ **{len(doc['findings'])} finding(s).**")
     out += ["", "| Resource | Type | Finding | Attribute | State | Live |",
             "|---|---|---|---|---|---|"]
