@@ -56,11 +56,22 @@ class ModelHandler:
             return base
         planned: dict[str, Any] = {"name": name}
         artifact = req.desired_inputs.get("artifact")
+        found = None
         if not contains_unknown(artifact):
             found = self._find(name, str(reveal(artifact)))
             if found:
                 planned.update(uri=model_uri(name, found["version"]), version=found["version"])
-        return DiffResponse(changes=base.changes, planned_outputs=planned)
+        note = ""
+        if base.changes or req.prior_inputs is None:
+            from mlform.engine.spec.models import Retirement
+
+            rules = Retirement.model_validate(req.desired_inputs.get("retirement") or {})
+            moving = tuple(req.desired_inputs.get("aliases", ["champion"]))
+            retiring = self._retirement_candidates(name, rules, adding=found is None,
+                                                   moving=moving)
+            note = "; ".join(f"retires version {m['version']}: {why}; no alias, endpoint or "
+                             "batch job uses it" for m, why in retiring)
+        return DiffResponse(changes=base.changes, planned_outputs=planned, note=note)
 
     # --- read ---------------------------------------------------------------
 
@@ -173,26 +184,53 @@ class ModelHandler:
             write_json(path, wanted)
 
     def _retire(self, name: str, rules) -> None:
-        """Drop the artifacts of old versions no alias points to, as `retirement` says."""
+        """Drop the artifacts of old unused versions, as `retirement` says (card kept)."""
+        for meta, _ in self._retirement_candidates(name, rules):
+            directory = self.paths.model_version(name, meta["version"])
+            shutil.rmtree(directory / "artifact", ignore_errors=True)
+            write_json(directory / "meta.json",
+                       {**meta, "retired": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+
+    def _retirement_candidates(self, name: str, rules, adding: bool = False,
+                               moving: tuple[str, ...] = ()) -> list[tuple[dict[str, Any], str]]:
+        """Versions `retirement` would retire and why; `adding` counts a version about to
+        be registered as the newest, taking the aliases in `moving` with it. A version an
+        alias, an endpoint or a batch job uses is never retired."""
         if rules.keep_last is None and rules.retire_after is None:
-            return
-        aliased = set((read_json(self.paths.registry(name) / "aliases.json") or {}).values())
+            return []
+        aliases = read_json(self.paths.registry(name) / "aliases.json") or {}
+        aliased = {v for a, v in aliases.items() if not (adding and a in moving)}
+        used = self._in_use(name)
         live = [v for v in self._versions(name) if not v.get("retired")]
         newest_first = sorted(live, key=lambda v: v["version"], reverse=True)
         now = time.time()
-        for rank, meta in enumerate(newest_first):
-            if meta["version"] in aliased or rank == 0:
+        out = []
+        for rank, meta in enumerate(newest_first, start=1 if adding else 0):
+            if meta["version"] in aliased or meta["version"] in used or rank == 0:
                 continue
-            too_many = rules.keep_last is not None and rank >= rules.keep_last
             age = now - time.mktime(time.strptime(meta["created"], "%Y-%m-%dT%H:%M:%SZ")) \
                 + time.timezone
-            too_old = rules.retire_after is not None and age > seconds(rules.retire_after)
-            if too_many or too_old:
-                directory = self.paths.model_version(name, meta["version"])
-                shutil.rmtree(directory / "artifact", ignore_errors=True)
-                write_json(directory / "meta.json",
-                           {**meta, "retired": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                             time.gmtime())})
+            if rules.keep_last is not None and rank >= rules.keep_last:
+                why = f"beyond keep_last {rules.keep_last}"
+            elif rules.retire_after is not None and age > seconds(rules.retire_after):
+                why = f"older than retire_after {rules.retire_after}"
+            else:
+                continue
+            out.append((meta, why))
+        return out
+
+    def _in_use(self, name: str) -> set[int]:
+        """Versions of `name` that an endpoint serves or a batch job scored with."""
+        prefix = model_uri(name, 0)[:-1]
+        uris: list[str] = []
+        for config in self.paths.root.glob("endpoints/*/config.json"):
+            doc = read_json(config) or {}
+            for group in ("stable", "canary"):
+                uris += [v.get("model", "") for v in (doc.get(group) or {}).values()]
+        for meta in self.paths.root.glob("batch/*/*/meta.json"):
+            uris.append((read_json(meta) or {}).get("model", ""))
+        return {int(u[len(prefix):]) for u in uris
+                if u.startswith(prefix) and u[len(prefix):].isdigit()}
 
     # --- helpers ------------------------------------------------------------
 

@@ -82,8 +82,26 @@ def test_a_retired_version_is_registered_afresh_when_its_run_comes_back(ctx, run
     assert state_of(ctx, "comeback") == {1: "retired", 2: "retired", 3: "live"}
 
 
-@pytest.mark.xfail(strict=True, reason="ModelHandler.diff does not report retirement: the "
-                   "plan cannot say which versions an apply would retire, nor why")
+@pytest.mark.parametrize("user", ["endpoint", "batch_job"])
+def test_a_version_an_endpoint_or_batch_job_uses_is_never_retired(ctx, runs, user):
+    model = f"used_by_{user}"
+    register(ctx, model, runs[0])
+    paths = LocalPaths(ctx.data_dir)
+    uri = f"local://models/{model}/1"
+    # What the endpoint and batch handlers record about the version they serve or used.
+    if user == "endpoint":
+        where = paths.endpoint(f"ep_{model}") / "config.json"
+        doc = {"stable": {"champion": {"model": uri, "weight": 100}}, "canary": None}
+    else:
+        where = paths.batch(f"score_{model}", "abc123") / "meta.json"
+        doc = {"model": uri}
+    where.parent.mkdir(parents=True, exist_ok=True)
+    where.write_text(json.dumps(doc))
+    register(ctx, model, runs[1], retirement={"keep_last": 1})
+    register(ctx, model, runs[2], retirement={"keep_last": 1})
+    assert state_of(ctx, model) == {1: "live", 2: "retired", 3: "live"}
+
+
 def test_the_plan_says_which_versions_would_be_retired_and_why(ctx, runs):
     first = register(ctx, "planned", runs[0])
     diff = ModelHandler(ctx).diff(DiffRequest(
