@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import threading
 import time
 import uuid
-from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -40,9 +40,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .config import CONFIG_FILE, ServingConfig, write_config
-from .loader import ModelStore, choose_device
+from .loader import ModelStore, choose_device, import_torch
 from .metrics import CONTENT_TYPE, ServingMetrics
-from .reqlog import FEEDBACK_FILE, REQUESTS_FILE, JsonlLog
+from .reqlog import FEEDBACK_FILE, REQUESTS_FILE, JsonlLog, request_line
 from .router import Router
 from .stats import RecentOutcomes
 
@@ -57,14 +57,6 @@ class BadRequest(Exception):
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
-
-
-def _request_row(record: tuple) -> dict:
-    t, rid, variant, model, features, instances, predictions = record
-    if instances and isinstance(instances[0], Mapping):
-        instances = [[row.get(f) for f in features] for row in instances]
-    return {"t": t, "id": rid, "variant": variant, "model": model, "features": features,
-            "instances": instances, "predictions": predictions}
 
 
 class ServingApp:
@@ -89,7 +81,7 @@ class ServingApp:
     @contextlib.asynccontextmanager
     async def lifespan(self, _app):
         self.requests_log = JsonlLog(self.directory / REQUESTS_FILE, self.config.max_rows,
-                                     to_row=_request_row)
+                                     to_line=request_line)
         self.feedback_log = JsonlLog(self.directory / FEEDBACK_FILE, self.config.max_rows)
         # loading runs beside the server so /health can say "loading" meanwhile
         loop = asyncio.get_running_loop()
@@ -103,6 +95,7 @@ class ServingApp:
 
     def _load_initial(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
+            import_torch()
             self.device = choose_device(self.config.gpus)
             self.models.load(self.config.model_paths(), self.device)
         except Exception as e:  # reported by /health; the process stays up to say so
@@ -130,7 +123,9 @@ class ServingApp:
     async def predict(self, request: Request) -> Response:
         start = time.perf_counter()
         try:
-            instances = _instances(await _json_object(request))
+            raw = await request.body()
+            body = _json_object(raw)
+            instances = _instances(body)
         except BadRequest as e:
             self.metrics.rejected.inc()
             return _error(400, str(e))
@@ -140,32 +135,35 @@ class ServingApp:
         predictor = self.models[route.spec.model]
         try:
             predictions = predictor.predict(instances)
-            status, body = 200, None
+            status, failure = 200, ""
         except (ValueError, TypeError, KeyError) as e:
-            status, body = 400, {"error": f"variant '{route.variant}' cannot predict these "
-                                          f"instances: {e}"}
+            status, failure = 400, f"variant '{route.variant}' cannot predict these " \
+                                   f"instances: {e}"
         except Exception as e:  # answered as a 500; the traceback goes to server.log
             log.exception("variant %s failed", route.variant)
-            status, body = 500, {"error": f"variant '{route.variant}' failed: "
-                                          f"{type(e).__name__}: {e}"}
+            status, failure = 500, f"variant '{route.variant}' failed: {type(e).__name__}: {e}"
         seconds = time.perf_counter() - start
         ok = status == 200
         self.metrics.record(route.variant, route.spec.model, seconds, len(instances), ok)
         self.outcomes.record(route.track, route.variant, seconds * 1000.0, ok)
         if not ok:
-            return JSONResponse(body, status_code=status)
+            return _error(status, failure)
         rid = uuid.uuid4().hex
         sampled = self._sampler.random() < self.config.sample_rate
+        # the log keeps the raw body when it holds just the rows (see `request_line`)
+        logged = (None, raw) if len(body) == 1 and isinstance(instances[0], list) \
+            else (instances, None)
         if sampled:
             self.requests_log.append((time.time(), rid, route.variant, route.spec.model,
-                                      predictor.features, instances, predictions))
-        shadows = BackgroundTask(self._shadow, route.shadows, rid, instances, sampled) \
-            if route.shadows else None
+                                      predictor.features, *logged, predictions))
+        shadows = BackgroundTask(self._shadow, route.shadows, rid, instances,
+                                 logged if sampled else None) if route.shadows else None
         return JSONResponse({"predictions": predictions, "variant": route.variant, "id": rid},
                             background=shadows)
 
-    async def _shadow(self, shadows, rid: str, instances: list, sampled: bool) -> None:
-        """Runs after the answer was sent: the caller never waits on a shadow."""
+    async def _shadow(self, shadows, rid: str, instances: list, logged: tuple | None) -> None:
+        """Runs after the answer was sent: the caller never waits on a shadow.
+        `logged` is what the request log keeps of the request, None when not sampled."""
         for name, spec in shadows:
             start = time.perf_counter()
             try:
@@ -177,9 +175,9 @@ class ServingApp:
                 continue
             self.metrics.shadow.labels(name, spec.model).inc()
             self.metrics.latency.labels(name, spec.model).observe(time.perf_counter() - start)
-            if sampled:
+            if logged is not None:
                 self.requests_log.append((time.time(), rid, name, spec.model,
-                                          predictor.features, instances, predictions))
+                                          predictor.features, *logged, predictions))
 
     async def health(self, _request: Request) -> Response:
         if self.status != READY:
@@ -197,7 +195,7 @@ class ServingApp:
 
     async def feedback(self, request: Request) -> Response:
         try:
-            body = await _json_object(request)
+            body = _json_object(await request.body())
         except BadRequest as e:
             return _error(400, str(e))
         rid, labels = body.get("id"), body.get("labels")
@@ -261,9 +259,9 @@ def _described(variants) -> dict:
             for name, v in variants.items()}
 
 
-async def _json_object(request: Request) -> dict:
+def _json_object(raw: bytes) -> dict:
     try:
-        body = await request.json()
+        body = json.loads(raw)
     except ValueError:
         raise BadRequest("the body must be a JSON object") from None
     if not isinstance(body, dict):
@@ -279,6 +277,12 @@ def _instances(body: dict) -> list:
     return instances
 
 
+async def _internal_error(_request: Request, exc: Exception) -> Response:
+    """Whatever escaped a route: a JSON answer; the traceback goes to server.log."""
+    log.error("unhandled error", exc_info=exc)
+    return _error(500, f"internal error: {type(exc).__name__}: {exc}")
+
+
 def build_app(config: ServingConfig, directory: Path, seed: int = 0) -> Starlette:
     serving = ServingApp(config, directory, seed)
     app = Starlette(
@@ -292,6 +296,7 @@ def build_app(config: ServingConfig, directory: Path, seed: int = 0) -> Starlett
             Route("/-/stats", serving.stats, methods=["GET"]),
         ],
         lifespan=serving.lifespan,
+        exception_handlers={Exception: _internal_error},
     )
     app.state.serving = serving
     return app

@@ -13,6 +13,22 @@ from ..artifact import Predictor, load_predictor
 log = logging.getLogger("mlform.serving")
 
 
+def import_torch() -> None:
+    """Import what loading and predicting need, and exempt it from garbage collection.
+
+    The modules torch creates live as long as the process; left to the collector,
+    every full collection scans all of them again, and a busy server (whose queued
+    log rows survive long enough to age) pays for it on every few requests.
+    Models are loaded after the freeze, so a model that is dropped is collected.
+    """
+    import gc
+
+    import torch
+    import torch.export  # noqa: F401 - loaded models need it
+
+    gc.freeze()
+
+
 def choose_device(gpus: int) -> str:
     import torch
 

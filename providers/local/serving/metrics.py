@@ -40,15 +40,23 @@ class ServingMetrics:
         self.traffic = Gauge(
             "mlform_endpoint_traffic_percent", "Configured share of requests per variant",
             ("variant",), registry=self.registry)
+        # label lookups cost more than the increments: each variant's series are kept
+        self._series: dict[tuple[str, str], tuple] = {}
 
     def record(self, variant: str, model: str, seconds: float, instances: int,
                ok: bool) -> None:
-        self.requests.labels(variant, model).inc()
-        self.latency.labels(variant, model).observe(seconds)
+        series = self._series.get((variant, model))
+        if series is None:
+            series = self._series[(variant, model)] = tuple(
+                m.labels(variant, model)
+                for m in (self.requests, self.latency, self.instances, self.errors))
+        requests, latency, instances_seen, errors = series
+        requests.inc()
+        latency.observe(seconds)
         if ok:
-            self.instances.labels(variant, model).inc(instances)
+            instances_seen.inc(instances)
         else:
-            self.errors.labels(variant, model).inc()
+            errors.inc()
 
     def set_traffic(self, traffic: dict[str, float]) -> None:
         self.traffic.clear()

@@ -5,6 +5,8 @@
     {"pid": 1234, "port": 8731, "started": 1718000000.1, "create_time": 1718000000.05,
      "config_digest": "sha256:..."}
 
+`config_digest` identifies the config the server started with (it may have
+changed since through the control route, which is what to ask for the live one).
 The provider binds the listening socket itself and hands it to the process, so
 the port is known and taken before the process starts, and the record is
 written as soon as the process exists. `create_time` tells the server apart from

@@ -4,7 +4,8 @@ import json
 import time
 from pathlib import Path
 
-from mlform.providers.local.serving.reqlog import JsonlLog, rolled_path
+import pytest
+from mlform.providers.local.serving.reqlog import JsonlLog, request_line, rolled_path
 
 
 def rows(path: Path) -> list[dict]:
@@ -54,8 +55,36 @@ def test_a_reopened_log_counts_the_rows_already_there(tmp_path: Path) -> None:
     assert [r["i"] for r in rows(path)] == [3]
 
 
-def test_records_are_turned_into_rows_by_the_writer(tmp_path: Path) -> None:
-    log = JsonlLog(tmp_path / "x.jsonl", max_rows=10, to_row=lambda r: {"pair": list(r)})
+def test_records_are_turned_into_lines_by_the_writer(tmp_path: Path) -> None:
+    log = JsonlLog(tmp_path / "x.jsonl", max_rows=10, to_line=lambda r: json.dumps(list(r)))
     log.append((1, 2))
     log.close()
-    assert rows(tmp_path / "x.jsonl") == [{"pair": [1, 2]}]
+    assert rows(tmp_path / "x.jsonl") == [[1, 2]]
+
+
+def test_a_record_that_cannot_be_written_does_not_stop_the_log(tmp_path: Path) -> None:
+    log = JsonlLog(tmp_path / "x.jsonl", max_rows=10)
+    log.append({"bad": object()})
+    log.append({"i": 1})
+    log.close()
+    assert len(rows(tmp_path / "x.jsonl")) == 2
+
+
+FEATURES = ["a", "b"]
+ROW = {"t": 1.5, "id": "r1", "variant": "v", "model": "local://models/m/1",
+       "features": FEATURES, "instances": [[1, 2.5], [3, None]], "predictions": ["no", "yes"]}
+
+
+@pytest.mark.parametrize("instances, body", [
+    pytest.param(None, b'{"instances": [[1, 2.5], [3, null]]}', id="raw body reused"),
+    pytest.param(None, b' {\n "instances" :[[1,2.5],[3,null]] }\n', id="raw body with spaces"),
+    pytest.param(None, b'{"\\u0069nstances": [[1, 2.5], [3, null]]}',
+                 id="escaped key: parsed again"),
+    pytest.param([[1, 2.5], [3, None]], None, id="parsed lists"),
+    pytest.param([{"b": 2.5, "a": 1}, {"a": 3}], None, id="objects in feature order"),
+])
+def test_request_line(instances, body) -> None:
+    line = request_line((1.5, "r1", "v", "local://models/m/1", FEATURES, instances, body,
+                         ["no", "yes"]))
+    assert json.loads(line) == ROW
+    assert list(json.loads(line)) == list(ROW)
