@@ -82,3 +82,25 @@ def test_save_model_refuses_unusable_meta(tmp_path, meta, message):
 def test_loading_a_directory_without_a_model_says_so(tmp_path):
     with pytest.raises(ValueError, match="is not a model artifact: model.json is missing"):
         load_predictor(tmp_path)
+
+
+NUMERIC = {"task": "classification", "features": ["a", "b", "c"], "target": "y",
+           "classes": [0, 1],
+           "preprocessing": {"a": {"kind": "numeric", "mean": 1.0, "std": 2.0},
+                             "b": {"kind": "numeric", "mean": -3.0, "std": 0.5},
+                             "c": {"kind": "numeric", "mean": 0.0, "std": 1.0}}}
+
+
+def test_numeric_rows_take_the_matrix_path_with_the_same_answers(tmp_path):
+    torch.manual_seed(1)
+    save_model(tmp_path, torch.nn.Linear(3, 2), NUMERIC)
+    predictor = load_predictor(tmp_path)
+    rows = [[0.5, -2.0, 3.0], [None, 1.0, -1.0], [10.0, -3.0, 0.0]]
+    as_objects = [dict(zip(NUMERIC["features"], r, strict=True)) for r in rows]
+    assert predictor._fast_matrix(rows) is not None
+    assert predictor._fast_matrix(as_objects) is None
+    for fast, general in zip(predictor.predict_proba(rows), predictor.predict_proba(as_objects),
+                             strict=True):
+        assert fast == pytest.approx(general)
+    with pytest.raises(ValueError, match="instance 1 has 2 values; expected 3"):
+        predictor.predict([[1.0, 2.0, 3.0], [1.0, 2.0]])
