@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from mlform.engine.durations import seconds
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_TIMEOUTS = {
@@ -17,18 +17,6 @@ DEFAULT_TIMEOUTS = {
     "retraining_policy": "1m",
 }
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def seconds(duration: str | int | float) -> float:
-    """`30s`, `5m`, `2h`, `1d` (or a plain number of seconds) as seconds."""
-    if isinstance(duration, int | float):
-        return float(duration)
-    match = _DURATION.match(duration.strip())
-    if not match:
-        raise ValueError(f"'{duration}' is not a duration; write e.g. 30s, 5m, 2h or 1d")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 class AwsConfig(BaseModel):

@@ -10,29 +10,18 @@ rollout with the measured values next to the bounds.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
+from mlform.engine.durations import seconds
 from mlform.engine.provider import Progress
 from mlform.engine.spec.models import Rollback, Rollout
 
 from .client import ControlError, ServerClient
 from .config import ServingConfig
 from .router import CANARY
-
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a spec duration such as `200ms`, `5s`, `2m`."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", text)
-    if not match:
-        raise ValueError(f"'{text}' is not a duration: write a number and a unit "
-                         "(ms, s, m, h, d), e.g. '30s'")
-    return float(match[1]) * _UNITS[match[2]]
 
 
 def traffic_steps(rollout: Rollout) -> list[int]:
@@ -93,7 +82,7 @@ def roll_out(client: ServerClient, current: ServingConfig, target: ServingConfig
              sleep: Callable[[float], None] = time.sleep) -> RolloutOutcome:
     """Move traffic from `current`'s stable variants to `target`'s, judging each step."""
     steps = traffic_steps(rollout)
-    wait = parse_duration(rollout.wait)
+    wait = seconds(rollout.wait)
     old = current.settled()
     lines: list[str] = []
     for i, percent in enumerate(steps):

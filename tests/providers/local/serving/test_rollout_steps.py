@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import pytest
+from mlform.engine.durations import seconds as parse_duration
 from mlform.engine.spec.models import Rollback, Rollout
-from mlform.providers.local.serving.rollout import judge, parse_duration, traffic_steps
+from mlform.providers.local.serving.rollout import judge, traffic_steps
 
 
 @pytest.mark.parametrize("rollout, steps", [
