@@ -78,12 +78,13 @@ def score(customers: list[int]) -> None:
         print(f"  online features of customer {row['customer_id']}: "
               + ", ".join(f"{k}={v}" for k, v in row.items() if k != "customer_id"))
     url = output("url")
-    body = json.dumps({"instances": rows}).encode()
+    body = json.dumps({"entities": customers}).encode()  # the endpoint looks them up itself
     request = urllib.request.Request(f"{url}/predict", data=body,
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         answer = json.loads(response.read())
-    print(f"  POST {url}/predict -> churned: {answer['predictions']}")
+    print(f"  POST {url}/predict {{\"entities\": {customers}}} -> churned: "
+          f"{answer['predictions']}")
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 Public routes:
     POST /predict   {"instances": [[...], ...]} -> {"predictions", "variant", "id"}
+                    or {"entities": [key, ...]} with a feature_view (online lookup)
     GET  /health    200 with the variants served; 503 while loading or when a model
                     failed to load
     GET  /metrics   Prometheus text format
@@ -125,7 +126,7 @@ class ServingApp:
         try:
             raw = await request.body()
             body = _json_object(raw)
-            instances = _instances(body)
+            instances = self._looked_up(body) if "entities" in body else _instances(body)
         except BadRequest as e:
             self.metrics.rejected.inc()
             return _error(400, str(e))
@@ -160,6 +161,24 @@ class ServingApp:
                                  logged if sampled else None) if route.shadows else None
         return JSONResponse({"predictions": predictions, "variant": route.variant, "id": rid},
                             background=shadows)
+
+    def _looked_up(self, body: dict) -> list[dict]:
+        """Rows for `{"entities": [...]}`: the feature view's latest values for each key,
+        from the same online store the offline training data was materialised with."""
+        from ..features.online import online_features
+
+        if not self.config.online_store:
+            raise BadRequest("this endpoint has no feature_view: send 'instances'")
+        keys = body["entities"]
+        if not isinstance(keys, list) or not keys or \
+                not all(isinstance(k, str | int) and not isinstance(k, bool) for k in keys):
+            raise BadRequest("'entities' must be a non-empty list of entity keys")
+        rows = online_features(self.config.online_store, keys)
+        unknown = [k for k, row in zip(keys, rows, strict=True) if row["event_time"] is None]
+        if unknown:
+            raise BadRequest(f"no features for entit{'y' if len(unknown) == 1 else 'ies'} "
+                             f"{', '.join(map(str, unknown[:5]))} in the online store")
+        return rows
 
     async def _shadow(self, shadows, rid: str, instances: list, logged: tuple | None) -> None:
         """Runs after the answer was sent: the caller never waits on a shadow.

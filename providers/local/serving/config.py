@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..paths import LocalPaths
 
 ARTIFACT_DIR = "artifact"
+ONLINE_STORE = "online.sqlite"
 CONFIG_FILE = "config.json"
 """In the endpoint's directory: what the server serves (it rewrites it on each change)."""
 
@@ -57,6 +58,8 @@ class ServingConfig(BaseModel):
     threads: int = Field(default=1, ge=1)
     """Torch intra-op threads of the server process."""
     gpus: int = Field(default=0, ge=0)
+    online_store: str | None = None
+    """A feature view's online store: requests may then send `entities` instead of rows."""
 
     @model_validator(mode="after")
     def _servable(self) -> ServingConfig:
@@ -116,10 +119,19 @@ def serving_config(name: str, spec: Endpoint, paths: LocalPaths) -> ServingConfi
                              f"at {directory}")
         variants[vname] = VariantSpec(model=variant.model, path=str(directory),
                                       weight=variant.weight, shadow=variant.shadow)
+    online_store = None
+    if spec.feature_view:
+        try:
+            online_store = paths.resolve(spec.feature_view) / ONLINE_STORE
+        except ValueError as e:
+            raise ValueError(f"feature_view: {e}") from None
+        if not online_store.is_file():
+            raise ValueError(f"feature_view '{spec.feature_view}' has no online store at "
+                             f"{online_store}: set 'online: true' on the feature view")
     return ServingConfig(
         endpoint=name, stable=variants, sample_rate=spec.logging.sample_rate,
         max_rows=spec.logging.max_rows, threads=spec.compute.cpus or 1,
-        gpus=spec.compute.gpus)
+        gpus=spec.compute.gpus, online_store=str(online_store) if online_store else None)
 
 
 def read_config(path: Path) -> ServingConfig:
