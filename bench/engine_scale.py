@@ -296,7 +296,7 @@ def report(rows: list[dict], latency: dict, start: dict, chain_length: int,
     out.append(f"Load average before/after: {load[0]:.2f} / {load[1]:.2f} "
                f"on {os.cpu_count()} CPUs; Python {sys.version.split()[0]}; chained: {shape}.\n")
     out.append("| resources | shape | load spec | plan | apply | ms/resource (apply) | "
-               "journal share of apply | re-plan | `mlform plan` | `mlform apply` | state B/res | "
+               "journal time summed over workers / apply | re-plan | `mlform plan` | `mlform apply` | state B/res | "
                "journal B/res | max RSS in-proc | max RSS `apply` |")
     out.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
