@@ -7,8 +7,9 @@ import math
 import random
 from pathlib import Path
 
-SCHEMA_COMMENT = ("# yaml-language-server: $schema="
-                  "https://mlform.dev/schemas/mlform.schema.json\n")
+SCHEMA_FILE = ".mlform/mlform.schema.json"
+"""Where `init` writes the JSON Schema of this mlform version, for editors."""
+SCHEMA_COMMENT = f"# yaml-language-server: $schema={SCHEMA_FILE}\n"
 
 STACK_TEMPLATE = SCHEMA_COMMENT + """\
 # A fraud-detection stack on the local provider: data -> training -> registry with
@@ -93,6 +94,12 @@ def init_stack(directory: Path, name: str | None = None) -> list[Path]:
     if not data.exists():
         write_sample_data(data)
         written.append(data)
+    schema = directory / SCHEMA_FILE
+    schema.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    from .spec.schema import schema_json
+
+    schema.write_text(schema_json())
+    written.append(schema)
     gitignore = directory / ".gitignore"
     if not gitignore.exists():
         gitignore.write_text(".mlform/\n")
