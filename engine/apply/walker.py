@@ -8,6 +8,7 @@ scheduling new nodes while those in flight finish.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ class Walker:
         for n, ds in self.deps.items():
             for d in ds:
                 dependents[d].append(n)
-        ready = [n for n, ds in waiting.items() if not ds]
+        ready = deque(n for n, ds in waiting.items() if not ds)
         running: dict[Future, str] = {}
 
         def settle(node: str, error: str | None) -> None:
@@ -60,7 +61,7 @@ class Walker:
         with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
             while ready or running:
                 while ready and len(running) < self.parallelism and not self._stop.is_set():
-                    node = ready.pop(0)
+                    node = ready.popleft()
                     running[pool.submit(self._guarded, run, node)] = node
                 if not running:
                     break
