@@ -296,6 +296,11 @@ def _apply_or_destroy(target_path, opts, auto_approve, refresh, replace, destroy
                 plan, doc, state = _plan(session, destroy, refresh, tuple(replace))
                 render_plan(doc, plan, "text", opts.color)
                 if not plan.has_changes():
+                    if not destroy and any(f.kind == "adopted" for f in plan.drift):
+                        # nothing to change, but what an interrupted apply created must
+                        # be recorded, and the outputs that depend on it with it
+                        state = run_apply(session, plan, state, command,
+                                          planfile.digest(doc)).state
                     _print_outputs(state, opts.color)
                     return
                 _confirm(auto_approve, "destroy these resources" if destroy

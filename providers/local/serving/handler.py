@@ -42,6 +42,8 @@ PORT_REASON = ("the server listens on a fixed port: changing it starts a new ser
 VARIANT_DEFAULTS = {name: f.default for name, f in Variant.model_fields.items()
                     if name != "model"}
 LOGGING_DEFAULTS = {name: f.default for name, f in RequestLogging.model_fields.items()}
+LOADING = "loading"
+"""The status /health answers while a server loads its models (see `app`)."""
 
 
 class EndpointHandler:
@@ -97,6 +99,11 @@ class EndpointHandler:
         with ServerClient(record.port, timeout=3.0) as client:
             try:
                 status, health = client.health()
+                if health.get("status") == LOADING:
+                    # a server started by an interrupted apply is starting, not unhealthy:
+                    # what it serves is known once its models are loaded
+                    self._wait_ready(name, record)
+                    status, health = client.health()
                 live = client.config()
             except (httpx.HTTPError, ControlError) as e:
                 return ObserveResponse(

@@ -70,6 +70,7 @@ REASONS = {
 FINGERPRINT_INPUTS = ("dataset", "feature_view", "labels", "algorithm", "entrypoint",
                       "hyperparameters", "seed", "test_size", "target", "features", "exclude")
 POLL_SECONDS = 0.2
+RUNNER_MODULE = "mlform.providers.local.training.runner"
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ class TrainingJobHandler:
             plan = self._plan(job, inputs)
         except ValueError as e:
             return ApplyResponse(error=str(e))
-        status = current_status(plan.run_dir)
+        status = current_status(plan.run_dir) or self._unrecorded_run(plan)
         if status and status["status"] == SUCCEEDED and (plan.run_dir / "artifact").is_dir():
             progress(f"run {plan.run_id} already succeeded: adopting it")
         elif status and status["status"] == RUNNING:
@@ -189,14 +190,28 @@ class TrainingJobHandler:
         with open(plan.run_dir / "train.log", "wb") as log:
             # A session of its own: the run outlives an interrupted apply, which adopts it.
             process = subprocess.Popen(
-                [sys.executable, "-m", "mlform.providers.local.training.runner",
-                 str(plan.run_dir)],
+                [sys.executable, "-m", RUNNER_MODULE, str(plan.run_dir)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 cwd=self.ctx.stack_dir, start_new_session=True)
         write_json(plan.run_dir / "status.json", {
             "status": RUNNING, "pid": process.pid, "pid_started": process_started(process.pid),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         return process
+
+    def _unrecorded_run(self, plan: RunPlan) -> dict[str, Any] | None:
+        """The status of a runner that an apply started for this run and was killed
+        before recording (its command line names the run directory), now recorded;
+        None when there is none. Starting the run again would train it twice in one
+        directory."""
+        import psutil
+
+        for proc in psutil.process_iter(["cmdline", "create_time"]):
+            if (proc.info["cmdline"] or [])[1:] == ["-m", RUNNER_MODULE, str(plan.run_dir)]:
+                status = {"status": RUNNING, "pid": proc.pid,
+                          "pid_started": proc.info["create_time"]}
+                write_json(plan.run_dir / "status.json", status)
+                return status
+        return None
 
     def _wait(self, plan: RunPlan, process: subprocess.Popen | None,
               progress: Progress) -> dict[str, Any]:
