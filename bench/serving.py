@@ -204,14 +204,17 @@ def main() -> int:
         make_registry(root)
         handler = EndpointHandler(ProviderContext("bench", Path(tmp), "local", {}, root))
         endpoints = {
-            "one": {"champion": {"model": model_uri("bench", 1)}},
-            "split": {"champion": {"model": model_uri("bench", 1), "weight": 90},
-                      "challenger": {"model": model_uri("bench", 2), "weight": 10}},
+            "one": {"variants": {"champion": {"model": model_uri("bench", 1)}}},
+            "nolog": {"variants": {"champion": {"model": model_uri("bench", 1)}},
+                      "logging": {"sample_rate": 0.0}},
+            "split": {"variants": {
+                "champion": {"model": model_uri("bench", 1), "weight": 90},
+                "challenger": {"model": model_uri("bench", 2), "weight": 10}}},
         }
         ports = {}
-        for name, variants in endpoints.items():
+        for name, inputs in endpoints.items():
             created = handler.create(CreateRequest(ResourceRef(name, "endpoint"),
-                                                   {"variants": variants}, name), Progress())
+                                                   inputs, name), Progress())
             if created.error:
                 raise SystemExit(created.error)
             ports[name] = created.outputs["port"]
@@ -229,6 +232,7 @@ def main() -> int:
             (f"torch x{b}", "torch", batched), (f"predictor x{b}", "predictor", batched),
             (f"mlform x{b}", "one", batched),
             ("mlform 90/10", "split", single),
+            ("mlform, no log", "nolog", single),
         ]
         try:
             for port in ports.values():
@@ -268,10 +272,10 @@ def report(results: dict, args) -> None:
     print(f"{time.strftime('%Y-%m-%d %H:%M')}  {platform.machine()}  {os.cpu_count()} cores  "
           f"python {platform.python_version()}  concurrency {args.concurrency}  "
           f"{args.seconds:g}s per scenario, median of {args.rounds} rounds")
-    print(f"{'scenario':<16}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'server CPU us/req':>19}"
+    print(f"{'scenario':<18}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'server CPU us/req':>19}"
           f"{'failed':>8}")
     for label, r in results.items():
-        print(f"{label:<16}{r['rps']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}"
+        print(f"{label:<18}{r['rps']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}"
               f"{r['cpu_us']:>19.0f}{r['failures']:>8.0f}")
     b = args.batch
     for rows, suffix in (("single rows", ""), (f"{b} rows", f" x{b}")):
