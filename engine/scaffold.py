@@ -65,6 +65,7 @@ def write_sample_data(path: Path, rows: int = 2000, seed: int = 7, shift: float 
     """Synthetic card transactions with a learnable fraud signal; `shift` moves the
     distribution of amount and hour (for drift demonstrations)."""
     rng = random.Random(seed)
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
         w = csv.writer(f)

@@ -71,12 +71,14 @@ class Plan:
     """Findings of the refresh that preceded the plan (changed outside mlform)."""
     targets: tuple[str, ...] = ()
     diagnostics: tuple[Any, ...] = ()
+    output_changes: tuple[AttributeDiff, ...] = ()
+    """Stack outputs whose value differs from the one in state."""
 
     def actionable(self) -> list[ResourceChange]:
         return [c for c in self.changes if c.action is not Action.NOOP]
 
     def has_changes(self) -> bool:
-        return bool(self.actionable())
+        return bool(self.actionable()) or bool(self.output_changes)
 
     def counts(self) -> dict[str, int]:
         add = sum(1 for c in self.changes if c.action is Action.CREATE or c.action.is_replace)

@@ -52,6 +52,8 @@ def to_document(plan: Plan, salt: str, variables_digest: str = "") -> dict:
             "dependencies": list(c.dependencies),
         } for c in plan.changes],
         "outputs": s(plan.outputs),
+        "output_changes": [{"name": a.path, "before": s(a.before), "after": s(a.after)}
+                           for a in plan.output_changes],
         "drift": [{"name": f.name, "type": f.type, "kind": f.kind, "detail": f.detail,
                    "attributes": [{"path": a.path, "before": s(a.before), "after": s(a.after)}
                                   for a in f.attributes]} for f in plan.drift],
@@ -70,7 +72,10 @@ def from_document(doc: dict) -> Plan:
         dependencies=tuple(c["dependencies"])) for c in doc["changes"])
     return Plan(stack=doc["stack"], lineage=doc["lineage"], serial=doc["serial"],
                 spec_digest=doc["spec_digest"], changes=changes, destroy=doc["destroy"],
-                targets=tuple(doc["targets"]), outputs=from_storable(doc["outputs"]))
+                targets=tuple(doc["targets"]), outputs=from_storable(doc["outputs"]),
+                output_changes=tuple(AttributeDiff(o["name"], from_storable(o["before"]),
+                                                   from_storable(o["after"]))
+                                     for o in doc.get("output_changes", [])))
 
 
 def encode(doc: dict) -> bytes:

@@ -19,7 +19,7 @@ from ..providerset import ProviderSet, ref
 from ..spec.loader import Stack
 from ..spec.refs import walk_refs
 from ..state.model import ResourceState, State
-from ..values import Unknown, display
+from ..values import Unknown, display, same_value
 from .model import Action, AttributeDiff, Plan, ResourceChange
 
 RERUN_TYPES = {"training_job": "re-run", "batch_job": "re-run", "feature_view": "re-materialize"}
@@ -74,9 +74,14 @@ def make_plan(stack: Stack, state: State, variables: dict[str, Any], providers: 
         outputs = evaluator.outputs() if not options.targets else {}
     except MlformError:
         outputs = {}
+    output_changes = () if options.targets else tuple(
+        AttributeDiff(name, state.outputs.get(name), outputs.get(name))
+        for name in sorted(set(outputs) | set(state.outputs))
+        if not same_value(state.outputs.get(name), outputs.get(name)))
     return Plan(stack=stack.name, lineage=state.lineage, serial=state.serial,
                 spec_digest=stack.digest, changes=tuple(changes), outputs=outputs,
-                targets=options.targets, drift=tuple(options.drift))
+                targets=options.targets, drift=tuple(options.drift),
+                output_changes=output_changes)
 
 
 def _check_targets(stack: Stack, state: State, options: PlanOptions) -> None:

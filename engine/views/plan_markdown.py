@@ -16,7 +16,8 @@ def render(doc: dict) -> str:
         out.append(f"> ⚠️ {len(doc['drift'])} resource(s) changed outside mlform since the "
                    "last apply.")
         out.append("")
-    if not changes:
+    outputs = doc.get("output_changes", [])
+    if not changes and not outputs:
         out.append("**No changes.** The stack matches the spec.")
         return "\n".join(out) + "\n"
     out.append(f"**Plan: {s['add']} to add, {s['change']} to change, {s['destroy']} to "
@@ -29,6 +30,9 @@ def render(doc: dict) -> str:
         out.append(f"| `{SYMBOLS[c['action']]}` | `{c['name']}` | {c['type']} | "
                    f"{EMOJI[c['action']]} | {why} |")
     out.append("")
+    if outputs:
+        out.append("Outputs: " + ", ".join(f"`{o['name']}`" for o in outputs) + " change.")
+        out.append("")
     for c in changes:
         if not c["attributes"]:
             continue

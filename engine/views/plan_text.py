@@ -33,11 +33,13 @@ def render(doc: dict, color: bool = True, drift_lines: list[str] | None = None) 
         lines.extend("  " + _esc(line) if color else "  " + line for line in drift_lines)
         lines.append("")
     changes = [ch for ch in doc["changes"] if ch["action"] != "no-op"]
-    if not changes:
+    outputs = doc.get("output_changes", [])
+    if not changes and not outputs:
         lines.append(c("No changes.", "bold green") + " The stack matches the spec.")
         return "\n".join(lines)
-    lines.append("mlform will perform these actions:")
-    lines.append("")
+    if changes:
+        lines.append("mlform will perform these actions:")
+        lines.append("")
     for ch in changes:
         action = ch["action"]
         style = COLORS[action]
@@ -58,6 +60,18 @@ def render(doc: dict, color: bool = True, drift_lines: list[str] | None = None) 
         if action == "create" and not ch["attributes"]:
             for key, value in sorted((ch.get("after") or {}).items()):
                 lines.append(f"    {c('+', 'green')} {key} = {_e(fmt_value(value), color)}")
+        lines.append("")
+    if outputs:
+        lines.append("Changes to outputs:")
+        for o in outputs:
+            if o["before"] is None:
+                lines.append(f"  {c('+', 'green')} {o['name']} = {_e(fmt_value(o['after']), color)}")
+            elif o["after"] is None:
+                lines.append(f"  {c('-', 'red')} {o['name']} = {_e(fmt_value(o['before']), color)}")
+            else:
+                lines.append(f"  {c('~', 'yellow')} {o['name']}: "
+                             f"{_e(fmt_value(o['before'], 36), color)} -> "
+                             f"{_e(fmt_value(o['after'], 36), color)}")
         lines.append("")
     s = doc["summary"]
     lines.append(c("Plan:", "bold") + f" {s['add']} to add, {s['change']} to change, "

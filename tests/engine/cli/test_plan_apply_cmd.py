@@ -152,3 +152,16 @@ def test_plan_refresh_false_does_not_notice_deletions(stack, run_mlform):
         f.unlink()
     assert run_mlform(["plan", "--detailed-exitcode", "--refresh=false"], stack).returncode == 0
     assert run_mlform(["plan", "--detailed-exitcode"], stack).returncode == 2
+
+
+def test_a_new_output_alone_is_a_change_that_apply_records(stack, run_mlform):
+    _ok(run_mlform(["apply", "--auto-approve"], stack))
+    spec = stack / "mlform.yaml"
+    spec.write_text(spec.read_text() + '  data_uri: {value: "${data.uri}"}\n')
+    got = run_mlform(["plan", "--detailed-exitcode", "--no-color"], stack)
+    assert got.returncode == 2, got.stderr
+    assert "Changes to outputs:\n  + data_uri = " in got.stdout
+    assert "Plan: 0 to add, 0 to change, 0 to destroy." in got.stdout
+    _ok(run_mlform(["apply", "--auto-approve"], stack))
+    assert _ok(run_mlform(["output", "data_uri", "--raw"], stack)).stdout.startswith("null://")
+    assert _ok(run_mlform(["plan", "--detailed-exitcode"], stack)).returncode == 0
