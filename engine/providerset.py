@@ -12,8 +12,7 @@ from .spec.loader import Stack
 
 
 class ProviderSet:
-    def __init__(self, stack_name: str, stack_dir: Path, specs: dict, positions=None,
-                 variables=None):
+    def __init__(self, stack_name: str, stack_dir: Path, specs: dict, positions=None):
         self.stack_name = stack_name
         self.stack_dir = stack_dir
         self.specs = specs  # provider name -> ProviderSpec

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ..values import Secret, StoredSecret, Unknown, same_value
+from ..values import Unknown, same_value
 
 
 def diff_values(before: Any, after: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
@@ -29,7 +29,3 @@ def diff_values(before: Any, after: Any, path: str = "") -> Iterator[tuple[str, 
 
 def _is_marker(d: dict) -> bool:
     return len(d) == 1 and next(iter(d)) in ("$sensitive", "$unknown")
-
-
-def is_opaque(value: Any) -> bool:
-    return isinstance(value, Secret | StoredSecret | Unknown)

@@ -17,7 +17,6 @@ class Action(StrEnum):
     DELETE_CREATE = "delete-then-create"
     CREATE_DELETE = "create-then-delete"
     DELETE = "delete"
-    READ = "read"
 
     @property
     def is_replace(self) -> bool:
@@ -26,7 +25,7 @@ class Action(StrEnum):
     @property
     def symbol(self) -> str:
         return {"no-op": " ", "create": "+", "update": "~", "delete-then-create": "-/+",
-                "create-then-delete": "+/-", "delete": "-", "read": "<="}[self.value]
+                "create-then-delete": "+/-", "delete": "-"}[self.value]
 
 
 @dataclass(frozen=True)
@@ -53,9 +52,6 @@ class ResourceChange:
     replace_paths: tuple[str, ...] = ()
     planned_outputs: dict[str, Any] = field(default_factory=dict)
     dependencies: tuple[str, ...] = ()
-    idempotency_key: str | None = None
-    adopt: bool = False
-    """A create that may already have happened: observe by key first."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +66,6 @@ class Plan:
     drift: tuple[Any, ...] = ()
     """Findings of the refresh that preceded the plan (changed outside mlform)."""
     targets: tuple[str, ...] = ()
-    diagnostics: tuple[Any, ...] = ()
     output_changes: tuple[AttributeDiff, ...] = ()
     """Stack outputs whose value differs from the one in state."""
 

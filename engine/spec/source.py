@@ -38,12 +38,6 @@ class Positions:
             path = path[:-1]
         return self.values.get((), None)
 
-    def update(self, other: Positions, prefix: PathKey = ()) -> None:
-        for k, v in other.values.items():
-            self.values[prefix + k] = v
-        for k, v in other.keys.items():
-            self.keys[prefix + k] = v
-
 
 def parse_yaml(text: str, file: str) -> tuple[Any, Positions]:
     """Parse YAML text into plain data plus the position of every value."""
