@@ -51,42 +51,43 @@ def _data_path(data: Any, loc: tuple, kind: str) -> tuple[tuple, bool]:
 
 
 def _expected_fields(model: type[BaseModel], data: Any, path: tuple) -> list[str]:
-    """Field names valid at `path` (for did-you-mean), walking the model types."""
-    from . import models
+    """Field names valid where the unknown field at `path` was written (for did-you-mean),
+    found by walking the model types along the path."""
+    from .models import RESOURCE_TYPES
 
-    cur_model: Any = model
-    cur_data = data
+    current: Any = model
+    data_here = data
+    keyed = False  # the next segment is a key of a mapping of models (or a list index)
     for seg in path[:-1]:
-        if cur_model is None:
+        data_here = data_here[seg] if isinstance(data_here, dict | list) else None
+        if keyed:
+            keyed = False
+            if current == "resource":  # a resource entry: its type says which model
+                rtype = data_here.get("type") if isinstance(data_here, dict) else None
+                current = RESOURCE_TYPES.get(rtype)
+            continue
+        field = getattr(current, "model_fields", {}).get(seg)
+        if field is None:
             return []
-        cur_data = cur_data[seg] if isinstance(cur_data, dict | list) else None
-        if seg == "resources" or cur_model is dict:
-            cur_model = dict
+        if seg == "resources":
+            current, keyed = "resource", True
             continue
-        if cur_model is dict:
-            continue
-        if isinstance(cur_data, dict) and "type" in cur_data and \
-                cur_data.get("type") in models.RESOURCE_TYPES and cur_model is dict:
-            cur_model = models.RESOURCE_TYPES[cur_data["type"]]
-            continue
-        field = getattr(cur_model, "model_fields", {}).get(seg)
-        cur_model = _model_of(field.annotation) if field else None
-    if cur_model is dict and isinstance(cur_data, dict):
-        rtype = cur_data.get("type")
-        cur_model = models.RESOURCE_TYPES.get(rtype)
-    return list(getattr(cur_model, "model_fields", {}) or [])
+        current, keyed = _model_of(field.annotation)
+    return [] if keyed else list(getattr(current, "model_fields", {}) or [])
 
 
-def _model_of(annotation: Any):
+def _model_of(annotation: Any) -> tuple[Any, bool]:
+    """The model a field holds, and whether it holds it in a mapping or list."""
     import typing
 
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+        return annotation, False
+    container = typing.get_origin(annotation) in (dict, list)
     for arg in typing.get_args(annotation):
-        found = _model_of(arg)
-        if found:
-            return found
-    return None
+        found, nested = _model_of(arg)
+        if found is not None:
+            return found, container or nested
+    return None, False
 
 
 def _diagnostic(path: tuple, is_key: bool, errs: list[dict], data: Any, positions: Positions,

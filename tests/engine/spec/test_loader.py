@@ -164,6 +164,37 @@ def test_several_errors_in_one_file_are_reported_together(null_stack, run_mlform
     assert got.stderr.count("error: ") == 2
 
 
+NESTED_TYPOS = """\
+version: 1
+stack: v
+providers: {null: {}}
+resources:
+  t:
+    type: training_job
+    dataset: x
+    algorithm: mlp_classifier
+    target: y
+    compute: {gpuz: 1}
+  e:
+    type: endpoint
+    variants:
+      a: {model: x, wieght: 5}
+    rollout: {stratgy: canary}
+"""
+
+
+@pytest.mark.parametrize(("typo", "fix"), [
+    ("gpuz", "gpus"),       # a nested model (compute)
+    ("wieght", "weight"),   # a model inside a mapping (variants.a)
+    ("stratgy", "strategy"),
+], ids=["nested-model", "model-in-a-mapping", "nested-in-endpoint"])
+def test_did_you_mean_works_at_any_depth(null_stack, typo, fix):
+    with pytest.raises(MlformError) as caught:
+        load_stack(null_stack(NESTED_TYPOS))
+    by_summary = {d.summary: d.help for d in caught.value.diagnostics}
+    assert by_summary[f"unknown field '{typo}'"] == f"did you mean '{fix}'?"
+
+
 @pytest.mark.e2e
 def test_reference_errors_are_reported_together(null_stack, run_mlform):
     spec = _with("    target: y", "    target: y\n    description: ${var.zz}\n    seed: ${x.y}")
