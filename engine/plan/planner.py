@@ -200,7 +200,7 @@ def _reasons(stack: Stack, name: str, attrs: list[AttributeDiff],
             prior = state.resources.get(r.root)
             before = prior.outputs.get(r.path[0]) if prior else None
             after = up.planned_outputs.get(r.path[0])
-            change_text = (f"{r.path[0]} {_short(before)} -> {_short(after)}"
+            change_text = (f"{r.path[0]} {_short_change(before, after)}"
                            if before is not None else f"{r.path[0]} is new")
             must = "must " + (verb if attr.forces_replacement or verb != "update" else "update")
             out.append(f"{up.type} {r.root} changed: {change_text}, so {name} {must}")
@@ -211,8 +211,8 @@ def _reasons(stack: Stack, name: str, attrs: list[AttributeDiff],
             kind = "forces replacement" if attr.forces_replacement else "changed"
             where = " in the spec" if raw is not None else ""
             why = f" ({attr.reason})" if attr.reason else ""
-            out.append(f"{attr.path} {kind}{where}: {_short(attr.before)} -> "
-                       f"{_short(attr.after)}{why}")
+            out.append(f"{attr.path} {kind}{where}: "
+                       f"{_short_change(attr.before, attr.after)}{why}")
     return list(dict.fromkeys(out))
 
 
@@ -224,6 +224,27 @@ def _raw_at(inputs: dict, path: str) -> Any:
         else:
             return cur if isinstance(cur, str) else None
     return cur
+
+
+def _short_change(before: Any, after: Any) -> str:
+    """`before -> after`, shortened, yet telling two uris apart that end alike
+    (`s3://.../<version>/data.csv`): each keeps its tail from the last part that differs."""
+    short_before, short_after = _short(before), _short(after)
+    if short_before != short_after or before == after or \
+            not all(isinstance(v, str) and "://" in v for v in (before, after)):
+        return f"{short_before} -> {short_after}"
+    old, new = before.rstrip("/").split("/"), after.rstrip("/").split("/")
+    common = 0
+    while common < min(len(old), len(new)) - 1 and old[-1 - common] == new[-1 - common]:
+        common += 1
+    first_old, first_new = old[-1 - common], new[-1 - common]
+    if first_old == first_new:  # one is the other's tail: only the whole tells them apart
+        return f"{before} -> {after}"
+    if first_old[:12] != first_new[:12]:
+        first_old, first_new = first_old[:12], first_new[:12]
+    tail = "/".join(old[len(old) - common:])
+    return " -> ".join("/".join(p for p in (first, tail) if p)
+                       for first in (first_old, first_new))
 
 
 def _short(value: Any) -> str:

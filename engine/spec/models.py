@@ -308,12 +308,13 @@ class PerformanceCheck(Strict):
 
 
 class Monitor(ResourceBase):
-    """Compares recent traffic with the training data's profile."""
+    """Compares recent traffic, or a batch job's output, with the reference data."""
 
     type: Literal["monitor"]
     endpoint: Ref[str] | None = None
     """An endpoint's `id`."""
     batch_job: Ref[str] | None = None
+    """A batch job's `output_uri` (re-evaluated when it changes), or its `id` (its newest output)."""
     reference: Ref[str]
     """A dataset's `uri` whose profile is the reference."""
     features: list[str] | None = None
@@ -326,6 +327,14 @@ class Monitor(ResourceBase):
     min_rows: int = 100
     performance: PerformanceCheck | None = None
     schedule: Duration = "1h"
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> Monitor:
+        if (self.endpoint is None) == (self.batch_job is None):
+            raise ValueError("set one of 'endpoint' (an endpoint's id, such as "
+                             "'${fraud_endpoint.id}') or 'batch_job' (a batch job's output "
+                             "uri, such as '${score.output_uri}')")
+        return self
 
 
 # --- retraining_policy ----------------------------------------------------------

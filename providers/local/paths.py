@@ -8,7 +8,8 @@
       registry/<model>/aliases.json
       endpoints/<name>/            server.json, server.log, requests.jsonl, feedback.jsonl
       monitors/<name>/             evaluations/<time>.json, report.html
-      batch/<name>/<version>/      predictions.parquet
+      batch/<name>/<version>/      predictions.parquet, meta.json
+      batch/<name>/runs.jsonl
       policies/<name>/             actions.jsonl
 """
 

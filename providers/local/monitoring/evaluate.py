@@ -1,20 +1,24 @@
-"""One evaluation of a monitor: recent traffic against the reference dataset.
+"""One evaluation of a monitor: recent traffic, or a batch job's output, against the
+reference dataset.
 
-    current    the newest `window_rows` logged instances; fewer than `min_rows` and
-               the verdict is `insufficient_data` (nothing is claimed)
+    current    the newest `window_rows` logged instances (for a batch output: its last
+               `window_rows` rows); fewer than `min_rows` and the verdict is
+               `insufficient_data` (nothing is claimed)
     reference  the dataset's rows (a seeded sample of at most 100,000)
     features   per feature: kind (numeric / categorical, Evidently's rule applied to
                the reference column), method, value, threshold, drifted
     dataset    drift when drifted / evaluated features >= `drift_share`
     output     the predictions of the current window against the earliest logged
                predictions not in it (the model's first answers, the nearest thing
-               to its behaviour at deployment); reported, not counted in the share
-    performance  the newest `window_rows` instances that have feedback labels, scored
-               with `performance.metric` and checked against its min / max
+               to its behaviour at deployment; for a batch output, its rows before
+               the window); reported, not counted in the share
+    performance  the newest `window_rows` instances that have labels (feedback, or a
+               batch input's target column), scored with `performance.metric` and
+               checked against its min / max
 
 The result is a JSON-ready dict (stored as `evaluations/<time>.json`):
 
-    {"monitor", "time", "t", "endpoint", "reference",
+    {"monitor", "time", "t", "endpoint", "batch_job", "batch_output", "reference",
      "verdict": "ok" | "drift" | "performance" | "insufficient_data",
      "breaches": ["drift", "performance"],   # what failed; verdict names the worst
      "rows": {"current", "reference"},
@@ -65,16 +69,19 @@ def read_reference(dataset_dir: Path, max_rows: int = REFERENCE_SAMPLE_ROWS):
     return frame
 
 
-def evaluate(monitor, traffic: Traffic, reference, now: float,
-             name: str = "") -> dict[str, Any]:
+def evaluate(monitor, traffic: Traffic, reference, now: float, name: str = "",
+             batch_output: str | None = None) -> dict[str, Any]:
     """Evaluate `traffic` against `reference` (a DataFrame) with the settings of
-    `monitor`, a validated `mlform.engine.spec.models.Monitor`."""
+    `monitor`, a validated `mlform.engine.spec.models.Monitor`; `batch_output` is the
+    uri of the batch output `traffic` was read from, if it was."""
     current = traffic.rows(max(0, len(traffic) - monitor.window_rows))
     result: dict[str, Any] = {
         "monitor": name,
         "time": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
         "t": now,
         "endpoint": monitor.endpoint,
+        "batch_job": monitor.batch_job,
+        "batch_output": batch_output,
         "reference": monitor.reference,
         "rows": {"current": len(current), "reference": len(reference)},
         "settings": {"window_rows": monitor.window_rows, "min_rows": monitor.min_rows,
@@ -86,7 +93,8 @@ def evaluate(monitor, traffic: Traffic, reference, now: float,
     }
     if len(current) < monitor.min_rows:
         result["verdict"] = "insufficient_data"
-        result["summary"] = (f"{len(current)} logged instance(s), fewer than min_rows "
+        rows = "row(s) in the batch output" if batch_output else "logged instance(s)"
+        result["summary"] = (f"{len(current)} {rows}, fewer than min_rows "
                              f"{monitor.min_rows}: no verdict yet")
         return result
 

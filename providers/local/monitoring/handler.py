@@ -1,5 +1,6 @@
 """The `monitor` resource on this machine: its configuration on disk, and the
-evaluation that `mlform watch` runs on schedule.
+evaluation that `mlform watch` runs on schedule (and, for a batch job's output, as
+soon as the job holds a new one).
 
     monitors/<name>/config.json              the inputs, as last applied
     monitors/<name>/evaluations/<time>.json  one file per evaluation (see `evaluate`)
@@ -10,6 +11,7 @@ Outputs: `report` (path of report.html), `evaluations` (the folder) and
 
     {"time", "t", "verdict": ok | drift | performance | insufficient_data,
      "breaches": [...], "drifted_features": [...], "share", "performance": {...} | None,
+     "batch_output": the output uri evaluated | None,
      "evaluation": path of the json, "report": path of report.html}
 """
 
@@ -43,6 +45,7 @@ from mlform.engine.spec.models import Monitor
 from pydantic import ValidationError
 
 from ..paths import SCHEME, LocalPaths
+from .batch_output import BatchOutput, feature_columns, locate, read_batch_output
 
 CONFIG = "config.json"
 EVALUATIONS = "evaluations"
@@ -85,11 +88,13 @@ class MonitorHandler:
             monitor = _monitor(req.inputs)
         except ValueError as err:
             return TickResponse(error=str(err))
-        last = (req.outputs or {}).get("last_evaluation")
-        if last and req.now - last["t"] < durations.seconds(monitor.schedule):
-            return TickResponse()
         try:
-            evaluation = self._evaluate(name, monitor, req.now)
+            output = (locate(self.paths, monitor.batch_job, req.stack_outputs)
+                      if monitor.batch_job else None)
+            last = (req.outputs or {}).get("last_evaluation")
+            if last and not _due(monitor, last, req.now, output):
+                return TickResponse()
+            evaluation = self._evaluate(name, monitor, req.now, output)
         except (OSError, ValueError) as err:
             return TickResponse(error=f"monitor '{name}' could not evaluate: {err}")
         directory = self.paths.monitor(name)
@@ -100,18 +105,27 @@ class MonitorHandler:
 
         _write(directory / REPORT, html(evaluation))
         summary = _last_evaluation(evaluation, stored, directory / REPORT)
+        on = f" on {output.uri}" if output else ""
         return TickResponse(outputs={**(req.outputs or {}), **self._outputs(name, summary)},
                             breach=_breach(evaluation),
-                            events=[f"monitor {name}: {evaluation['verdict'].replace('_', ' ')}"
-                                    f": {evaluation['summary']} (report {directory / REPORT})"])
+                            events=[f"monitor {name}{on}: "
+                                    f"{evaluation['verdict'].replace('_', ' ')}: "
+                                    f"{evaluation['summary']} (report {directory / REPORT})"])
 
-    def _evaluate(self, name: str, monitor: Monitor, now: float) -> dict[str, Any]:
+    def _evaluate(self, name: str, monitor: Monitor, now: float,
+                  output: BatchOutput | None) -> dict[str, Any]:
         from .evaluate import evaluate, read_reference
-        from .traffic import read_traffic
 
-        traffic = read_traffic(self.paths.endpoint(monitor.endpoint))
         reference = read_reference(self.paths.resolve(monitor.reference))
-        return evaluate(monitor, traffic, reference, now, name=name)
+        if output is None:
+            from .traffic import read_traffic
+
+            traffic = read_traffic(self.paths.endpoint(monitor.endpoint))
+            return evaluate(monitor, traffic, reference, now, name=name)
+        features = feature_columns(output, list(reference.columns), monitor.features)
+        # twice the window: the rows before it are the baseline of the output drift
+        traffic = read_batch_output(output, features, 2 * monitor.window_rows)
+        return evaluate(monitor, traffic, reference, now, name=name, batch_output=output.uri)
 
     def _configure(self, name: str, inputs: dict[str, Any],
                    last: dict[str, Any] | None) -> ApplyResponse:
@@ -138,10 +152,13 @@ class MonitorHandler:
         if monitor.performance and monitor.performance.metric not in METRICS:
             raise ValueError(f"unknown performance metric '{monitor.performance.metric}': "
                              f"use one of {', '.join(sorted(METRICS))}")
-        missing = sorted(set(monitor.features or ()) - set(_column_names(data)))
+        columns = _column_names(data)
+        missing = sorted(set(monitor.features or ()) - set(columns))
         if missing:
             raise ValueError(f"feature(s) {', '.join(repr(m) for m in missing)} not in the "
                              f"reference dataset '{monitor.reference}'")
+        if monitor.batch_job:
+            feature_columns(locate(self.paths, monitor.batch_job), columns, monitor.features)
 
     def _outputs(self, name: str, last: dict[str, Any] | None) -> dict[str, Any]:
         directory = self.paths.monitor(name)
@@ -151,13 +168,20 @@ class MonitorHandler:
 
 def _monitor(inputs: dict[str, Any]) -> Monitor:
     try:
-        monitor = Monitor.model_validate({**inputs, "type": "monitor"})
+        return Monitor.model_validate({**inputs, "type": "monitor"})
     except ValidationError as err:
-        raise ValueError(str(err)) from err
-    if monitor.endpoint is None:
-        raise ValueError("the local provider monitors endpoints: set 'endpoint' to an "
-                         "endpoint's id (monitoring a batch_job is not supported here)")
-    return monitor
+        first = err.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        raise ValueError(f"{where}: {message}" if where else message) from err
+
+
+def _due(monitor: Monitor, last: dict[str, Any], now: float,
+         output: BatchOutput | None) -> bool:
+    """The schedule has passed since the last evaluation, or the batch job holds an output
+    that was not evaluated yet: a new output is judged when it appears, not hours later."""
+    return (now - last["t"] >= durations.seconds(monitor.schedule)
+            or (output is not None and output.uri != last.get("batch_output")))
 
 
 def _column_names(data: Path) -> list[str]:
@@ -176,6 +200,7 @@ def _last_evaluation(evaluation: dict[str, Any], stored: Path, report: Path) -> 
             "verdict": evaluation["verdict"], "breaches": evaluation["breaches"],
             "drifted_features": drift.get("drifted_features", []),
             "share": drift.get("share"), "performance": evaluation["performance"],
+            "batch_output": evaluation["batch_output"],
             "evaluation": str(stored), "report": str(report)}
 
 

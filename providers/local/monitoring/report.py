@@ -30,7 +30,7 @@ def render(evaluation: dict[str, Any], fmt: str = "text") -> str:
 def text(evaluation: dict[str, Any]) -> str:
     lines = [f"monitor {evaluation['monitor']} at {evaluation['time']}: "
              f"{evaluation['verdict'].replace('_', ' ')}",
-             f"current rows {evaluation['rows']['current']}, "
+             f"current rows {evaluation['rows']['current']}{_of_batch(evaluation)}, "
              f"reference rows {evaluation['rows']['reference']}", ""]
     rows = [_row(entry) for entry in _entries(evaluation)]
     if rows:
@@ -72,7 +72,8 @@ figure {{ margin: 0; }} figcaption {{ font-weight: 600; }}
 </style></head><body>
 <h1>monitor {escape(evaluation['monitor'])}
  <span class="verdict">{escape(evaluation['verdict'].replace('_', ' '))}</span></h1>
-<p>{escape(evaluation['time'])}: current rows {evaluation['rows']['current']},
+<p>{escape(evaluation['time'])}: current rows {evaluation['rows']['current']}\
+{escape(_of_batch(evaluation))},
  reference rows {evaluation['rows']['reference']} ({escape(str(evaluation['reference']))})</p>
 <p>{escape(evaluation['summary'])}</p>
 {performance_html}
@@ -82,6 +83,11 @@ figure {{ margin: 0; }} figcaption {{ font-weight: 600; }}
 <div class="charts">{charts}</div>
 </body></html>
 """
+
+
+def _of_batch(evaluation: dict[str, Any]) -> str:
+    output = evaluation.get("batch_output")
+    return f" (of batch output {output})" if output else ""
 
 
 def _entries(evaluation: dict[str, Any]) -> list[dict[str, Any]]:

@@ -47,8 +47,8 @@ def tick(handler, inputs_, outputs, now) -> object:
                  id="a reference of another provider"),
     pytest.param({"features": ["amount", "balance"]}, "feature(s) 'balance' not in the reference",
                  id="a feature the reference lacks"),
-    pytest.param({"endpoint": None, "batch_job": "scores"}, "the local provider monitors endpoints",
-                 id="a batch job"),
+    pytest.param({"endpoint": None, "batch_job": "scores"}, "batch job 'scores' has no output",
+                 id="a batch job that never ran"),
     pytest.param({"numeric_method": "anderson"}, "numeric_method", id="an unknown method"),
     pytest.param({"performance": {"metric": "recall", "min": 0.5}},
                  "unknown performance metric 'recall': use one of accuracy, auc, f1, mae, r2, "
