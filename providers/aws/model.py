@@ -24,6 +24,7 @@ from mlform.engine.provider import (
 
 from . import packaging
 from .compute import image_uri
+from .dataset import delete_prefix
 from .gates import GateRunner
 from .handler import Handler, describe_or_none
 from .naming import fingerprint, tag_dict
@@ -137,7 +138,8 @@ class ModelHandler(Handler):
                                detail=f"approval status {status}")
 
     def delete(self, req: DeleteRequest, progress: Progress) -> DeleteResponse:
-        """Every version of the group goes, with the SageMaker Model serving it."""
+        """Every version of the group goes, with the SageMaker Model serving it, and the
+        serving and evaluation code and gate evaluations stored for the model."""
         sm = self.clients.sagemaker
         group = (req.outputs or {}).get("name") or \
             self.group_name(req.resource.name, self.spec(req.inputs))
@@ -150,4 +152,7 @@ class ModelHandler(Handler):
         if describe_or_none(sm.describe_model_package_group,
                             ModelPackageGroupName=group) is not None:
             sm.delete_model_package_group(ModelPackageGroupName=group)
+        for area in ("code", "evaluations"):
+            delete_prefix(self.clients.s3, self.cfg.bucket,
+                          self.layout.key(area, req.resource.name) + "/")
         return DeleteResponse()

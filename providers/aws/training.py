@@ -193,6 +193,13 @@ class TrainingJobHandler(Handler):
         if live_tags.get(STACK_TAG) != self.ctx.stack:
             return ObserveResponse(exists=False, detail=f"training job {name} was released")
         status = desc["TrainingJobStatus"]
+        if status != "Completed" and not (req.outputs or {}).get("artifact"):
+            # Started by an apply that was interrupted, with no result yet: nothing to
+            # adopt now. The next apply's create finds the job by its name and waits.
+            detail = "apply waits for it" if status in ("InProgress", "Stopping") else \
+                desc.get("FailureReason", "no reason given")
+            return ObserveResponse(exists=False,
+                                   detail=f"training job {name} is {status}: {detail}")
         live_hyper = {k: json.loads(v) for k, v in desc.get("HyperParameters", {}).items()
                       if not k.startswith("sagemaker_")}
         declared = self.spec(req.inputs).hyperparameters if req.inputs else {}

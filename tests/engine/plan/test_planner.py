@@ -6,7 +6,7 @@ import pytest
 from mlform.engine.apply.applier import Applier
 from mlform.engine.diagnostics import MlformError
 from mlform.engine.plan.model import Action
-from mlform.engine.plan.planner import PlanOptions, make_plan
+from mlform.engine.plan.planner import PlanOptions, _short_change, make_plan
 from mlform.engine.session import Options, Session
 
 SPEC = """\
@@ -228,3 +228,18 @@ def test_destroy_deletes_everything_dependents_first(stack):
     assert all(c.action is Action.DELETE for c in plan.changes)
     stack.apply(destroy=True)
     assert stack.null_files() == set()
+
+
+@pytest.mark.parametrize(("before", "after", "expected"), [
+    ("s3://b/mlform/s/datasets/d/29a106d38861/data.csv",
+     "s3://b/mlform/s/datasets/d/77905c57b2dd/data.csv",
+     "29a106d38861/data.csv -> 77905c57b2dd/data.csv"),
+    ("null://data/0123456789abcdef", "null://data/fedcba9876543210",
+     "0123456789abcdef -> fedcba9876543210"),
+    ("s3://b/k/" + "a" * 64 + "/data.csv", "s3://b/k/" + "b" * 64 + "/data.csv",
+     "aaaaaaaaaaaa/data.csv -> bbbbbbbbbbbb/data.csv"),
+    ("s3://x", "local://s3://x", "s3://x -> local://s3://x"),
+], ids=["same-file-name-under-new-versions", "last-parts-differ",
+        "long-versions-cut-where-they-still-differ", "one-uri-ends-with-the-other"])
+def test_a_reason_tells_two_uris_apart(before, after, expected):
+    assert _short_change(before, after) == expected
