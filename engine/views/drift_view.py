@@ -9,6 +9,8 @@ from ..refresh import KIND_TEXT
 
 
 def _value(v) -> str:
+    if v is None:
+        return "(default)"  # state records only the inputs written in the spec
     return v if isinstance(v, str) else json.dumps(v, default=str)
 
 

@@ -172,7 +172,7 @@ def model_is_restored(sm, run_mlform, stack) -> None:
 
 @pytest.mark.parametrize(("change", "reported", "restored"), [
     (change_weight, ["endpoint.fraud_endpoint: changed outside mlform",
-                     "variants.champion.weight: null -> 30"], weight_is_restored),
+                     "variants.champion.weight: (default) -> 30"], weight_is_restored),
     (delete_model, ["model.fraud_model: deleted outside mlform",
                     "SageMaker model fraud-fraud-model-"], model_is_restored),
 ], ids=["endpoint-weights-changed", "sagemaker-model-deleted"])
