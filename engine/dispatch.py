@@ -1,0 +1,87 @@
+"""A provider that hands each verb to the handler of the resource's type.
+
+Handlers are classes with the provider's verbs for one resource type, named in a
+table as "module:Class" relative to the provider's package and imported on first
+use, so that planning a stack imports only what its resource types need.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from .provider import (
+    ApplyResponse,
+    CreateRequest,
+    DeleteRequest,
+    DeleteResponse,
+    DiffRequest,
+    DiffResponse,
+    ObserveRequest,
+    ObserveResponse,
+    Progress,
+    Provider,
+    ProviderContext,
+    TickRequest,
+    TickResponse,
+    UpdateRequest,
+)
+
+
+class DispatchingProvider(Provider):
+    handlers: ClassVar[dict[str, str]] = {}
+    """Resource type -> "module:Class", relative to `handler_package`."""
+    handler_package: ClassVar[str] = ""
+
+    def __init__(self, ctx: ProviderContext):
+        super().__init__(ctx)
+        self._handlers: dict[str, Any] = {}
+
+    def make_handler(self, cls: type) -> Any:
+        """Construct a handler; providers whose handlers need more than the context
+        (clients, settings) override this."""
+        return cls(self.ctx)
+
+    def failure(self, exc: Exception, req: Any) -> str | None:
+        """The error text for an exception a handler raised, or None to let it propagate."""
+        return None
+
+    def handler(self, rtype: str) -> Any:
+        if rtype not in self._handlers:
+            if rtype not in self.handlers:
+                raise ValueError(f"provider '{self.ctx.provider_name}' does not realise "
+                                 f"'{rtype}' resources")
+            module, _, cls = self.handlers[rtype].partition(":")
+            mod = importlib.import_module(f"{self.handler_package}.{module}")
+            self._handlers[rtype] = self.make_handler(getattr(mod, cls))
+        return self._handlers[rtype]
+
+    def _run(self, verb: str, req: Any, failed: Callable[[str], Any], *args: Any) -> Any:
+        try:
+            return getattr(self.handler(req.resource.type), verb)(req, *args)
+        except Exception as exc:
+            message = self.failure(exc, req)
+            if message is None:
+                raise
+            return failed(message)
+
+    def diff(self, req: DiffRequest) -> DiffResponse:
+        return self._run("diff", req, lambda e: DiffResponse(error=e))
+
+    def observe(self, req: ObserveRequest) -> ObserveResponse:
+        return self._run("observe", req, lambda e: ObserveResponse(exists=False, error=e))
+
+    def create(self, req: CreateRequest, progress: Progress) -> ApplyResponse:
+        return self._run("create", req, lambda e: ApplyResponse(error=e), progress)
+
+    def update(self, req: UpdateRequest, progress: Progress) -> ApplyResponse:
+        return self._run("update", req, lambda e: ApplyResponse(error=e), progress)
+
+    def delete(self, req: DeleteRequest, progress: Progress) -> DeleteResponse:
+        return self._run("delete", req, lambda e: DeleteResponse(error=e), progress)
+
+    def tick(self, req: TickRequest) -> TickResponse | None:
+        if not hasattr(self.handler(req.resource.type), "tick"):
+            return None
+        return self._run("tick", req, lambda e: TickResponse(error=e))
