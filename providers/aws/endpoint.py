@@ -31,6 +31,7 @@ from .handler import Handler, describe_or_none
 from .naming import RESOURCE_TAG, STACK_TAG, fingerprint, sagemaker_name, tag_dict
 
 SETTLED = {"InService", "Failed", "OutOfService"}
+UNHEALTHY = frozenset({"Failed", "OutOfService"})
 MAX_WAIT_INTERVAL = 3600
 
 
@@ -194,10 +195,16 @@ class EndpointHandler(Handler):
         if live is None:
             return ObserveResponse(exists=False, detail=f"endpoint {name} not found")
         status = live["EndpointStatus"]
+        if req.idempotency_key and status == "Creating":
+            # Made by an apply that was interrupted: not adopted until it serves; the
+            # next create finds it by name and waits for it instead of making another.
+            return ObserveResponse(exists=False, detail=f"endpoint {name} is Creating: "
+                                                        "apply waits for it")
         return ObserveResponse(
             exists=True, id=name, inputs={"variants": self._live_weights(req.inputs, live)},
             outputs=self._outputs(live, (req.outputs or {}).get("alarms", [])),
-            healthy=status == "InService",
+            # An endpoint being updated still serves its previous config.
+            healthy=status not in UNHEALTHY,
             detail=f"{status}: {live.get('FailureReason', '')}".rstrip(": "))
 
     def _live_weights(self, inputs: dict[str, Any] | None, live: dict[str, Any]

@@ -282,3 +282,28 @@ def test_a_batch_job_scores_the_dataset_with_a_transform_job(applied, client):
     job = client("sagemaker").describe_transform_job(TransformJobName=answer.outputs["job"])
     assert job["ModelName"] == outputs["fraud_model"]["sagemaker_model"]
     assert ("batch_job", answer.outputs["job"]) in provider.list_owned()
+
+
+def test_an_endpoint_still_creating_after_a_killed_apply_is_waited_for_not_adopted(
+        applied, client):
+    """A killed apply may leave an endpoint Creating: refresh must not record it as done,
+    and the next create must wait for that endpoint instead of making a second one."""
+    from mlform.engine.provider import ObserveRequest, Progress
+
+    provider, inputs, outputs = applied
+    sm = client("sagemaker")
+    config = sm.describe_endpoint(EndpointName="fraud-fraud-endpoint")["EndpointConfigName"]
+    sm.create_endpoint(EndpointName="fraud-late", EndpointConfigName=config)
+    SCRIPT.pending[("endpoint", "fraud-late")] = 3
+    seen = provider.observe(ObserveRequest(ResourceRef("late", "endpoint"),
+                                           inputs["fraud_endpoint"], None,
+                                           idempotency_key="fraud.late.0123"))
+    assert not seen.exists and "Creating" in seen.detail
+    done = provider.create(CreateRequest(ResourceRef("late", "endpoint"),
+                                         inputs["fraud_endpoint"], "fraud.late.0123"),
+                           Progress())
+    assert done.error is None, done.error
+    assert done.id == "fraud-late"
+    names = [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]]
+    assert names.count("fraud-late") == 1
+    assert sm.describe_endpoint(EndpointName="fraud-late")["EndpointStatus"] == "InService"
