@@ -155,4 +155,17 @@ class ModelHandler(Handler):
         for area in ("code", "evaluations"):
             delete_prefix(self.clients.s3, self.cfg.bucket,
                           self.layout.key(area, req.resource.name) + "/")
+        self._disown_evaluations(req.resource.name, req.inputs)
         return DeleteResponse()
+
+    def _disown_evaluations(self, resource: str, inputs: dict[str, Any]) -> None:
+        """Processing jobs cannot be deleted: the gate evaluations of this model lose
+        mlform's ownership tags instead, so nothing tagged for the stack is left."""
+        sm = self.clients.sagemaker
+        prefix = self.name(resource, "eval") + "-"
+        keys = [t["Key"] for t in self.tags(resource, self.spec(inputs))]
+        pages = sm.get_paginator("list_processing_jobs").paginate(NameContains=prefix)
+        for page in pages:
+            for job in page["ProcessingJobSummaries"]:
+                if job["ProcessingJobName"].startswith(prefix):
+                    sm.delete_tags(ResourceArn=job["ProcessingJobArn"], TagKeys=keys)

@@ -307,3 +307,19 @@ def test_an_endpoint_still_creating_after_a_killed_apply_is_waited_for_not_adopt
     names = [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]]
     assert names.count("fraud-late") == 1
     assert sm.describe_endpoint(EndpointName="fraud-late")["EndpointStatus"] == "InService"
+
+
+def test_deleting_a_model_disowns_its_gate_evaluation_jobs(applied, client):
+    """Processing jobs cannot be deleted; after the model goes they carry no stack tag."""
+    provider, _, outputs = applied
+    gate = {"fairness": "demographic_parity_difference", "sensitive_column": "gender",
+            "max": 0.1}
+    spec = {"artifact": outputs["train"]["artifact"], "gates": [gate]}
+    create(provider, "fair_model", "model", spec)  # fails its gate; the job stays
+    sm = client("sagemaker")
+    job = sm.list_processing_jobs()["ProcessingJobSummaries"][0]
+    tagged = {t["Key"] for t in sm.list_tags(ResourceArn=job["ProcessingJobArn"])["Tags"]}
+    assert "mlform:stack" in tagged
+    assert delete(provider, "fair_model", "model", spec, {}).error is None
+    left = {t["Key"] for t in sm.list_tags(ResourceArn=job["ProcessingJobArn"])["Tags"]}
+    assert not any(k.startswith("mlform:") for k in left)
