@@ -11,7 +11,8 @@ from .provider import Provider, ProviderContext
 
 GROUP = "mlform.providers"
 
-EXTRAS = {"aws": "aws", "gcp": "gcp", "azure": "azure", "local": "local"}
+EXTRAS = {"aws": "aws", "local": "local"}
+"""Provider types shipped with mlform whose dependencies come as an extra."""
 
 
 @cache
