@@ -7,24 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from null_pipeline import pipeline_spec
 
 pytestmark = pytest.mark.e2e
 
-SPEC = """\
-version: 1
-stack: history
-providers:
-  null: {}
-resources:
-  data:
-    type: dataset
-    source: data.csv
-  train:
-    type: training_job
-    dataset: ${data.uri}
-    algorithm: mlp_classifier
-    target: y
-"""
+SPEC = pipeline_spec("history")
 
 
 @pytest.fixture(scope="module")

@@ -8,24 +8,11 @@ import sys
 
 import pytest
 from mlform.engine.cli.main import COMMANDS
+from null_pipeline import pipeline_spec
 
 pytestmark = pytest.mark.e2e
 
-SPEC = """\
-version: 1
-stack: inspect
-providers:
-  null: {}
-resources:
-  data:
-    type: dataset
-    source: data.csv
-  train:
-    type: training_job
-    dataset: ${data.uri}
-    algorithm: mlp_classifier
-    target: y
-"""
+SPEC = pipeline_spec("inspect")
 
 
 def test_graph_dot(null_stack, run_mlform):

@@ -5,24 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from null_pipeline import pipeline_spec
 
 pytestmark = pytest.mark.e2e
 
-SPEC = """\
-version: 1
-stack: states
-providers:
-  null: {}
-resources:
-  data:
-    type: dataset
-    source: data.csv
-  train:
-    type: training_job
-    dataset: ${data.uri}
-    algorithm: mlp_classifier
-    target: y
-"""
+SPEC = pipeline_spec("states")
 
 
 @pytest.fixture
