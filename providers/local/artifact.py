@@ -181,6 +181,12 @@ def load_predictor(directory: str | Path, device: str = "cpu") -> Predictor:
     if not model_path.is_file():
         raise ValueError(f"'{directory}' is not a model artifact: {MODEL_FILE} is missing")
     network = torch.export.load(model_path).module().to(device)
+    # The exported module re-matches each call's arguments against the traced
+    # structure in a Python hook, which costs as much as running this size of
+    # network. The Predictor always passes one matrix whose width `encode` fixed,
+    # and the graph's own guards still check its shape, so the hook only costs.
+    if hasattr(network, "validate_inputs"):
+        network.validate_inputs = False
     return Predictor(network, meta, device)
 
 
@@ -213,8 +219,13 @@ class Predictor:
     def predict(self, instances) -> list:
         """Class labels (classification) or numbers (regression)."""
         if self.task == "classification":
-            proba = self._probabilities(instances)
-            return [self.classes[i] for i in proba.argmax(axis=1)]
+            # the most probable class is the one with the largest logit: no softmax
+            logits = self._forward(instances)
+            if logits.shape[1] == 1:
+                picked = (logits[:, 0] > 0.0).tolist()
+            else:
+                picked = logits.argmax(axis=1).tolist()
+            return [self.classes[i] for i in picked]
         return self._regression(instances).tolist()
 
     def predict_proba(self, instances) -> list[list[float]]:
@@ -250,9 +261,14 @@ class Predictor:
             matrix = encode(self._columns(instances), self.meta)
         if matrix.shape[0] == 0:
             return np.zeros((0, len(self.classes or [None])))
+        batch = torch.from_numpy(matrix)
+        if self.device != "cpu":
+            batch = batch.to(self.device)
         with torch.no_grad():
-            out = self.network(torch.from_numpy(matrix).to(self.device))
-        out = out.detach().to("cpu").double().numpy()
+            out = self.network(batch)
+        if self.device != "cpu":
+            out = out.to("cpu")
+        out = out.numpy().astype(np.float64)
         return out[:, None] if out.ndim == 1 else out
 
     def _fast_matrix(self, instances):

@@ -14,6 +14,7 @@ The request log is read by monitors; its rows are
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import queue
@@ -100,15 +101,15 @@ def request_line(record: tuple) -> str:
     """The request log's line for `(t, id, variant, model, features, instances, body,
     predictions)`, where either `body` holds the raw request body of the form
     `{"instances": [[...], ...]}` or `instances` holds the parsed instances (lists
-    or objects by feature name).
+    or objects by feature name), and `predictions` is the JSON text of the answer.
 
     Logging every request used to cost more than predicting it, and not for the
     writing: the parsed instances, kept until the next flush, are thousands of
-    lists the garbage collector has to scan again and again. Raw bytes are not
-    scanned, and reusing their text saves encoding the numbers again.
+    lists the garbage collector has to scan again and again. Raw bytes and text
+    are not scanned, and reusing them saves encoding the numbers again.
     """
     t, rid, variant, model, features, instances, body, predictions = record
-    head = _json({"t": t, "id": rid, "variant": variant, "model": model, "features": features})
+    head = f'{{"t":{_json(t)},"id":{_json(rid)},{_served_by(variant, model, tuple(features))}'
     match = _INSTANCES_ONLY.fullmatch(body) if body is not None else None
     if match and body.count(b'"instances"') == 1:
         rows = match[1].decode("utf-8").strip()
@@ -118,11 +119,13 @@ def request_line(record: tuple) -> str:
         if instances and isinstance(instances[0], Mapping):
             instances = [[row.get(f) for f in features] for row in instances]
         rows = _json(instances)
-    return f'{head[:-1]},"instances":{rows},"predictions":{_json(predictions)}}}'
+    return f'{head},"instances":{rows},"predictions":{predictions}}}'
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=_plain)
+@functools.lru_cache(maxsize=256)
+def _served_by(variant: str, model: str, features: tuple[str, ...]) -> str:
+    """The part of a line that is the same for every request a variant answers."""
+    return _json({"variant": variant, "model": model, "features": features})[1:-1]
 
 
 def _count_lines(path: Path) -> int:
@@ -139,3 +142,8 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     return str(value)
+
+
+# one encoder for all lines: `json.dumps` with options builds a new one per call,
+# which costs more than encoding a short line
+_json = json.JSONEncoder(separators=(",", ":"), default=_plain).encode

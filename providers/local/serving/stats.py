@@ -43,11 +43,13 @@ class RecentOutcomes:
         self._keep = keep
         self._rows: dict[tuple[str, str], deque[tuple[float, float, bool]]] = {}
 
-    def record(self, track: str, variant: str, latency_ms: float, ok: bool) -> None:
+    def record(self, track: str, variant: str, latency_ms: float, ok: bool,
+               at: float | None = None) -> None:
+        """`at`: when it was answered (unix time), now by default."""
         rows = self._rows.get((track, variant))
         if rows is None:
             rows = self._rows[(track, variant)] = deque(maxlen=self._keep)
-        rows.append((time.time(), latency_ms, ok))
+        rows.append((time.time() if at is None else at, latency_ms, ok))
 
     def since(self, t: float) -> dict[str, dict]:
         """{track: {"total": Window, "variants": {variant: Window}}} for requests after `t`."""

@@ -104,3 +104,26 @@ def test_numeric_rows_take_the_matrix_path_with_the_same_answers(tmp_path):
         assert fast == pytest.approx(general)
     with pytest.raises(ValueError, match="instance 1 has 2 values; expected 3"):
         predictor.predict([[1.0, 2.0, 3.0], [1.0, 2.0]])
+
+
+@pytest.mark.parametrize("outputs", [1, 2], ids=["one logit", "two logits"])
+def test_labels_are_the_most_probable_class(tmp_path, outputs):
+    torch.manual_seed(2)
+    save_model(tmp_path, torch.nn.Linear(3, outputs), NUMERIC)
+    predictor = load_predictor(tmp_path)
+    rows = torch.randn(200, 3).mul(4).tolist()
+    probabilities = predictor.predict_proba(rows)
+    labels = predictor.predict(rows)
+    assert labels == [NUMERIC["classes"][max(range(2), key=p.__getitem__)]
+                      for p in probabilities]
+    assert set(labels) == {0, 1}
+
+
+def test_a_network_of_another_width_than_its_features_is_refused(tmp_path):
+    """The loaded network skips torch's per-call argument check (the predictor builds
+    the matrix itself); its shape guard still refuses a matrix of the wrong width."""
+    save_model(tmp_path, torch.nn.Linear(3, 2), NUMERIC)
+    predictor = load_predictor(tmp_path)
+    assert predictor.network.validate_inputs is False
+    with pytest.raises(Exception, match="== 3"):
+        predictor.network(torch.zeros(1, 4))

@@ -85,6 +85,6 @@ ROW = {"t": 1.5, "id": "r1", "variant": "v", "model": "local://models/m/1",
 ])
 def test_request_line(instances, body) -> None:
     line = request_line((1.5, "r1", "v", "local://models/m/1", FEATURES, instances, body,
-                         ["no", "yes"]))
+                         '["no","yes"]'))
     assert json.loads(line) == ROW
     assert list(json.loads(line)) == list(ROW)
