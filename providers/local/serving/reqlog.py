@@ -61,43 +61,49 @@ class JsonlLog:
         self._thread.join()
 
     def _run(self) -> None:
-        # waking per interval rather than per record batches the work: one write
-        # (and one turn of the interpreter lock) for everything queued meanwhile
+        # waking per interval rather than per record batches the work: one open
+        # and a few buffer-sized writes for everything queued meanwhile
         while not self._stopping.wait(self._flush_every):
             self._drain()
         self._drain()
 
     def _drain(self) -> None:
-        lines = []
-        while True:
-            try:
+        """Write what is queued now (not what arrives meanwhile: the drain ends)."""
+        out = None
+        try:
+            for _ in range(self._queue.qsize()):
                 record = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            try:
-                lines.append(self._to_line(record))
-            except (TypeError, ValueError):
-                log.exception("a record could not be written to %s", self.path.name)
-        if lines:
-            self._write(lines)
+                try:
+                    line = self._to_line(record)
+                except (TypeError, ValueError):
+                    log.exception("a record could not be written to %s", self.path.name)
+                    continue
+                if self._rows >= self.max_rows:
+                    if out is not None:
+                        out.close()
+                        out = None
+                    self.path.replace(rolled_path(self.path))
+                    self._rows = 0
+                if out is None:
+                    # lines go out in buffer-sized writes: one write of everything
+                    # queued (megabytes at a high request rate) costs far more
+                    out = self.path.open("ab", buffering=_WRITE_BUFFER)
+                out.write(line if isinstance(line, bytes) else line.encode("utf-8"))
+                out.write(b"\n")
+                self._rows += 1
+        finally:
+            if out is not None:
+                out.close()
 
-    def _write(self, lines: list[str]) -> None:
-        while lines:
-            if self._rows >= self.max_rows:
-                self.path.replace(rolled_path(self.path))
-                self._rows = 0
-            room = self.max_rows - self._rows
-            chunk, lines = lines[:room], lines[room:]
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write("\n".join(chunk) + "\n")
-            self._rows += len(chunk)
+
+_WRITE_BUFFER = 1 << 20
 
 
 # the raw body of `{"instances": [...]}` holds the instances' JSON text as sent
 _INSTANCES_ONLY = re.compile(rb'\s*\{\s*"instances"\s*:(.*)\}\s*', re.DOTALL)
 
 
-def request_line(record: tuple) -> str:
+def request_line(record: tuple) -> bytes:
     """The request log's line for `(t, id, variant, model, features, instances, body,
     predictions)`, where either `body` holds the raw request body of the form
     `{"instances": [[...], ...]}` or `instances` holds the parsed instances (lists
@@ -110,16 +116,18 @@ def request_line(record: tuple) -> str:
     """
     t, rid, variant, model, features, instances, body, predictions = record
     head = f'{{"t":{_json(t)},"id":{_json(rid)},{_served_by(variant, model, tuple(features))}'
-    match = _INSTANCES_ONLY.fullmatch(body) if body is not None else None
+    # an ASCII body is the same text in UTF-8, which the log is written in
+    match = _INSTANCES_ONLY.fullmatch(body) if body is not None and body.isascii() else None
     if match and body.count(b'"instances"') == 1:
-        rows = match[1].decode("utf-8").strip()
+        rows = match[1].strip()
     else:
         if instances is None:
             instances = json.loads(body)["instances"]
         if instances and isinstance(instances[0], Mapping):
             instances = [[row.get(f) for f in features] for row in instances]
-        rows = _json(instances)
-    return f'{head},"instances":{rows},"predictions":{predictions}}}'
+        rows = _json(instances).encode("utf-8")
+    return b'%s,"instances":%s,"predictions":%s}' % (
+        head.encode("utf-8"), rows, predictions.encode("utf-8"))
 
 
 @functools.lru_cache(maxsize=256)

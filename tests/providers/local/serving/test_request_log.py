@@ -88,3 +88,12 @@ def test_request_line(instances, body) -> None:
                          '["no","yes"]'))
     assert json.loads(line) == ROW
     assert list(json.loads(line)) == list(ROW)
+
+
+def test_a_body_that_is_not_ascii_is_logged_as_utf8() -> None:
+    """Only an ASCII body's text is reused as it is: a UTF-16 body's bytes would not
+    be UTF-8 in the log."""
+    for body in ('{"instances": [["é", 1]]}'.encode("utf-16"),
+                 '{"instances": [["é", 1]]}'.encode()):
+        line = request_line((1.5, "r1", "v", "m", FEATURES, None, body, '["no"]'))
+        assert json.loads(line.decode("utf-8"))["instances"] == [["é", 1]]
