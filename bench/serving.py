@@ -2,18 +2,18 @@
 
 All serve the same exported torch model under the same uvicorn settings
 (`UVICORN_SETTINGS`), one process each on 127.0.0.1. The baselines are the least a
-person would write: parse the JSON, predict, answer (see `baseline_app`). A load
-generator in its own process keeps `--concurrency` keep-alive connections busy for
-`--seconds` per scenario and reports requests/s and p50/p99 latency as seen by
-the client, and the server process's CPU time per request (which a busy machine
-disturbs less than wall-clock rates). Scenarios: single-row and batched requests
-on each server, and an mlform endpoint routing 90/10 between two variants against
-one variant.
+person would write: parse the JSON, predict, answer (see `baseline_app` for its
+three variants). A load generator in its own process keeps `--concurrency`
+keep-alive connections busy for `--seconds` per scenario and reports requests/s
+and p50/p99 latency as seen by the client, and the server process's CPU time per
+request (which a busy machine disturbs less than wall-clock rates). Scenarios:
+single-row and batched requests on each server, an mlform endpoint with its
+request log off, and one routing 90/10 between two variants.
 
     .venv/bin/python bench/serving.py [--seconds 5] [--concurrency 8] [--batch 32]
 
-Targets: mlform at least 0.9x the baseline's requests/s; the 90/10 split costing
-under 5% against one variant.
+Targets: mlform at least 0.9x the `torch` baseline's requests/s; the 90/10 split
+costing under 5% against one variant.
 """
 
 from __future__ import annotations
