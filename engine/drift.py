@@ -73,6 +73,6 @@ def orphan_findings(providers, state, stack) -> tuple[list[Finding], list[str]]:
         for rtype, rid in owned:
             if rid not in known:
                 findings.append(Finding(rid, rtype, "orphan",
-                                        detail=f"tagged for stack '{stack.name}' in provider "
-                                               f"'{pname}' but not in state"))
+                                        detail=f"belongs to stack '{stack.name}' in provider "
+                                               f"'{pname}' but is not in the state"))
     return findings, errors

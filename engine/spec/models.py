@@ -472,6 +472,8 @@ RESOURCE_OUTPUTS: dict[str, dict[str, str]] = {
         "run_id": "the run's identifier",
         "metrics": "held-out metrics (accuracy, auc, ... / rmse, mae, r2)",
         "device": "device the job trained on",
+        "device_note": "why it trained on another device than `compute` asked for "
+                       "(no GPU present); empty when it got what it asked",
         "data_version": "version of the data it trained on",
         "code_digest": "digest of the training code",
         "runs": "past runs (run_id, status, metrics, created)",

@@ -165,6 +165,8 @@ class TrainingJobHandler(Handler):
         return {"artifact": desc["ModelArtifacts"]["S3ModelArtifacts"],
                 "run_id": desc["TrainingJobName"], "metrics": metrics,
                 "device": "cuda" if itype.startswith(("ml.g", "ml.p")) else "cpu",
+                # SageMaker runs on the instance type asked for, or not at all
+                "device_note": "",
                 "instance_type": itype, "code_digest": self._code_digest(spec),
                 "arn": desc["TrainingJobArn"]}
 

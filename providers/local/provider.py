@@ -23,3 +23,8 @@ class LocalProvider(DispatchingProvider):
     resource_types = frozenset(HANDLERS)
     handlers = HANDLERS
     handler_package = __package__
+
+    def list_owned(self) -> list[tuple[str, str]]:
+        """The endpoint servers running for this stack. Everything else the provider
+        makes is files under its data directory, which no process keeps alive."""
+        return self.handler("endpoint").running_servers()

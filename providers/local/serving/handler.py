@@ -9,6 +9,7 @@ of an endpoint is its resource name; its files are in `LocalPaths.endpoint(name)
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -133,6 +134,7 @@ class EndpointHandler:
         directory = self.paths.endpoint(name)
         directory.mkdir(parents=True, exist_ok=True)
         record = process.read_record(directory)
+        self._stop_strays(directory, record, progress)
         if record is not None and process.process_of(record) is not None:
             adopted = self._adopt(name, record, spec, config, progress)
             if adopted is not None:
@@ -181,6 +183,7 @@ class EndpointHandler:
     def delete(self, req: DeleteRequest, progress: Progress) -> DeleteResponse:
         directory = self.paths.endpoint(req.resource.name)
         record = process.read_record(directory)
+        self._stop_strays(directory, record, progress)
         if record is None:
             return DeleteResponse()
         if process.process_of(record) is not None:
@@ -192,7 +195,32 @@ class EndpointHandler:
         process.record_path(directory).unlink(missing_ok=True)
         return DeleteResponse()
 
+    def running_servers(self) -> list[tuple[str, str]]:
+        """("endpoint", id) of each server running under this data directory. A
+        server no record names (an apply was killed before writing it) has an id
+        that says so, which no state holds: drift reports it as an orphan even
+        when its endpoint is in the state."""
+        root = self.paths.endpoint("_").parent
+        found = []
+        for directory in sorted(root.iterdir()) if root.is_dir() else ():
+            record = process.read_record(directory)
+            if record is not None and process.process_of(record) is not None:
+                found.append(("endpoint", directory.name))
+            found.extend(("endpoint", f"{directory.name} (server pid {proc.pid}, never "
+                                      "recorded)") for proc in process.strays(directory, record))
+        return found
+
     # --- helpers --------------------------------------------------------------
+
+    def _stop_strays(self, directory: Path, record: process.ServerRecord | None,
+                     progress: Progress) -> None:
+        """Servers an interrupted apply started but never recorded serve nothing
+        mlform knows of and may hold the endpoint's port."""
+        if not directory.is_dir():
+            return
+        for pid in process.stop_strays(directory, record, self.stop_timeout):
+            progress(f"stopped server pid {pid}, which an interrupted apply started "
+                     "and never recorded")
 
     def _adopt(self, name: str, record: process.ServerRecord, spec: Endpoint,
                config: ServingConfig, progress: Progress) -> ApplyResponse | None:

@@ -11,6 +11,10 @@ The provider binds the listening socket itself and hands it to the process, so
 the port is known and taken before the process starts, and the record is
 written as soon as the process exists. `create_time` tells the server apart from
 an unrelated process that was given the same pid after the server died.
+
+An apply killed after starting a server and before writing its record leaves a
+server nothing records. Its command line names the endpoint's directory, so
+`strays` finds it, and the next apply or destroy stops it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pathlib import Path
 import psutil
 
 SERVER_FILE = "server.json"
+SERVER_MODULE = "mlform.providers.local.serving.server"
 LOG_FILE = "server.log"
 
 
@@ -85,11 +90,10 @@ def spawn(directory: Path, port: int, config_digest: str) -> ServerRecord:
     """Start the server for the endpoint whose files are in `directory` on
     127.0.0.1:`port` (0: a free one), detached (its own session, so it outlives the
     command that started it). Raises OSError when the port cannot be bound."""
-    directory = Path(directory)
+    directory = Path(directory).resolve()
     with listen(port) as sock, (directory / LOG_FILE).open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mlform.providers.local.serving.server", str(directory),
-             str(sock.fileno())],
+            [sys.executable, "-m", SERVER_MODULE, str(directory), str(sock.fileno())],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, pass_fds=(sock.fileno(),), cwd=directory)
         port = sock.getsockname()[1]
@@ -98,6 +102,38 @@ def spawn(directory: Path, port: int, config_digest: str) -> ServerRecord:
                           config_digest=config_digest)
     write_record(directory, record)
     return record
+
+
+def strays(directory: Path, recorded: ServerRecord | None) -> list[psutil.Process]:
+    """Server processes for the endpoint in `directory` other than the recorded one."""
+    target = str(Path(directory).resolve())
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if cmdline[1:4] != ["-m", SERVER_MODULE, target]:
+            continue
+        if recorded is not None and proc.pid == recorded.pid:
+            continue
+        with contextlib.suppress(psutil.Error):
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+    return found
+
+
+def stop_strays(directory: Path, recorded: ServerRecord | None,
+                timeout: float = 10.0) -> list[int]:
+    """Stop the servers `strays` finds (as `stop` does); returns their pids."""
+    stopped = []
+    for proc in strays(directory, recorded):
+        with contextlib.suppress(psutil.Error):
+            _signal_group(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except psutil.TimeoutExpired:
+                _signal_group(proc.pid, signal.SIGKILL)
+                proc.wait(timeout)
+            stopped.append(proc.pid)
+    return stopped
 
 
 def stop(record: ServerRecord, timeout: float = 10.0) -> None:

@@ -329,6 +329,7 @@ class TrainingJobHandler:
         return {"artifact": run_uri(job, run_id), "run_id": run_id,
                 "metrics": read_json(run_dir / "metrics.json") or {},
                 "device": status.get("device"),
+                "device_note": status.get("device_note") or "",
                 "data_version": params.get("data", {}).get("version"),
                 "code_digest": params.get("code_digest"),
                 "log": str(run_dir / "train.log"),

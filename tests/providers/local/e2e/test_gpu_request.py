@@ -42,6 +42,7 @@ def test_a_gpu_request_without_a_gpu_trains_on_the_cpu(null_stack, run_mlform):
 
         shown = json.loads(mlform_ok(run_mlform, ["show", "train", "--json"], stack).stdout)
         assert shown["outputs"]["device"] == "cpu"
+        assert shown["outputs"]["device_note"] == "no GPU available: trained on CPU"
         assert mlform_ok(run_mlform, ["show", "train"], stack).stdout.count('device = "cpu"') == 1
         log = (stack / ".mlform/local/runs/train" / shown["id"] / "train.log").read_text()
         assert "no GPU available" in log

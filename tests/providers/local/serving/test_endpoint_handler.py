@@ -3,6 +3,7 @@ dead servers, stopping, adopting."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -224,6 +225,53 @@ def test_create_adopts_the_server_an_interrupted_apply_started(
                         f"{first.outputs['port']}"]
 
 
+def _unrecorded_server(handler, name: str) -> int:
+    """A server as an apply killed between starting it and writing its record leaves it."""
+    from mlform.providers.local.serving.config import serving_config, write_config
+
+    directory = handler.paths.endpoint(name)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = serving_config(name, _endpoint_spec(one_variant(1)), handler.paths)
+    write_config(directory / "config.json", config)
+    record = process.spawn(directory, 0, config.digest())
+    process.record_path(directory).unlink()
+    return record.pid
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(psutil.Error):
+        psutil.Process(pid).kill()
+
+
+def _endpoint_spec(inputs: dict):
+    from mlform.engine.spec.models import Endpoint
+
+    return Endpoint.model_validate({**inputs, "type": "endpoint"})
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.parametrize("verb", ["create", "delete"])
+def test_a_server_no_record_names_is_stopped_by_the_next_create_or_delete(
+        handler, endpoints, verb, request) -> None:
+    stray = _unrecorded_server(handler, "ep")
+    request.addfinalizer(lambda: _kill(stray))
+    messages: list[str] = []
+    progress = Progress(lambda m, _f: messages.append(m))
+    if verb == "create":
+        created = handler.create(CreateRequest(REF, one_variant(1), "key-ep"), progress)
+        endpoints("ep", one_variant(1))  # stopped at the end of the test
+        assert created.error is None
+        assert [p.pid for p in server_processes(handler.paths.endpoint("ep"))] == \
+            [created.outputs["pid"]]
+    else:
+        assert handler.delete(DeleteRequest(REF, {}, {}), progress).error is None
+        assert not server_processes(handler.paths.endpoint("ep"))
+    assert not psutil.pid_exists(stray) or psutil.Process(stray).status() == "zombie"
+    assert messages[0] == (f"stopped server pid {stray}, which an interrupted apply started "
+                           "and never recorded")
+
+
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_a_model_that_cannot_load_fails_create_and_leaves_no_server(
@@ -235,3 +283,21 @@ def test_a_model_that_cannot_load_fails_create_and_leaves_no_server(
     assert created.error.startswith(
         f"endpoint 'ep': the server could not load its models: model '{uri(9)}' failed to load")
     assert not server_processes(handler.paths.endpoint("ep"))
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_the_provider_lists_running_servers_and_names_an_unrecorded_one(
+        handler, endpoints, data_dir, request) -> None:
+    from mlform.engine.provider import ProviderContext
+    from mlform.providers.local.provider import LocalProvider
+
+    provider = LocalProvider(ProviderContext("test", data_dir.parent, "local", {}, data_dir))
+    assert provider.list_owned() == []
+    endpoints("ep", one_variant(1))
+    record = process.read_record(handler.paths.endpoint("ep"))
+    stray = _unrecorded_server(handler, "ep")
+    request.addfinalizer(lambda: _kill(stray))
+    process.write_record(handler.paths.endpoint("ep"), record)  # the recorded one stays
+    assert provider.list_owned() == [
+        ("endpoint", "ep"), ("endpoint", f"ep (server pid {stray}, never recorded)")]
