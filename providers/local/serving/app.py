@@ -10,7 +10,8 @@ Public routes:
                     feedback log whatever the id (requests are sampled and the server
                     may have restarted since, so an id unknown here is not an error)
 
-Control routes, for the provider (the server listens on 127.0.0.1 only):
+Control routes, for the provider (the server listens on 127.0.0.1 only), each
+asking for `authorization: Bearer <control token>` (401 otherwise):
     GET  /-/config  the config being served
     POST /-/config  serve a new config: its models are loaded beside the current ones,
                     then traffic moves at once; on failure nothing changes (422)
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import os
@@ -60,8 +62,10 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 class ServingApp:
-    def __init__(self, config: ServingConfig, directory: Path, seed: int = 0):
+    def __init__(self, config: ServingConfig, directory: Path, control_token: str,
+                 seed: int = 0):
         self.directory = Path(directory)
+        self._authorization = f"Bearer {control_token}".encode()
         self.config = config
         self._rng = random.Random(seed)
         self.router = Router(config, self._rng)
@@ -240,6 +244,10 @@ class ServingApp:
 
     # --- control routes -------------------------------------------------------
 
+    def authorized(self, request: Request) -> bool:
+        given = request.headers.get("authorization", "").encode()
+        return hmac.compare_digest(given, self._authorization)
+
     async def get_config(self, _request: Request) -> Response:
         return Response(self.config.model_dump_json(), media_type="application/json")
 
@@ -381,16 +389,31 @@ class EndpointServer:
                 await _send_error(send, 500, f"internal error: {type(e).__name__}: {e}")
 
 
-def build_app(config: ServingConfig, directory: Path, seed: int = 0) -> EndpointServer:
-    serving = ServingApp(config, directory, seed)
+def _control(serving: ServingApp, route):
+    """`route`, answered only to a caller that sends the control token."""
+
+    async def guarded(request: Request) -> Response:
+        if not serving.authorized(request):
+            return _error(401, "control routes need 'authorization: Bearer <token>' with "
+                               "the token in the endpoint's control.token")
+        return await route(request)
+
+    return guarded
+
+
+def build_app(config: ServingConfig, directory: Path, control_token: str,
+              seed: int = 0) -> EndpointServer:
+    if not control_token:
+        raise ValueError("a server needs a control token")
+    serving = ServingApp(config, directory, control_token, seed)
     routes = Starlette(
         routes=[
             Route("/health", serving.health, methods=["GET"]),
             Route("/metrics", serving.metrics_text, methods=["GET"]),
             Route("/feedback", serving.feedback, methods=["POST"]),
-            Route("/-/config", serving.get_config, methods=["GET"]),
-            Route("/-/config", serving.put_config, methods=["POST"]),
-            Route("/-/stats", serving.stats, methods=["GET"]),
+            Route("/-/config", _control(serving, serving.get_config), methods=["GET"]),
+            Route("/-/config", _control(serving, serving.put_config), methods=["POST"]),
+            Route("/-/stats", _control(serving, serving.stats), methods=["GET"]),
         ],
         lifespan=serving.lifespan,
         exception_handlers={Exception: _internal_error},

@@ -12,9 +12,11 @@ class ControlError(Exception):
 
 
 class ServerClient:
-    def __init__(self, port: int, timeout: float = 5.0):
+    def __init__(self, port: int, token: str, timeout: float = 5.0):
+        """`token`: the server's control token (`process.read_token`)."""
         self.url = f"http://127.0.0.1:{port}"
-        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        self._http = httpx.Client(base_url=self.url, timeout=timeout,
+                                  headers={"authorization": f"Bearer {token}"})
 
     def close(self) -> None:
         self._http.close()

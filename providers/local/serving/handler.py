@@ -97,7 +97,7 @@ class EndpointHandler:
                 detail=f"the server (pid {record.pid}, port {record.port}) is not running; "
                        f"the end of {directory / process.LOG_FILE}:\n"
                        f"{process.log_tail(directory)}")
-        with ServerClient(record.port, timeout=3.0) as client:
+        with self._client(directory, record, timeout=3.0) as client:
             try:
                 status, health = client.health()
                 if health.get("status") == LOADING:
@@ -158,7 +158,7 @@ class EndpointHandler:
             # nothing is served, so there is no traffic to move carefully
             progress("the server is not running: starting it with the new variants")
             return self.create(CreateRequest(req.resource, req.inputs, ""), progress)
-        with ServerClient(record.port) as client:
+        with self._client(directory, record) as client:
             try:
                 live = client.config()
             except (httpx.HTTPError, ControlError) as e:
@@ -212,6 +212,11 @@ class EndpointHandler:
 
     # --- helpers --------------------------------------------------------------
 
+    @staticmethod
+    def _client(directory: Path, record: process.ServerRecord,
+                timeout: float = 5.0) -> ServerClient:
+        return ServerClient(record.port, process.read_token(directory), timeout=timeout)
+
     def _stop_strays(self, directory: Path, record: process.ServerRecord | None,
                      progress: Progress) -> None:
         """Servers an interrupted apply started but never recorded serve nothing
@@ -230,7 +235,7 @@ class EndpointHandler:
             return None
         if self._wait_ready(name, record) is not None:
             return None
-        with ServerClient(record.port) as client:
+        with self._client(self.paths.endpoint(name), record) as client:
             try:
                 if client.config() != config:
                     client.serve(config)
@@ -268,7 +273,7 @@ class EndpointHandler:
         """None once /health answers 200; otherwise why the server is not serving."""
         directory = self.paths.endpoint(name)
         deadline = time.monotonic() + self.start_timeout
-        with ServerClient(record.port, timeout=2.0) as client:
+        with self._client(directory, record, timeout=2.0) as client:
             while True:
                 if process.process_of(record) is None:
                     return ("the server exited while starting; the end of server.log:\n"

@@ -5,6 +5,10 @@
     {"pid": 1234, "port": 8731, "started": 1718000000.1, "create_time": 1718000000.05,
      "config_digest": "sha256:..."}
 
+`control.token` beside it holds the secret the server's control routes ask for
+(`/-/config`, `/-/stats`), so that another user of the machine cannot change
+what an endpoint serves; the file is readable by its owner only.
+
 `config_digest` identifies the config the server started with (it may have
 changed since through the control route, which is what to ask for the live one).
 The provider binds the listening socket itself and hands it to the process, so
@@ -22,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -33,6 +38,9 @@ from pathlib import Path
 import psutil
 
 SERVER_FILE = "server.json"
+TOKEN_FILE = "control.token"
+"""The secret a server's control routes ask for (readable by its owner only); a new
+one for each server started."""
 SERVER_MODULE = "mlform.providers.local.serving.server"
 LOG_FILE = "server.log"
 
@@ -64,6 +72,28 @@ def write_record(directory: Path, record: ServerRecord) -> None:
     tmp.replace(path)
 
 
+def write_token(directory: Path) -> str:
+    """A new control token in `directory`, created readable by its owner only."""
+    token = secrets.token_urlsafe(32)
+    path = Path(directory) / TOKEN_FILE
+    tmp = path.with_name(f"{TOKEN_FILE}.{os.getpid()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token)
+    tmp.replace(path)
+    return token
+
+
+def read_token(directory: Path) -> str:
+    """The control token of the server in `directory`; empty when it has none."""
+    try:
+        return (Path(directory) / TOKEN_FILE).read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
 def process_of(record: ServerRecord) -> psutil.Process | None:
     """The server's process if it still runs (not a zombie, not a reused pid)."""
     try:
@@ -91,6 +121,7 @@ def spawn(directory: Path, port: int, config_digest: str) -> ServerRecord:
     127.0.0.1:`port` (0: a free one), detached (its own session, so it outlives the
     command that started it). Raises OSError when the port cannot be bound."""
     directory = Path(directory).resolve()
+    write_token(directory)
     with listen(port) as sock, (directory / LOG_FILE).open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", SERVER_MODULE, str(directory), str(sock.fileno())],

@@ -32,13 +32,18 @@ def main(argv: list[str]) -> int:
 
     from .app import build_app
     from .config import CONFIG_FILE, read_config
+    from .process import TOKEN_FILE, read_token
 
     directory, fd = Path(argv[0]), int(argv[1])
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = read_config(directory / CONFIG_FILE)
+    token = read_token(directory)
+    if not token:
+        raise SystemExit(f"{directory / TOKEN_FILE} is missing: the control routes would "
+                         "be open to anyone; start the server through the provider")
     sock = socket.socket(fileno=fd)
-    app = build_app(config, directory, seed=seed_for(config.endpoint))
+    app = build_app(config, directory, control_token=token, seed=seed_for(config.endpoint))
     uvicorn.Server(uvicorn.Config(app, **UVICORN_SETTINGS)).run(sockets=[sock])
     return 0
 

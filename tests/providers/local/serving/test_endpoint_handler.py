@@ -185,7 +185,8 @@ def test_observe_reads_back_the_live_variants(handler, endpoints) -> None:
     assert observed.exists and observed.healthy
     assert observed.inputs == one_variant(1)
     assert observed.outputs == created.outputs
-    with ServerClient(created.outputs["port"]) as client:
+    with ServerClient(created.outputs["port"],
+                      process.read_token(handler.paths.endpoint("ep"))) as client:
         live = client.config()
         changed = live.stable["champion"].model_copy(update={"weight": 30})
         client.serve(live.model_copy(update={"stable": {"champion": changed}}))

@@ -161,3 +161,24 @@ def test_bad_feedback_is_a_400(served, body: dict, message: str) -> None:
     client, _ = served
     r = client.post("/feedback", json=body)
     assert r.status_code == 400 and message in r.json()["error"]
+
+
+@pytest.mark.parametrize("method, route", [("GET", "/-/config"), ("POST", "/-/config"),
+                                           ("GET", "/-/stats")])
+def test_control_routes_need_the_servers_token(served, method: str, route: str) -> None:
+    client, directory = served
+    token = (directory / "control.token").read_text()
+    for headers in ({}, {"authorization": "Bearer not-the-token"},
+                    {"authorization": token}):
+        r = client.request(method, route, headers=headers, content=b"{}")
+        assert r.status_code == 401, headers
+        assert "control.token" in r.json()["error"]
+    r = client.get(route, headers={"authorization": f"Bearer {token}"}) if method == "GET" \
+        else client.post(route, headers={"authorization": f"Bearer {token}"}, content=b"{}")
+    assert r.status_code == (200 if method == "GET" else 400)
+
+
+def test_the_token_is_readable_by_its_owner_only(served) -> None:
+    _, directory = served
+    assert (directory / "control.token").stat().st_mode & 0o777 == 0o600
+    assert len((directory / "control.token").read_text()) >= 40
