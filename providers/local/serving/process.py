@@ -157,28 +157,28 @@ def stop_strays(directory: Path, recorded: ServerRecord | None,
     stopped = []
     for proc in strays(directory, recorded):
         with contextlib.suppress(psutil.Error):
-            _signal_group(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except psutil.TimeoutExpired:
-                _signal_group(proc.pid, signal.SIGKILL)
-                proc.wait(timeout)
+            _terminate(proc, timeout)
             stopped.append(proc.pid)
     return stopped
 
 
 def stop(record: ServerRecord, timeout: float = 10.0) -> None:
-    """SIGTERM (the server finishes in-flight requests and flushes its logs), then
-    SIGKILL after `timeout`; returns once the process is gone and its port closed."""
+    """Stop the recorded server; returns once the process is gone and its port closed."""
     proc = process_of(record)
     if proc is not None:
-        _signal_group(record.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except psutil.TimeoutExpired:
-            _signal_group(record.pid, signal.SIGKILL)
-            proc.wait(timeout)
+        _terminate(proc, timeout)
     wait_port_closed(record.port, timeout)
+
+
+def _terminate(proc: psutil.Process, timeout: float) -> None:
+    """SIGTERM (the server finishes in-flight requests and flushes its logs), then
+    SIGKILL after `timeout`; returns once the process is gone."""
+    _signal_group(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except psutil.TimeoutExpired:
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait(timeout)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
