@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ByteSize,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 Expr = Annotated[str, StringConstraints(pattern=r"^\$\{[^}]+\}$")]
 """A string that is exactly one `${...}` reference."""
@@ -251,7 +258,13 @@ class Rollback(Strict):
 
 class RequestLogging(Strict):
     sample_rate: float = 1.0
+    """Share of answered requests written to the request log monitors read."""
     max_rows: int = 100_000
+    """Requests the current log file holds before it rolls over (the previous file is
+    kept, so between one and two times this is on disk)."""
+    max_bytes: ByteSize = ByteSize(256 * 2**20)
+    """Size the current log file reaches before it rolls over, whichever of the two
+    bounds comes first: a number of bytes or a size such as `64MiB` or `1GB`."""
 
 
 class Endpoint(ResourceBase):

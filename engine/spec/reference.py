@@ -11,7 +11,7 @@ import json
 import typing
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ByteSize
 from pydantic_core import PydanticUndefined
 
 from . import models
@@ -99,7 +99,8 @@ def _fields_table(model: type[BaseModel], nested: list, skip: set[str] = frozens
 
 def _type(annotation: Any, nested: list) -> str:
     for label, special in (("`${...}`", models.Expr), ("duration", models.Duration),
-                           ("resource name", models.ResourceName)):
+                           ("resource name", models.ResourceName),
+                           ("size (bytes, or `64MiB`, `1GB`, ...)", ByteSize)):
         if annotation == special:
             return label
     origin = typing.get_origin(annotation)

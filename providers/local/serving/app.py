@@ -86,8 +86,9 @@ class ServingApp:
     @contextlib.asynccontextmanager
     async def lifespan(self, _app):
         self.requests_log = JsonlLog(self.directory / REQUESTS_FILE, self.config.max_rows,
-                                     to_line=request_line)
-        self.feedback_log = JsonlLog(self.directory / FEEDBACK_FILE, self.config.max_rows)
+                                     self.config.max_bytes, to_line=request_line)
+        self.feedback_log = JsonlLog(self.directory / FEEDBACK_FILE, self.config.max_rows,
+                                     self.config.max_bytes)
         # loading runs beside the server so /health can say "loading" meanwhile
         loop = asyncio.get_running_loop()
         threading.Thread(target=self._load_initial, args=(loop,), name="load-models",
@@ -271,7 +272,8 @@ class ServingApp:
             # one generator for the server's life: the split stays reproducible
             self.router = Router(new, self._rng)
             self.status, self.failure = READY, ""
-            self.requests_log.max_rows = self.feedback_log.max_rows = new.max_rows
+            for kept in (self.requests_log, self.feedback_log):
+                kept.max_rows, kept.max_bytes = new.max_rows, new.max_bytes
             self.models.keep_only(set(new.model_paths()))
             self.metrics.set_traffic(new.traffic())
             await run_in_threadpool(write_config, self.directory / CONFIG_FILE, new)

@@ -55,6 +55,8 @@ class ServingConfig(BaseModel):
     """Share of requests written to the request log."""
     max_rows: int = Field(default=100_000, ge=1)
     """Rows kept in the current request log before it rolls over."""
+    max_bytes: int = Field(default=256 * 2**20, ge=1)
+    """Bytes the current request log reaches before it rolls over."""
     threads: int = Field(default=1, ge=1)
     """Torch intra-op threads of the server process."""
     gpus: int = Field(default=0, ge=0)
@@ -130,7 +132,8 @@ def serving_config(name: str, spec: Endpoint, paths: LocalPaths) -> ServingConfi
                              f"{online_store}: set 'online: true' on the feature view")
     return ServingConfig(
         endpoint=name, stable=variants, sample_rate=spec.logging.sample_rate,
-        max_rows=spec.logging.max_rows, threads=spec.compute.cpus or 1,
+        max_rows=spec.logging.max_rows, max_bytes=int(spec.logging.max_bytes),
+        threads=spec.compute.cpus or 1,
         gpus=spec.compute.gpus, online_store=str(online_store) if online_store else None)
 
 

@@ -356,12 +356,25 @@ def _live_inputs(recorded: dict[str, Any], live: ServingConfig,
     out = {**recorded, "variants": variants}
     if recorded.get("port") is not None:
         out["port"] = record.port
-    logging = _like(recorded.get("logging") or {},
-                    {"sample_rate": live.sample_rate, "max_rows": live.max_rows},
+    recorded_logging = recorded.get("logging") or {}
+    logging = _like(recorded_logging,
+                    {"sample_rate": live.sample_rate, "max_rows": live.max_rows,
+                     "max_bytes": _size_as_written(recorded_logging.get("max_bytes"),
+                                                   live.max_bytes)},
                     LOGGING_DEFAULTS)
     if logging or "logging" in recorded:
         out["logging"] = logging
     return out
+
+
+def _size_as_written(written: Any, live: int) -> Any:
+    """`live` bytes, as the spec wrote them (`64MiB`) when that is the same size."""
+    try:
+        if written is not None and int(RequestLogging(max_bytes=written).max_bytes) == live:
+            return written
+    except ValidationError:
+        pass
+    return live
 
 
 def _like(recorded: dict, live: dict, defaults: dict) -> dict:

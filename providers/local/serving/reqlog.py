@@ -2,9 +2,9 @@
 
 Requests hand a record to `append` (a queue put); a background thread turns
 records into lines and writes them every `flush_every` seconds, so serving never
-waits on the disk. When the current file holds `max_rows` lines it becomes
-`<name>.1.jsonl` (replacing the previous one) and a new file starts: the newest
-rows are always kept, between `max_rows` and twice that in all.
+waits on the disk. When the current file holds `max_rows` lines, or would pass `max_bytes`,
+it becomes `<name>.1.jsonl` (replacing the previous one) and a new file starts:
+the newest rows are always kept, and at most twice either bound is on disk.
 
 The request log is read by monitors; its rows are
 `{"t", "id", "variant", "model", "features", "instances", "predictions"}`
@@ -36,18 +36,21 @@ def rolled_path(path: Path) -> Path:
 
 
 class JsonlLog:
-    def __init__(self, path: Path, max_rows: int, flush_every: float = 0.5,
-                 to_line: Callable[[Any], str] | None = None):
+    def __init__(self, path: Path, max_rows: int, max_bytes: int | None = None,
+                 flush_every: float = 0.5, to_line: Callable[[Any], str | bytes] | None = None):
         """`to_line` turns an appended record into the line written (default: the
         record as JSON), in the writer thread, so that the cost stays off the
-        request path."""
+        request path. The file rolls over at `max_rows` lines or `max_bytes`
+        bytes, whichever comes first."""
         self.path = Path(path)
         self.max_rows = max_rows
+        self.max_bytes = max_bytes
         self._to_line = to_line or _json
         self._flush_every = flush_every
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._rows = _count_lines(self.path)
+        self._bytes = self.path.stat().st_size if self.path.exists() else 0
         self._thread = threading.Thread(target=self._run, name=f"log-{self.path.name}",
                                         daemon=True)
         self._thread.start()
@@ -78,22 +81,32 @@ class JsonlLog:
                 except (TypeError, ValueError):
                     log.exception("a record could not be written to %s", self.path.name)
                     continue
-                if self._rows >= self.max_rows:
+                data = (line if isinstance(line, bytes) else line.encode("utf-8")) + b"\n"
+                if self._full(len(data)):
                     if out is not None:
                         out.close()
                         out = None
                     self.path.replace(rolled_path(self.path))
-                    self._rows = 0
+                    self._rows = self._bytes = 0
                 if out is None:
                     # lines go out in buffer-sized writes: one write of everything
                     # queued (megabytes at a high request rate) costs far more
                     out = self.path.open("ab", buffering=_WRITE_BUFFER)
-                out.write(line if isinstance(line, bytes) else line.encode("utf-8"))
-                out.write(b"\n")
+                out.write(data)
                 self._rows += 1
+                self._bytes += len(data)
         finally:
             if out is not None:
                 out.close()
+
+
+    def _full(self, adding: int) -> bool:
+        """Whether the current file must roll over before `adding` more bytes (a file
+        always takes one line, however long)."""
+        if self._rows >= self.max_rows:
+            return True
+        return self.max_bytes is not None and self._rows > 0 and \
+            self._bytes + adding > self.max_bytes
 
 
 _WRITE_BUFFER = 1 << 20

@@ -302,3 +302,17 @@ def test_the_provider_lists_running_servers_and_names_an_unrecorded_one(
     process.write_record(handler.paths.endpoint("ep"), record)  # the recorded one stays
     assert provider.list_owned() == [
         ("endpoint", "ep"), ("endpoint", f"ep (server pid {stray}, never recorded)")]
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_log_size_written_with_a_unit_reads_back_as_written(handler, endpoints) -> None:
+    """The server holds bytes; drift must not see `1MiB` against 1048576 as a change."""
+    inputs = one_variant(1, logging={"max_bytes": "1MiB", "sample_rate": 0.5})
+    created = endpoints("ep", inputs)
+    assert created.error is None, created.error
+    observed = handler.observe(ObserveRequest(REF, inputs, created.outputs))
+    assert observed.inputs == inputs
+    token = process.read_token(handler.paths.endpoint("ep"))
+    with ServerClient(created.outputs["port"], token) as client:
+        assert client.config().max_bytes == 2**20

@@ -41,6 +41,24 @@ def test_a_full_log_rolls_over_and_keeps_the_newest_rows(tmp_path: Path) -> None
     assert [r["i"] for r in rows(path)] == [10, 11]
 
 
+def test_a_log_rolls_over_at_its_size_bound_too(tmp_path: Path) -> None:
+    """Large requests fill a log long before its row bound: the size bound keeps the
+    disk use at most twice `max_bytes`, and a line longer than that still fits a file."""
+    path = tmp_path / "requests.jsonl"
+    log = JsonlLog(path, max_rows=1000, max_bytes=100)
+    for i in range(10):
+        log.append({"i": i, "pad": "x" * 30})  # 44 bytes a line with its newline
+    log.append({"i": 10, "pad": "x" * 200})
+    log.close()
+    assert [r["i"] for r in rows(rolled_path(path))] == [8, 9]
+    assert [r["i"] for r in rows(path)] == [10]
+    reopened = JsonlLog(path, max_rows=1000, max_bytes=100)
+    reopened.append({"i": 11})
+    reopened.close()
+    assert [r["i"] for r in rows(rolled_path(path))] == [10]
+    assert [r["i"] for r in rows(path)] == [11]
+
+
 def test_a_reopened_log_counts_the_rows_already_there(tmp_path: Path) -> None:
     path = tmp_path / "requests.jsonl"
     first = JsonlLog(path, max_rows=3)
