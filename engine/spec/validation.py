@@ -157,6 +157,8 @@ def _help_for(errs: list[dict]) -> str:
     if kind == "value_error":
         # The message names the fields involved; the schema lists what each one takes.
         return "change the fields named above; 'mlform schema' lists what each one accepts"
+    if kind in ("byte_size", "byte_size_unit"):
+        return "write a number of bytes or a size with a unit, such as 64MiB or 1GB"
     return "fix the value at the marked position"
 
 

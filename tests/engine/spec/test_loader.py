@@ -130,6 +130,11 @@ CASES = [
     pytest.param(_with("${data.uri}", "${data}"), {}, ["validate"], "mlform.yaml:13:14",
                  ["names no attribute"],
                  id="reference-without-attribute"),
+    pytest.param(BASE + MODEL + "  ep:\n    type: endpoint\n    variants:\n"
+                 "      a: {model: \"${m.uri}\"}\n    logging: {max_bytes: 12 parsecs}\n", {},
+                 ["validate"], "mlform.yaml:23:26",
+                 ["logging.max_bytes", "byte unit", "such as 64MiB"],
+                 id="size-with-an-unknown-unit"),
     pytest.param(BASE, {}, ["plan", "--bogus"], None, ["no such option '--bogus'"],
                  id="unknown-flag"),  # help says where to find the flags
 ]
