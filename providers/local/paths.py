@@ -39,8 +39,11 @@ class LocalPaths:
     def registry(self, model: str) -> Path:
         return self.root / "registry" / model
 
+    def endpoints(self) -> Path:
+        return self.root / "endpoints"
+
     def endpoint(self, name: str) -> Path:
-        return self.root / "endpoints" / name
+        return self.endpoints() / name
 
     def monitor(self, name: str) -> Path:
         return self.root / "monitors" / name

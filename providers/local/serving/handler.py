@@ -200,7 +200,7 @@ class EndpointHandler:
         server no record names (an apply was killed before writing it) has an id
         that says so, which no state holds: drift reports it as an orphan even
         when its endpoint is in the state."""
-        root = self.paths.endpoint("_").parent
+        root = self.paths.endpoints()
         found = []
         for directory in sorted(root.iterdir()) if root.is_dir() else ():
             record = process.read_record(directory)
