@@ -101,7 +101,7 @@ class BatchJobHandler:
                          req.prior_outputs or {})
 
     def delete(self, req: DeleteRequest, progress: Progress) -> DeleteResponse:
-        shutil.rmtree(self.paths.batch(req.resource.name, "_").parent, ignore_errors=True)
+        shutil.rmtree(self.paths.batch_versions(req.resource.name), ignore_errors=True)
         return DeleteResponse()
 
     def _run(self, name: str, inputs: dict[str, Any], progress: Progress,
@@ -133,7 +133,7 @@ class BatchJobHandler:
         artifact = self._artifact(model)
         data, fmt, total = self._input(source)
         predictor = load_predictor(artifact)
-        root = self.paths.batch(name, "_").parent
+        root = self.paths.batch_versions(name)
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=root, prefix=".incoming-"))
         try:
@@ -206,7 +206,7 @@ class BatchJobHandler:
         return json.loads(meta_file.read_text()) if meta_file.is_file() else None
 
     def _record(self, name: str, meta: dict[str, Any], adopted: bool, took: float) -> None:
-        log = self.paths.batch(name, "_").parent / RUNS
+        log = self.paths.batch_versions(name) / RUNS
         log.parent.mkdir(parents=True, exist_ok=True)
         entry = {"time": _now(), "version": meta["version"], "model": meta["model"],
                  "input": meta["input"], "rows": meta["rows"], "adopted": adopted,
@@ -219,7 +219,7 @@ class BatchJobHandler:
         return {"output_uri": batch_uri(name, version), "version": version,
                 "rows": meta["rows"], "model": meta["model"], "input": meta["input"],
                 "path": str(self.paths.batch(name, version) / PREDICTIONS),
-                "runs": str(self.paths.batch(name, "_").parent / RUNS)}
+                "runs": str(self.paths.batch_versions(name) / RUNS)}
 
 
 def score_file(predictor, data: Path, fmt: str, out: Path, chunk_rows: int,

@@ -67,7 +67,7 @@ def load_dataset(paths: LocalPaths, uri: str):
 
 def stored_versions(paths: LocalPaths, name: str) -> list[dict[str, Any]]:
     """{version, rows, created} of every stored version, oldest first."""
-    root = paths.dataset(name, "_").parent
+    root = paths.dataset_versions(name)
     found = []
     for meta_file in root.glob("*/meta.json"):
         meta = json.loads(meta_file.read_text())
@@ -136,7 +136,7 @@ class DatasetHandler:
         return self._store(req.resource.name, req.inputs, progress)
 
     def delete(self, req: DeleteRequest, progress: Progress) -> DeleteResponse:
-        shutil.rmtree(self.paths.dataset(req.resource.name, "_").parent, ignore_errors=True)
+        shutil.rmtree(self.paths.dataset_versions(req.resource.name), ignore_errors=True)
         return DeleteResponse()
 
     def _store(self, name: str, inputs: dict[str, Any], progress: Progress) -> ApplyResponse:
@@ -147,7 +147,7 @@ class DatasetHandler:
             source, fmt = self._source(inputs)
         except ValueError as e:
             return ApplyResponse(error=str(e))
-        root = self.paths.dataset(name, "_").parent
+        root = self.paths.dataset_versions(name)
         root.mkdir(parents=True, exist_ok=True)
         # Hash the copy, not the source: the source may change while we read it.
         staging = Path(tempfile.mkdtemp(dir=root, prefix=".incoming-"))

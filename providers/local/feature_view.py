@@ -114,7 +114,7 @@ class FeatureViewHandler:
         return self._materialise(req.resource.name, req.inputs, progress)
 
     def delete(self, req: DeleteRequest, progress: Progress) -> DeleteResponse:
-        shutil.rmtree(self.paths.features(req.resource.name, "_").parent, ignore_errors=True)
+        shutil.rmtree(self.paths.feature_versions(req.resource.name), ignore_errors=True)
         return DeleteResponse()
 
     def _materialise(self, name: str, inputs: dict[str, Any],
@@ -140,7 +140,7 @@ class FeatureViewHandler:
             table = feature_table(load_dataset(self.paths, dataset), definition)
         except (ValueError, FileNotFoundError) as e:
             return ApplyResponse(error=f"feature view '{name}': {e}")
-        root = self.paths.features(name, "_").parent
+        root = self.paths.feature_versions(name)
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=root, prefix=".incoming-"))
         try:

@@ -24,11 +24,18 @@ class LocalPaths:
     def __init__(self, root: Path):
         self.root = Path(root)
 
+    def dataset_versions(self, name: str) -> Path:
+        """The folder of every stored version of dataset `name`."""
+        return self.root / "datasets" / name
+
     def dataset(self, name: str, version: str) -> Path:
-        return self.root / "datasets" / name / version
+        return self.dataset_versions(name) / version
+
+    def feature_versions(self, name: str) -> Path:
+        return self.root / "features" / name
 
     def features(self, name: str, version: str) -> Path:
-        return self.root / "features" / name / version
+        return self.feature_versions(name) / version
 
     def run(self, job: str, run_id: str) -> Path:
         return self.root / "runs" / job / run_id
@@ -48,8 +55,12 @@ class LocalPaths:
     def monitor(self, name: str) -> Path:
         return self.root / "monitors" / name
 
+    def batch_versions(self, name: str) -> Path:
+        """A batch job's outputs, one folder per version, and its runs log."""
+        return self.root / "batch" / name
+
     def batch(self, name: str, version: str) -> Path:
-        return self.root / "batch" / name / version
+        return self.batch_versions(name) / version
 
     def policy(self, name: str) -> Path:
         return self.root / "policies" / name

@@ -138,7 +138,7 @@ def _newest_run(paths: LocalPaths, job: str) -> str:
     if not job or "/" in job or job in (".", ".."):
         raise ValueError(f"batch_job '{job}' is neither a batch job's name nor its output "
                          "uri: use '${score.output_uri}'")
-    log = paths.batch(job, "_").parent / RUNS
+    log = paths.batch_versions(job) / RUNS
     runs = log.read_text(encoding="utf-8").splitlines() if log.is_file() else []
     for line in reversed(runs):
         version = json.loads(line).get("version")
