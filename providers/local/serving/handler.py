@@ -126,11 +126,9 @@ class EndpointHandler:
     def create(self, req: CreateRequest, progress: Progress) -> ApplyResponse:
         name = req.resource.name
         try:
-            spec = _endpoint(reveal(req.inputs))
-            config = serving_config(name, spec, self.paths)
-            traffic_steps(spec.rollout)
-        except (ValidationError, ValueError) as e:
-            return ApplyResponse(error=f"endpoint '{name}': {e}")
+            spec, config = self._configured(name, req.inputs)
+        except ValueError as e:
+            return ApplyResponse(error=str(e))
         directory = self.paths.endpoint(name)
         directory.mkdir(parents=True, exist_ok=True)
         record = process.read_record(directory)
@@ -146,11 +144,9 @@ class EndpointHandler:
     def update(self, req: UpdateRequest, progress: Progress) -> ApplyResponse:
         name = req.resource.name
         try:
-            spec = _endpoint(reveal(req.inputs))
-            config = serving_config(name, spec, self.paths)
-            traffic_steps(spec.rollout)
-        except (ValidationError, ValueError) as e:
-            return ApplyResponse(error=f"endpoint '{name}': {e}")
+            spec, config = self._configured(name, req.inputs)
+        except ValueError as e:
+            return ApplyResponse(error=str(e))
         directory = self.paths.endpoint(name)
         record = process.read_record(directory)
         running = record is not None and process.process_of(record) is not None
@@ -211,6 +207,17 @@ class EndpointHandler:
         return found
 
     # --- helpers --------------------------------------------------------------
+
+    def _configured(self, name: str, inputs: dict[str, Any]) -> tuple[Endpoint, ServingConfig]:
+        """The endpoint's spec and what its server is to serve; ValueError naming the
+        endpoint when the inputs cannot be served (a missing model, bad rollout steps)."""
+        try:
+            spec = _endpoint(reveal(inputs))
+            config = serving_config(name, spec, self.paths)
+            traffic_steps(spec.rollout)
+        except (ValidationError, ValueError) as e:
+            raise ValueError(f"endpoint '{name}': {e}") from None
+        return spec, config
 
     @staticmethod
     def _client(directory: Path, record: process.ServerRecord,
