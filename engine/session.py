@@ -35,6 +35,9 @@ class Session:
         self.command = command
         self.dir = Path(options.stack_dir)
         self._lock_info: LockInfo | None = None
+        from .state.private import tighten_stack_dir
+
+        tighten_stack_dir(self.dir)
 
     @cached_property
     def stack(self):
@@ -57,7 +60,14 @@ class Session:
 
     @cached_property
     def backend(self) -> Backend:
-        return make_backend(self.dir, self.stack.file.backend)
+        """The spec's backend, checked against the backend and state this stack last used."""
+        from .state.record import backend_settings
+        from .state.tracked import TrackedBackend
+
+        cfg = self.stack.file.backend
+        return TrackedBackend(make_backend(self.dir, cfg), backend_settings(cfg), self.dir,
+                              opener=lambda settings: backend_from_settings(self.dir, settings),
+                              location=self.stack.location(("backend",), key=True))
 
     @cached_property
     def providers(self):
@@ -77,13 +87,7 @@ class Session:
         try:
             self.backend.lock(info, timeout=self.options.lock_timeout)
         except LockHeld as exc:
-            holder = exc.holder.describe() if exc.holder else "another process"
-            raise MlformError.simple(
-                f"the state is locked: {holder}",
-                detail=f"lock: {exc.where}",
-                help="wait for that command to finish (or pass --lock-timeout 5m to wait); "
-                     "if it died on another machine, run "
-                     f"'mlform state unlock {exc.holder.id if exc.holder else 'ID'}'") from None
+            raise lock_held_error(exc) from None
         self._lock_info = info
         try:
             yield info
@@ -95,6 +99,17 @@ class Session:
     def close(self) -> None:
         if "providers" in self.__dict__:
             self.providers.close()
+
+
+def lock_held_error(exc: LockHeld) -> MlformError:
+    """The error for a command refused by the state lock: who holds it, and what to do."""
+    holder = exc.holder.describe() if exc.holder else "another process"
+    return MlformError.simple(
+        f"the state is locked: {holder}",
+        detail=f"lock: {exc.where}",
+        help="wait for that command to finish (or pass --lock-timeout 5m to wait); "
+             "if it died on another machine, run "
+             f"'mlform state unlock {exc.holder.id if exc.holder else 'ID'}'")
 
 
 def make_backend(stack_dir: Path, cfg) -> Backend:
@@ -113,6 +128,14 @@ def make_backend(stack_dir: Path, cfg) -> Backend:
     from .state.local_backend import LocalBackend
 
     return LocalBackend(stack_dir, cfg.path)
+
+
+def backend_from_settings(stack_dir: Path, settings: dict[str, Any]) -> Backend:
+    """The backend that recorded settings (`state.record.backend_settings`) describe."""
+    from types import SimpleNamespace
+
+    fields = ("type", "path", "bucket", "key", "region", "endpoint_url")
+    return make_backend(stack_dir, SimpleNamespace(**{f: settings.get(f) for f in fields}))
 
 
 def parse_duration(text: str) -> float:

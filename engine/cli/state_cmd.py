@@ -1,4 +1,4 @@
-"""`mlform state list|show|rm|mv|unlock` and `mlform import`."""
+"""`mlform state list|show|rm|mv|unlock|migrate|accept` and `mlform import`."""
 
 from __future__ import annotations
 
@@ -26,14 +26,16 @@ def _need(state, name: str):
     return state.resources[name]
 
 
-def _audit(session, command: str, changes: list[dict], serial: int) -> None:
+def _audit(session, command: str, changes: list[dict], serial: int,
+           detail: dict | None = None) -> None:
     from ..audit import AuditLog
 
     AuditLog(session.dir).append(command=command, result="ok", changes=changes,
-                                 plan_digest=None, detail={"serial": serial})
+                                 plan_digest=None, detail={"serial": serial, **(detail or {})})
 
 
-@click.group("state", help="Inspect and edit the state: list, show, rm, mv, unlock.")
+@click.group("state", help="Inspect and edit the state: list, show, rm, mv, unlock, migrate, "
+                           "accept.")
 def state_group():
     pass
 
@@ -119,6 +121,97 @@ def state_unlock(lock_id, stack_dir):
     holder = session.backend.holder()
     session.backend.unlock(lock_id, force=True)
     click.echo(f"Released lock {lock_id}" + (f" ({holder.describe()})." if holder else "."))
+
+
+@state_group.command("migrate", help="Move the state to the backend mlform.yaml names now, "
+                                      "after 'backend:' changed.")
+@stack_argument
+@click.option("--reconfigure", is_flag=True,
+              help="Do not copy: use the new backend as it is and leave the previous state "
+                   "behind (its resources stay live, unmanaged).")
+@click.option("--force", is_flag=True,
+              help="Overwrite another non-empty state in the new backend.")
+@click.option("--lock-timeout", default="0s", metavar="DURATION",
+              help="How long to wait for each backend's lock.")
+def state_migrate(stack_dir, reconfigure, force, lock_timeout):
+    from ..session import backend_from_settings, lock_held_error
+    from ..state.backend import LockHeld, LockInfo
+    from ..state.migrate import ALREADY_THERE, COPIED, migrate
+    from ..state.record import BackendRecord, same_backend
+
+    if reconfigure and force:
+        raise MlformError.simple("--reconfigure and --force cannot be used together",
+                                 help="--reconfigure copies nothing, so there is nothing to "
+                                      "force")
+    session = _session(stack_dir, "state migrate", lock_timeout)
+    tracked = session.backend
+    record = tracked.recorded()
+    if record is None or same_backend(record.backend, tracked.settings):
+        tracked.read()  # records the backend, and checks its state as any command does
+        click.echo(f"Nothing to migrate: this stack already uses {tracked.describe()}.")
+        return
+    source = backend_from_settings(session.dir, record.backend)
+    if reconfigure:
+        state = tracked.accept()
+        _audit(session, "state migrate", [], state.serial if state else 0,
+               {"from": source.describe(), "to": tracked.describe(), "copied": False})
+        click.echo(f"This stack now uses {tracked.describe()} ({_holds(state)}). The state in "
+                   f"{source.describe()} was left where it is and is no longer used.")
+        return
+    try:
+        done = migrate(source, tracked.inner, LockInfo.mine("state migrate"),
+                       session.options.lock_timeout, force)
+    except LockHeld as exc:
+        raise lock_held_error(exc) from None
+    state = done.state
+    tracked.store.save(BackendRecord(tracked.settings, state.lineage if state else None,
+                                     state.serial if state else None))
+    _audit(session, "state migrate", [], state.serial if state else 0,
+           {"from": source.describe(), "to": tracked.describe(),
+            "copied": done.outcome == COPIED})
+    if done.outcome == COPIED:
+        click.echo(f"Copied the state ({_holds(state)}, lineage {state.lineage}, serial "
+                   f"{state.serial}) from {source.describe()} to {tracked.describe()}.")
+        click.echo(f"The copy in {source.describe()} is no longer used; remove it once "
+                   "'mlform plan' shows what you expect.")
+    elif done.outcome == ALREADY_THERE:
+        click.echo(f"{tracked.describe()} already holds this state (serial {state.serial}); "
+                   "this stack now uses it.")
+    else:
+        click.echo(f"{source.describe()} holds no state; this stack now uses "
+                   f"{tracked.describe()}.")
+
+
+@state_group.command("accept", help="Accept the state the backend holds now as this stack's "
+                                     "(after restoring or replacing it on purpose).")
+@stack_argument
+def state_accept(stack_dir):
+    from ..state.record import same_backend
+
+    session = _session(stack_dir, "state accept")
+    tracked = session.backend
+    record = tracked.recorded()
+    if record is not None and not same_backend(record.backend, tracked.settings):
+        raise MlformError.simple(
+            f"the backend changed: this stack last used another one than {tracked.describe()}",
+            help="run 'mlform state migrate' to move the state (or 'mlform state migrate "
+                 "--reconfigure' to leave it behind)")
+    state = tracked.accept()
+    _audit(session, "state accept", [], state.serial if state else 0,
+           {"lineage": state.lineage if state else None,
+            "previous_lineage": record.lineage if record else None,
+            "previous_serial": record.serial if record else None})
+    if state is None:
+        click.echo(f"Accepted: {tracked.describe()} holds no state; the next apply starts "
+                   "a new one.")
+    else:
+        click.echo(f"Accepted {tracked.describe()} as this stack's state: lineage "
+                   f"{state.lineage}, serial {state.serial}, {_holds(state)}.")
+
+
+def _holds(state) -> str:
+    n = len(state.resources) if state else 0
+    return f"{n} resource{'s' if n != 1 else ''}"
 
 
 @click.command("import", help="Adopt an existing resource into state by its provider id.")

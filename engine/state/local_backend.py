@@ -27,6 +27,7 @@ from ..diagnostics import MlformError
 from .backend import Backend, JournalEntry, LockInfo
 from .lock import StateLock
 from .model import State
+from .private import DIR_MODE, FILE_MODE, PRIVATE_DIR_NAME, private_dir, tighten
 from .statefile import decode, encode, json_default, resource_from_json, resource_problems
 
 DEFAULT_PATH = ".mlform/state.json"
@@ -50,17 +51,25 @@ class LocalBackend(Backend):
         return f"local state '{self.state_path}'"
 
     def read(self) -> State | None:
+        self._tighten()
         entries = self.journal_read()
-        try:
-            data = self.state_path.read_bytes()
-        except FileNotFoundError:
+        data = _read_if_exists(self.state_path)
+        if data is None:
             return replay_journal(None, entries)
-        return replay_journal(decode(data, str(self.state_path), str(self.backup_path)),
-                              entries)
+        return replay_journal(decode(data, str(self.state_path), self._good_backup()), entries)
+
+    def _good_backup(self) -> str | None:
+        """The backup to suggest when the state is damaged: only one that exists and reads."""
+        try:
+            data = _read_if_exists(self.backup_path)
+        except MlformError:
+            return None
+        return str(self.backup_path) if data is not None and _is_readable_state(data) else None
 
     def write(self, state: State) -> None:
         """Store `state` (normally the serial after the one read, so the journal becomes stale)."""
         self._ensure_dir()
+        self._tighten()
         data = encode(state)
         previous = _read_if_exists(self.state_path)
         if previous is not None and _is_readable_state(previous):
@@ -119,7 +128,24 @@ class LocalBackend(Backend):
                 for number, line in enumerate(complete.split(b"\n")[:-1], 1)]
 
     def _ensure_dir(self) -> None:
-        self.state_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        parent = self.state_path.parent
+        if parent.name == PRIVATE_DIR_NAME:
+            private_dir(parent)
+        else:
+            # A directory the user named may be shared on purpose: create it private,
+            # but leave the mode of an existing one alone (the files in it are 0600).
+            parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        if self.state_path.is_dir():
+            raise _is_a_directory(self.state_path)
+
+    def _tighten(self) -> None:
+        """Make the state's directory (when it is `.mlform`) 0700 and its files 0600."""
+        if self.state_path.parent.name == PRIVATE_DIR_NAME:
+            tighten(self.state_path.parent, DIR_MODE)
+        for path in (self.state_path, self.backup_path, self.journal_path,
+                     self._lock.lock_path, self._lock.record_path):
+            if not path.is_dir():
+                tighten(path, FILE_MODE)
 
 
 def journal_line(entry: JournalEntry) -> bytes:
@@ -270,6 +296,20 @@ def _read_if_exists(path: Path) -> bytes | None:
         return path.read_bytes()
     except FileNotFoundError:
         return None
+    except IsADirectoryError:
+        raise _is_a_directory(path) from None
+    except OSError as exc:
+        raise MlformError.simple(f"cannot read '{path}': {exc.strerror or exc}",
+                                 help=f"check that '{path}' is a file this user can read "
+                                      "and write") from None
+
+
+def _is_a_directory(path: Path) -> MlformError:
+    return MlformError.simple(
+        f"'{path}' is a directory, but the state must be a file there",
+        help=f"move the directory aside (mv '{path}' '{path}.dir'); if it holds your state "
+             f"file, put that file at '{path}' instead; or set 'backend: {{path: ...}}' in "
+             "mlform.yaml to another file")
 
 
 def _is_readable_state(data: bytes) -> bool:

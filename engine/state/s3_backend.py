@@ -51,8 +51,15 @@ class S3Backend(Backend):
         data = self._get(self.key)
         if data is None:
             return replay_journal(None, entries)
-        return replay_journal(decode(data, f"s3://{self.bucket}/{self.key}",
-                                     f"s3://{self.bucket}/{self.backup_key}"), entries)
+        try:
+            state = decode(data, f"s3://{self.bucket}/{self.key}")
+        except MlformError:
+            # Damaged: say so again, suggesting the backup only if there is a readable one.
+            backup = self._get(self.backup_key)
+            good = f"s3://{self.bucket}/{self.backup_key}" \
+                if backup is not None and _readable(backup) else None
+            state = decode(data, f"s3://{self.bucket}/{self.key}", good)
+        return replay_journal(state, entries)
 
     def write(self, state: State) -> None:
         data = encode(state)

@@ -137,10 +137,13 @@ def resource_problems(data: Any, where: str) -> list[str]:
 
 
 def decode(data: bytes, source: str, backup: str | None = None) -> State:
-    """Parse and check a state file; `source` names it in errors, `backup` is the copy to
-    suggest when it is damaged (default: `<source>.backup`)."""
-    restore = (f"restore the state before the last write: copy '{backup or source + '.backup'}' "
-               f"over '{source}'")
+    """Parse and check a state file; `source` names it in errors, `backup` is a readable
+    copy to suggest when it is damaged (None: there is none, and the help says so)."""
+    restore = (f"restore the state before the last write: copy '{backup}' over '{source}'"
+               if backup else
+               f"there is no backup of it to restore: fix the problem in '{source}' by hand "
+               "(it is JSON), or move it aside and adopt each live resource again with "
+               "'mlform import NAME ID'")
     try:
         doc = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:

@@ -142,8 +142,18 @@ def mutated(change) -> bytes:
 ])
 def test_damaged_or_newer_files_are_explained(data, expected):
     with pytest.raises(MlformError) as caught:
-        decode(data, SOURCE)
+        decode(data, SOURCE, SOURCE + ".backup")
     assert caught.value.render() == expected
+
+
+def test_a_damaged_file_without_a_backup_says_what_to_do_instead():
+    with pytest.raises(MlformError) as caught:
+        decode(b"[1, 2]", SOURCE)
+    assert caught.value.render() == (
+        "error: state file '.mlform/state.json' must hold a JSON object\n"
+        "help: there is no backup of it to restore: fix the problem in '.mlform/state.json' "
+        "by hand (it is JSON), or move it aside and adopt each live resource again with "
+        "'mlform import NAME ID'")
 
 
 def test_every_problem_is_reported_at_once():
