@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 
 from .provider import (
     ApplyResponse,
+    CheckRequest,
+    CheckResponse,
     CreateRequest,
     DeleteRequest,
     DeleteResponse,
@@ -20,6 +22,7 @@ from .provider import (
     DiffResponse,
     ObserveRequest,
     ObserveResponse,
+    Problem,
     Progress,
     Provider,
     ProviderContext,
@@ -65,6 +68,12 @@ class DispatchingProvider(Provider):
             if message is None:
                 raise
             return failed(message)
+
+    def check(self, req: CheckRequest) -> CheckResponse:
+        # Checks are optional: a handler without one has nothing to say before diff.
+        if not hasattr(self.handler(req.resource.type), "check"):
+            return CheckResponse()
+        return self._run("check", req, lambda e: CheckResponse(problems=[Problem((), e)]))
 
     def diff(self, req: DiffRequest) -> DiffResponse:
         return self._run("diff", req, lambda e: DiffResponse(error=e))

@@ -1,6 +1,8 @@
 """The provider contract: a handful of idempotent verbs, each with its own request
 and response type.
 
+    check    what is wrong with a resource's desired inputs, before anything is
+             planned or applied: each problem at the attribute path it concerns
     diff     what changes between recorded inputs and desired inputs, which of
              those changes force a replacement, and the outputs known at plan time
     observe  read the live resource (never changes anything); also finds a resource
@@ -66,6 +68,45 @@ class AttributeChange:
     after: Any
     forces_replacement: bool = False
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a resource's inputs (or a provider's configuration), where
+    the user wrote it."""
+
+    path: tuple[str | int, ...]
+    """The input at fault: `("hyperparameters", "lrr")`, `("variants", "champion", "model")`,
+    `("features", 1)`; `()` for the resource as a whole."""
+    message: str
+    """What is wrong, lowercase, identifiers quoted: `unknown hyperparameter 'lrr'`."""
+    help: str = ""
+    """The fix: `did you mean 'lr'?`, `write model: ${fraud_model.uri}`."""
+    key: bool = False
+    """Point at the key rather than its value (a misspelt name)."""
+
+    def __str__(self) -> str:
+        where = ".".join(str(p) for p in self.path)
+        return f"{where}: {self.message}" if where else self.message
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    """The desired inputs of one resource, checked at `validate` and at `plan`."""
+
+    resource: ResourceRef
+    inputs: dict[str, Any]
+    """May contain `Unknown` values (known after apply): a check skips those, since only
+    an apply will tell. May contain `Secret` values."""
+    upstream: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """For each top-level input written as a whole reference to another resource
+    (`dataset: ${transactions.uri}`), that resource's attributes as the plan knows them
+    (a dataset's `columns`). Empty at `validate`, which reads no state."""
+
+
+@dataclass(frozen=True)
+class CheckResponse:
+    problems: list[Problem] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -186,9 +227,15 @@ class Provider(abc.ABC):
     def __init__(self, ctx: ProviderContext):
         self.ctx = ctx
 
-    def validate_config(self) -> list[str]:
-        """Problems with the provider's configuration (empty when fine)."""
+    def validate_config(self) -> list[str | Problem]:
+        """Problems with the provider's configuration (empty when fine); a `Problem`'s
+        path is inside the provider's block of the spec."""
         return []
+
+    def check(self, req: CheckRequest) -> CheckResponse:
+        """Problems with a resource's desired inputs that need no live state; never
+        changes anything. Run by `validate` and by `plan` before `diff`."""
+        return CheckResponse()
 
     def diff(self, req: DiffRequest) -> DiffResponse:
         """Default diff: every changed top-level input updates in place."""

@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 from .diagnostics import Diagnostic, MlformError
-from .provider import Provider, ResourceRef
+from .provider import Problem, Provider, ResourceRef
 from .registry import make_provider
 from .spec.loader import Stack
 
@@ -45,11 +45,18 @@ class ProviderSet:
                                                  detail=d.detail)) from None
                 problems = provider.validate_config()
                 if problems:
-                    loc = self.positions.of(("providers", name)) if self.positions else None
-                    raise MlformError(*[Diagnostic(f"provider '{name}': {p}", location=loc)
-                                        for p in problems])
+                    raise MlformError(*[self._config_problem(name, p) for p in problems])
                 self._made[name] = provider
             return self._made[name]
+
+    def _config_problem(self, name: str, problem: str | Problem) -> Diagnostic:
+        """A configuration problem at its place in the provider's block, or at the block."""
+        path, key = ("providers", name), True
+        if isinstance(problem, Problem):
+            path, key = path + problem.path, problem.key or not problem.path
+        loc = self.positions.of(path, key=key) if self.positions else None
+        return Diagnostic(f"provider '{name}': {problem}", location=loc,
+                          help=getattr(problem, "help", ""))
 
     def close(self) -> None:
         for p in self._made.values():

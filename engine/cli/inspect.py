@@ -10,15 +10,19 @@ import click
 from .common import common_options, stack_argument
 
 
-@click.command("validate", help="Check the stack spec: syntax, schema, references, variables.")
+@click.command("validate", help="Check the stack spec: syntax, schema, references, variables, "
+                                  "provider configuration and resource inputs.")
 @stack_argument
 @common_options
 def validate_cmd(opts):
+    from ..checks import validate_stack
     from ..session import Session
 
     session = Session(opts, "validate")
     stack = session.stack
-    session.variables  # noqa: B018 - resolving them reports missing or ill-typed values
+    # Resolving the variables reports missing or ill-typed values; the providers then
+    # check their configuration and each resource's inputs, with no state.
+    validate_stack(stack, session.variables)
     click.echo(f"The stack '{stack.name}' is valid: {len(stack.resources)} resources, "
                f"{len(stack.providers)} provider(s).")
 

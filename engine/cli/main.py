@@ -39,7 +39,7 @@ COMMANDS = {
 
 SUMMARIES = {
     "init": "Create a working stack (spec, sample data) in a directory.",
-    "validate": "Check the stack spec: syntax, schema, references, variables.",
+    "validate": "Check the stack spec, provider configuration and resource inputs.",
     "fmt": "Rewrite spec files in canonical form, keeping comments.",
     "plan": "Show what apply would change, attribute by attribute, and why.",
     "apply": "Make the live stack match the spec (or apply a saved plan).",

@@ -108,6 +108,7 @@ def _plan_resource(stack: Stack, state: State, name: str, evaluator: Evaluator,
             f"provider '{spec.provider}' cannot realise a {spec.type}",
             location=stack.location(("resources", name, "type")),
             help=f"it supports: {', '.join(sorted(provider.resource_types))}"))
+    _check(stack, name, provider, desired, evaluator)
     deps = tuple(spec.dependencies)
     lifecycle = spec.model.lifecycle
     moved_provider = prior is not None and (prior.provider != spec.provider
@@ -173,6 +174,17 @@ def _plan_resource(stack: Stack, state: State, name: str, evaluator: Evaluator,
         before=prior.inputs if prior else None, after=desired, attributes=tuple(attrs),
         reasons=tuple(reasons), replace_paths=tuple(forced), planned_outputs=planned_outputs,
         dependencies=deps)
+
+
+def _check(stack: Stack, name: str, provider, desired: dict[str, Any],
+           evaluator: Evaluator) -> None:
+    """The provider's checks of the desired inputs, before the diff: a mistake is
+    reported here at its place in the spec, not after a long apply."""
+    from ..checks import check_inputs
+
+    problems = check_inputs(stack, name, provider, desired, evaluator.attributes)
+    if problems:
+        raise MlformError(*problems)
 
 
 def _ignored(path: str, ignore: list[str]) -> bool:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlform.engine.diagnostics import did_you_mean
 from mlform.engine.durations import seconds
+from mlform.engine.provider import Problem
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_TIMEOUTS = {
@@ -75,11 +77,31 @@ def load(config: dict[str, Any]) -> AwsConfig:
     return AwsConfig.model_validate(config or {})
 
 
-def problems(config: dict[str, Any]) -> list[str]:
-    """Every problem with `config`, one line each, with its dotted location."""
+REQUIRED_HELP = {
+    "region": "add the AWS region to create resources in, e.g. 'region: eu-west-1'",
+    "role_arn": "add the execution role SageMaker assumes, e.g. "
+                "'role_arn: arn:aws:iam::123456789012:role/mlform-sagemaker'",
+    "bucket": "add the S3 bucket for datasets and artifacts, e.g. 'bucket: my-ml-bucket'",
+}
+
+
+def problems(config: dict[str, Any]) -> list[Problem]:
+    """Every problem with `config`, each at the setting it concerns, with the fix."""
     try:
         load(config)
     except ValidationError as exc:
-        return [f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-                for err in exc.errors()]
+        return [_problem(err) for err in exc.errors()]
     return []
+
+
+def _problem(err: Any) -> Problem:
+    path = tuple(err["loc"])
+    name = str(path[0]) if path else ""
+    if err["type"] == "missing":
+        return Problem(path, "required setting is missing", key=True,
+                       help=REQUIRED_HELP.get(name, f"add '{name}:' to the provider"))
+    if err["type"] == "extra_forbidden":
+        return Problem(path, err["msg"], key=True,
+                       help=did_you_mean(name, AwsConfig.model_fields)
+                       or f"settings: {', '.join(AwsConfig.model_fields)}")
+    return Problem(path, err["msg"])

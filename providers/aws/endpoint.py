@@ -14,11 +14,14 @@ from typing import Any
 
 from mlform.engine.provider import (
     ApplyResponse,
+    CheckRequest,
+    CheckResponse,
     CreateRequest,
     DeleteRequest,
     DeleteResponse,
     ObserveRequest,
     ObserveResponse,
+    Problem,
     Progress,
     UpdateRequest,
 )
@@ -37,6 +40,18 @@ MAX_WAIT_INTERVAL = 3600
 
 class EndpointHandler(Handler):
     rtype = "endpoint"
+
+    def check(self, req: CheckRequest) -> CheckResponse:
+        from ..input_checks import plain_model_problems
+
+        problems = super().check(req).problems + plain_model_problems(
+            req.inputs.get("variants"), lambda model: model.startswith("arn:"))
+        if req.inputs.get("feature_view") is not None:
+            problems.append(Problem(("feature_view",), "feature_view lookups are served by "
+                                    "the local provider only",
+                                    help="send full feature rows to SageMaker, or serve this "
+                                         "endpoint with the local provider"))
+        return CheckResponse(problems=problems)
 
     def endpoint_name(self, resource: str) -> str:
         return self.name(resource)

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from mlform.engine.provider import (
+    CheckRequest,
+    CheckResponse,
     DiffRequest,
     DiffResponse,
     Progress,
@@ -47,6 +49,16 @@ class Handler:
 
     def tags(self, resource: str, spec: Any) -> list[dict[str, str]]:
         return tags(self.ctx.stack, resource, self.rtype, spec.tags)
+
+    def check(self, req: CheckRequest) -> CheckResponse:
+        """Problems shared by every type: tags are revealed onto AWS resources, where
+        anyone who may list them reads them. Handlers add their own."""
+        from ..input_checks import sensitive_problems
+
+        tags = req.inputs.get("tags")
+        return CheckResponse(problems=sensitive_problems(
+            {"tags": tags} if isinstance(tags, dict) else {}, self.rtype,
+            "the tags of its AWS resources", help="tag with values that are not sensitive"))
 
     def diff(self, req: DiffRequest) -> DiffResponse:
         return default_diff(req)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlform.engine.dispatch import DispatchingProvider
-from mlform.engine.provider import ProviderContext
+from mlform.engine.provider import Problem, ProviderContext
 
 from . import config as aws_config
 from .errors import AwsError, explain
@@ -34,7 +34,7 @@ class AwsProvider(DispatchingProvider):
         super().__init__(ctx)
         self._clients: Any = None
 
-    def validate_config(self) -> list[str]:
+    def validate_config(self) -> list[Problem]:
         return aws_config.problems(self.ctx.config)
 
     @property
@@ -45,7 +45,7 @@ class AwsProvider(DispatchingProvider):
             problems = self.validate_config()
             if problems:
                 raise AwsError(f"provider '{self.ctx.provider_name}' is misconfigured: "
-                               + "; ".join(problems))
+                               + "; ".join(map(str, problems)))
             self._clients = Clients(aws_config.load(self.ctx.config))
         return self._clients
 

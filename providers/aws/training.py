@@ -15,6 +15,8 @@ from typing import Any
 from mlform.engine.provider import (
     ApplyResponse,
     AttributeChange,
+    CheckRequest,
+    CheckResponse,
     CreateRequest,
     DeleteRequest,
     DeleteResponse,
@@ -73,6 +75,13 @@ class TrainingJobHandler(Handler):
         spec = self.spec(inputs)
         basis = {k: v for k, v in spec.model_dump(mode="json").items() if k in REPLACE_ON}
         return self.name(resource, fingerprint({**basis, "code": self._code_digest(spec)}))
+
+    def check(self, req: CheckRequest) -> CheckResponse:
+        # The container trains with the local provider's built-in trainers: same checks.
+        from mlform.providers.local.training.checks import training_problems
+
+        return CheckResponse(problems=super().check(req).problems
+                             + training_problems(req.inputs, req.upstream))
 
     def diff(self, req: DiffRequest) -> DiffResponse:
         base = default_diff(req, REPLACE_ON, REASONS)

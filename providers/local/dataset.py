@@ -101,6 +101,8 @@ class DatasetHandler:
                            path=str(self.paths.dataset(name, version)))
         elif fmt == "parquet":
             planned.update(_parquet_shape(path))
+        elif (header := _csv_header(path)) is not None:
+            planned["columns"] = header
         prior = (req.prior_outputs or {}).get("version")
         if req.prior_inputs is None or prior is None or prior == version:
             return DiffResponse(changes=base.changes, planned_outputs=planned)
@@ -218,6 +220,22 @@ def _parquet_shape(path: Path) -> dict[str, Any]:
 
     metadata = pq.ParquetFile(path).metadata
     return {"rows": metadata.num_rows, "columns": list(metadata.schema.names)}
+
+
+def _csv_header(path: Path) -> list[str] | None:
+    """The column names of a CSV file from its first line (what plan knows before the
+    file is stored), or None when they cannot be told apart as pandas will read them:
+    no header, empty or repeated names, undecodable text."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            header = next(csv.reader(f), None)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    if not header or any(not name for name in header) or len(set(header)) != len(header):
+        return None
+    return header
 
 
 # --- checks ---------------------------------------------------------------------

@@ -27,6 +27,8 @@ from typing import Any
 from mlform.engine import durations
 from mlform.engine.provider import (
     ApplyResponse,
+    CheckRequest,
+    CheckResponse,
     CreateRequest,
     DeleteRequest,
     DeleteResponse,
@@ -34,6 +36,7 @@ from mlform.engine.provider import (
     DiffResponse,
     ObserveRequest,
     ObserveResponse,
+    Problem,
     Progress,
     ProviderContext,
     TickRequest,
@@ -57,6 +60,15 @@ class MonitorHandler:
     def __init__(self, ctx: ProviderContext):
         self.ctx = ctx
         self.paths = LocalPaths(ctx.data_dir)
+
+    def check(self, req: CheckRequest) -> CheckResponse:
+        from ...input_checks import sensitive_problems
+
+        problems = sensitive_problems(
+            req.inputs, "monitor", "its config.json",
+            help="use a value that is not sensitive: a monitor's settings and tags are "
+                 "kept on disk in plain text")
+        return CheckResponse(problems=problems + _known_problems(req))
 
     def diff(self, req: DiffRequest) -> DiffResponse:
         return default_diff(req)
@@ -164,6 +176,35 @@ class MonitorHandler:
         directory = self.paths.monitor(name)
         return {"report": str(directory / REPORT), "evaluations": str(directory / EVALUATIONS),
                 "last_evaluation": last}
+
+
+def _known_problems(req: CheckRequest) -> list[Problem]:
+    """What `_check` would refuse at apply, where plan can tell already: an unknown
+    performance metric, features that are not columns of the reference dataset."""
+    from mlform.engine.diagnostics import did_you_mean
+
+    problems = []
+    metric = (req.inputs.get("performance") or {}).get("metric")
+    if isinstance(metric, str):
+        from .performance import METRICS  # numpy: only for monitors that judge performance
+
+        if metric not in METRICS:
+            hint = did_you_mean(metric, METRICS)
+            problems.append(Problem(("performance", "metric"),
+                                    f"unknown performance metric '{metric}'",
+                                    help=(hint + " " if hint else "")
+                                    + f"metrics: {', '.join(sorted(METRICS))}"))
+    columns = (req.upstream.get("reference") or {}).get("columns")
+    features = req.inputs.get("features")
+    if isinstance(columns, list) and columns and isinstance(features, list):
+        for i, feature in enumerate(features):
+            if isinstance(feature, str) and feature not in columns:
+                hint = did_you_mean(feature, columns)
+                problems.append(Problem(("features", i), f"feature '{feature}' is not a "
+                                        "column of the reference dataset",
+                                        help=(hint + " " if hint else "")
+                                        + f"its columns: {', '.join(map(str, columns))}"))
+    return problems
 
 
 def _monitor(inputs: dict[str, Any]) -> Monitor:

@@ -16,6 +16,8 @@ import httpx
 from mlform.engine.provider import (
     ApplyResponse,
     AttributeChange,
+    CheckRequest,
+    CheckResponse,
     CreateRequest,
     DeleteRequest,
     DeleteResponse,
@@ -57,6 +59,12 @@ class EndpointHandler:
         self.paths = LocalPaths(ctx.data_dir)
 
     # --- plan -----------------------------------------------------------------
+
+    def check(self, req: CheckRequest) -> CheckResponse:
+        from ...input_checks import plain_model_problems
+
+        return CheckResponse(problems=plain_model_problems(
+            req.inputs.get("variants"), lambda model: model.startswith("local://")))
 
     def diff(self, req: DiffRequest) -> DiffResponse:
         desired = reveal(req.desired_inputs)

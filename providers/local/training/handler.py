@@ -25,6 +25,8 @@ from mlform.engine.durations import seconds
 from mlform.engine.provider import (
     ApplyResponse,
     AttributeChange,
+    CheckRequest,
+    CheckResponse,
     CreateRequest,
     DeleteRequest,
     DeleteResponse,
@@ -90,6 +92,16 @@ class TrainingJobHandler:
         self.paths = LocalPaths(ctx.data_dir)
 
     # --- plan ---------------------------------------------------------------
+
+    def check(self, req: CheckRequest) -> CheckResponse:
+        from ...input_checks import sensitive_problems
+        from .checks import training_problems
+
+        return CheckResponse(problems=sensitive_problems(
+            req.inputs, "training_job", "the run's params.json",
+            help="use a value that is not sensitive; a secret the training script needs "
+                 "belongs in its environment, not in the job's inputs")
+            + training_problems(req.inputs, req.upstream))
 
     def diff(self, req: DiffRequest) -> DiffResponse:
         base = default_diff(req, frozenset(REASONS), REASONS)
@@ -337,6 +349,8 @@ class TrainingJobHandler:
 
 
 def _failure(plan: RunPlan, status: dict[str, Any]) -> str:
+    if status.get("input_error"):  # the job's inputs, not the run, are at fault: one line
+        return f"training_job '{plan.job}': {status.get('error')}"
     log = plan.run_dir / "train.log"
     tail = log.read_text(errors="replace").splitlines()[-15:] if log.is_file() else []
     lines = [f"training run {plan.run_id} of job '{plan.job}' failed: {status.get('error')}",

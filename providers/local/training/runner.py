@@ -25,6 +25,11 @@ from .runs import FAILED, SUCCEEDED, read_json, write_json
 NO_GPU = "no GPU available: trained on CPU"
 
 
+class InputError(ValueError):
+    """The job's inputs do not fit its data (a target or feature that is not a column):
+    the user's mistake, recorded and reported in one line, with no traceback."""
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m mlform.providers.local.training.runner <run dir>",
@@ -33,6 +38,10 @@ def main(argv: list[str]) -> int:
     run_dir = Path(argv[0])
     try:
         device, note = run(run_dir, json.loads((run_dir / "params.json").read_text()))
+    except InputError as e:
+        print(f"error: {e}", flush=True)
+        finish(run_dir, {"status": FAILED, "error": str(e), "input_error": True})
+        return 1
     except Exception as e:  # every failure is recorded for the handler to report
         traceback.print_exc()
         finish(run_dir, {"status": FAILED, "error": str(e)})
@@ -110,16 +119,16 @@ def select_features(frame, target: str, features: list[str] | None,
                     exclude: list[str]) -> list[str]:
     columns = [str(c) for c in frame.columns]
     if target not in columns:
-        raise ValueError(f"target column '{target}' is not in the data "
+        raise InputError(f"target column '{target}' is not in the data "
                          f"(columns: {', '.join(columns)})")
     if features is None:
         return [c for c in columns if c != target and c not in exclude]
     missing = [f for f in features if f not in columns]
     if missing:
-        raise ValueError(f"feature column(s) {', '.join(map(repr, missing))} not in the data "
+        raise InputError(f"feature column(s) {', '.join(map(repr, missing))} not in the data "
                          f"(columns: {', '.join(columns)})")
     if target in features:
-        raise ValueError(f"the target '{target}' cannot also be a feature")
+        raise InputError(f"the target '{target}' cannot also be a feature")
     return list(features)
 
 
@@ -128,7 +137,7 @@ def split(frame, target: str, test_size: float, seed: int, stratify: bool):
     from sklearn.model_selection import train_test_split
 
     if not 0 < test_size < 1:
-        raise ValueError(f"test_size must be between 0 and 1, not {test_size}")
+        raise InputError(f"test_size must be between 0 and 1, not {test_size}")
     labels = frame[target] if stratify and frame[target].value_counts().min() >= 2 else None
     train_rows, holdout = train_test_split(frame, test_size=test_size, random_state=seed,
                                            stratify=labels)
