@@ -24,6 +24,7 @@ from filelock import FileLock, Timeout
 
 from .diagnostics import MlformError
 from .state.local_backend import fsync_dir, write_atomically
+from .state.private import tighten_stack_dir
 from .state.statefile import json_default
 from .values import to_storable
 
@@ -35,6 +36,7 @@ class AuditLog:
         """`salt` keys the digest of any sensitive value that reaches the log; callers
         redact before appending, so by default a random one only hides such a value."""
         self.dir = Path(stack_dir) / ".mlform"
+        tighten_stack_dir(Path(stack_dir))  # `audit log|verify` open it without a session
         self.path = self.dir / "audit.jsonl"
         self.head_path = self.dir / "audit.head"
         self._mutex = FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT_SECONDS,

@@ -96,8 +96,10 @@ def init_stack(directory: Path, name: str | None = None) -> list[Path]:
         write_sample_data(data)
         written.append(data)
     schema = directory / SCHEMA_FILE
-    schema.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     from .spec.schema import schema_json
+    from .state.private import private_dir
+
+    private_dir(schema.parent)  # an existing `.mlform` is tightened too
 
     schema.write_text(schema_json())
     written.append(schema)

@@ -24,7 +24,7 @@ def check_continuity(record: BackendRecord, state: State | None, where: str) -> 
     last = f"lineage {record.lineage} at serial {record.serial}"
     if state is None:
         raise MlformError.simple(
-            f"the state in {where} is gone",
+            f"{where} is gone",
             detail=f"this stack last saw {last} there; without it every resource would be "
                    "planned as new and created a second time",
             help=f"put the state back (from a copy or the backend's backup); to start from "
@@ -41,8 +41,7 @@ def check_continuity(record: BackendRecord, state: State | None, where: str) -> 
                  f"the stack's state from now on, run '{ACCEPT}'")
     if state.serial < record.serial:
         raise MlformError.simple(
-            f"the state in {where} went back from serial {record.serial} to serial "
-            f"{state.serial}",
+            f"{where} went back from serial {record.serial} to serial {state.serial}",
             detail=f"same lineage {state.lineage}: an older copy was restored, and what "
                    f"changed after serial {state.serial} is missing from it",
             help=f"put the latest state back; to continue from this older one on purpose, "
