@@ -32,13 +32,16 @@ class Diagnostic:
     help: str = ""
     address: str = ""
     severity: str = "error"
+    show_source: bool = True
+    """False where the source line may hold a sensitive value: only file:line:col is shown."""
 
     def render(self, source_cache: dict[str, list[str]] | None = None) -> str:
         lines = [f"{self.severity}: {self.summary}"]
         if self.location:
             loc = self.location
             lines.append(f"  --> {loc}")
-            source = _source_line(loc.file, loc.line, source_cache)
+            source = _source_line(loc.file, loc.line, source_cache) if self.show_source \
+                else None
             if source is not None:
                 gutter = str(loc.line)
                 pad = " " * len(gutter)

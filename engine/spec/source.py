@@ -43,9 +43,10 @@ def parse_yaml(text: str, file: str) -> tuple[Any, Positions]:
     """Parse YAML text into plain data plus the position of every value."""
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    from .yaml_nodes import compose
+
     try:
-        root = yaml.compose(text, Loader=loader)
+        root = compose(text, file)
     except yaml.MarkedYAMLError as exc:
         raise MlformError(_yaml_error(exc, text, file)) from None
     except yaml.YAMLError as exc:
@@ -119,9 +120,18 @@ class _Walker:
     def plain(self, node, path: PathKey) -> Any:
         import yaml
 
+        from .yaml_nodes import AliasNode
+
+        if isinstance(node, AliasNode):
+            # Bounded and checked for recursion when composed; here it is its value.
+            return self.plain(node.target, path)
         if isinstance(node, yaml.ScalarNode):
             # Plain scalars have no style (None from PyYAML, "" from libyaml).
-            return resolve_scalar(node.value, not node.style, node.tag)
+            try:
+                return resolve_scalar(node.value, not node.style, node.tag)
+            except ValueError:
+                raise MlformError(_huge_number(node.value, self.loc(node, len(node.value)))) \
+                    from None
         if isinstance(node, yaml.SequenceNode):
             items = []
             for i, item in enumerate(node.value):
@@ -133,7 +143,13 @@ class _Walker:
             if key_node.tag == MERGE_TAG:
                 for merged in (value_node.value if isinstance(value_node, yaml.SequenceNode)
                                else [value_node]):
-                    for k, v in self.plain(merged, path).items():
+                    values = self.plain(merged, path)
+                    if not isinstance(values, dict):
+                        raise MlformError(Diagnostic(
+                            "'<<' merges a value that is not a mapping",
+                            location=self.loc(merged), help="write '<<: *anchor' where "
+                            "'&anchor' marks a mapping, or a list of such aliases"))
+                    for k, v in values.items():
                         out.setdefault(k, v)
                 continue
             key = self.plain(key_node, path)
@@ -150,6 +166,15 @@ class _Walker:
             self.pos.values[kpath] = self.loc(value_node, _length(value_node))
             out[name] = self.plain(value_node, kpath)
         return out
+
+
+def _huge_number(text: str, where: Location) -> Diagnostic:
+    import sys
+
+    limit = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 4300
+    return Diagnostic(f"number too long: {len(text):,} characters", location=where,
+                      help=f"write a number of at most {limit} digits, or quote it to "
+                           "make it a string")
 
 
 def _length(node) -> int:
@@ -181,13 +206,14 @@ def _yaml_error(exc, text: str, file: str) -> Diagnostic:
     help_ = "fix the YAML syntax at the marked position"
     context_line = lines[exc.context_mark.line] if exc.context_mark and \
         exc.context_mark.line < len(lines) else ""
-    if "${" in src or "${" in context_line:
+    if "tab" in problem or "\t" in src[col - 2:col]:
+        # A tab is the cause wherever it is; a `${` on the same line is a coincidence.
+        help_ = "YAML does not allow tabs for indentation: use spaces"
+    elif "${" in src or "${" in context_line:
         help_ = ("a '${...}' reference inside YAML flow style ({...} or [...]) must be quoted, "
                  "e.g. {model: \"${m.uri}\"}, or written in block style")
     elif "found duplicate key" in problem or "duplicate key" in str(exc):
         help_ = "each key may appear once in a mapping: remove or rename the repeated one"
-    elif "\t" in src:
-        help_ = "YAML does not allow tabs for indentation: use spaces"
     return Diagnostic(f"invalid YAML: {problem}", location=Location(file, line, col), help=help_)
 
 

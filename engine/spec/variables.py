@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,9 @@ def parse_cli_vars(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise MlformError.simple(f"invalid --var '{pair}': expected NAME=VALUE",
+            # Without a name the text is a value, perhaps a secret: it is not echoed.
+            shown = f" '{pair}'" if not sep else ""
+            raise MlformError.simple(f"invalid --var{shown}: expected NAME=VALUE",
                                      help="write --var min_auc=0.9")
         out[name.strip()] = value
     return out
@@ -39,12 +42,26 @@ def read_var_files(files: list[str], base: Path) -> tuple[dict[str, Any], dict[s
         path = Path(f)
         if not path.is_absolute() and not path.exists():
             path = base / f
-        data, pos = read_yaml(path, display=f)
+        if not path.is_file():
+            looked = [str(Path(f).absolute())] + ([] if Path(f).is_absolute() or
+                                                  base.absolute() == Path.cwd()
+                                                  else [str((base / f).absolute())])
+            what = "is not a file" if path.exists() else "not found"
+            raise MlformError.simple(
+                f"var file {what}: {f}", detail=f"looked at {' and '.join(looked)}",
+                help="check the path given to --var-file: a relative path is read from the "
+                     "current directory, then from the stack directory")
+        try:
+            data, pos = read_yaml(path, display=f)
+        except MlformError as exc:
+            # Var files hold secrets: report a syntax error by position, not by its line.
+            raise MlformError(*(replace(d, show_source=False) for d in exc.diagnostics)) \
+                from None
         if data is None:
             continue
         if not isinstance(data, dict):
             raise MlformError(Diagnostic(f"var file {f} must be a mapping of NAME: VALUE",
-                                         location=pos.of(()),
+                                         location=pos.of(()), show_source=False,
                                          help="write one 'name: value' per line"))
         for k, v in data.items():
             values[k] = v
@@ -66,9 +83,10 @@ def resolve(declared: Mapping[str, Variable], positions: Positions, cli: dict[st
     for name in files:
         if name not in declared:
             hint = did_you_mean(name, declared)
-            bag.error(f"var file sets undeclared variable '{name}'",
-                      location=file_locations.get(name),
-                      help=hint or "declare it under 'variables:' in mlform.yaml")
+            # The line holds the value, and a misspelt secret is still a secret.
+            bag.add(Diagnostic(f"var file sets undeclared variable '{name}'",
+                               location=file_locations.get(name), show_source=False,
+                               help=hint or "declare it under 'variables:' in mlform.yaml"))
     values: dict[str, Any] = {}
     for name, decl in declared.items():
         loc = positions.of(("variables", name), key=True)
@@ -88,15 +106,29 @@ def resolve(declared: Mapping[str, Variable], positions: Positions, cli: dict[st
             continue
         try:
             value = _coerce(raw, decl.type, from_text)
-        except ValueError as exc:
+        except _Mismatch as exc:
             # Point at the faulty value where it was written, when that is a file.
             where = file_locations.get(name) if origin == "var file" else None
-            bag.error(f"variable '{name}' from {origin}: {exc}", location=where or loc,
-                      help=f"give a value of type {decl.type}")
+            got = "; the value is not shown because the variable is sensitive" \
+                if decl.sensitive else f", got {exc.got}"
+            bag.add(Diagnostic(f"variable '{name}' from {origin}: expected {exc.expected}{got}",
+                               location=where or loc,
+                               show_source=not decl.sensitive,
+                               help=f"give a value of type {decl.type}"))
             continue
         values[name] = Secret(value) if decl.sensitive else value
     bag.raise_if_any()
     return values
+
+
+class _Mismatch(ValueError):
+    """A value of the wrong type: what was expected, and the value in words (for messages
+    about variables that are not sensitive)."""
+
+    def __init__(self, expected: str, got: str):
+        super().__init__(f"expected {expected}, got {got}")
+        self.expected = expected
+        self.got = got
 
 
 def _coerce(raw: Any, kind: str, from_text: bool) -> Any:
@@ -108,29 +140,28 @@ def _coerce(raw: Any, kind: str, from_text: bool) -> Any:
                 return True
             if low in ("false", "0", "no"):
                 return False
-            raise ValueError(f"expected true or false, got '{raw}'")
+            raise _Mismatch("true or false", f"'{raw}'")
         try:
             raw = json.loads(raw)
-        except json.JSONDecodeError:
-            raise ValueError(f"expected a {kind}, got '{raw}'") from None
+        except ValueError:  # not JSON, or a number with more digits than Python reads
+            raise _Mismatch(_WORDS[kind], _short(raw)) from None
     if kind == "string":
         if isinstance(raw, dict | list):
-            raise ValueError(f"expected a string, got {type(raw).__name__}")
+            raise _Mismatch("a string", type(raw).__name__)
         return str(raw)
-    if kind == "number":
-        if isinstance(raw, bool) or not isinstance(raw, int | float):
-            raise ValueError(f"expected a number, got {raw!r}")
-        return raw
-    if kind == "integer":
-        if isinstance(raw, bool) or not isinstance(raw, int):
-            raise ValueError(f"expected an integer, got {raw!r}")
-        return raw
-    if kind == "bool":
-        if not isinstance(raw, bool):
-            raise ValueError(f"expected true or false, got {raw!r}")
-        return raw
-    if kind == "list" and not isinstance(raw, list):
-        raise ValueError(f"expected a list, got {raw!r}")
-    if kind == "map" and not isinstance(raw, dict):
-        raise ValueError(f"expected a mapping, got {raw!r}")
+    if kind == "number" and (isinstance(raw, bool) or not isinstance(raw, int | float)) or \
+            kind == "integer" and (isinstance(raw, bool) or not isinstance(raw, int)) or \
+            kind == "bool" and not isinstance(raw, bool) or \
+            kind == "list" and not isinstance(raw, list) or \
+            kind == "map" and not isinstance(raw, dict):
+        raise _Mismatch(_WORDS[kind], _short(raw))
     return raw
+
+
+_WORDS = {"number": "a number", "integer": "an integer", "bool": "true or false",
+          "list": "a list", "map": "a mapping"}
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

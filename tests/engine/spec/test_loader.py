@@ -33,6 +33,11 @@ def _with(old: str, new: str) -> str:
     return BASE.replace(old, new, 1)
 
 
+BOMB = "".join(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9 if i else ["lol"] * 9) + "]\n"
+               for i in range(9))
+"""A "billion laughs" document (about 400 bytes): 9 levels of 9 aliases each stand for 9**9
+values. Expanded, the 5th level's first alias passes the bound."""
+
 MODEL = "  m:\n    type: model\n    artifact: ${train.artifact}\n"
 
 CASES = [
@@ -137,6 +142,25 @@ CASES = [
                  id="size-with-an-unknown-unit"),
     pytest.param(BASE, {}, ["plan", "--bogus"], None, ["no such option '--bogus'"],
                  id="unknown-flag"),  # help says where to find the flags
+    pytest.param(BASE + BOMB, {}, ["validate"], "mlform.yaml:21:10",
+                 ["aliases expand to more than 100,000 values", "'*l4'", "fewer nested aliases"],
+                 id="yaml-alias-bomb"),  # refused at the first alias past the bound, at once
+    pytest.param(_with("  train:\n", "  train: &t\n") + "    tags: {again: *t}\n", {},
+                 ["validate"], "mlform.yaml:16:19", ["recursive yaml alias '*t'"],
+                 id="yaml-recursive-alias"),
+    pytest.param(_with("    target: y", "    target: y\n    seed: *nowhere"), {}, ["validate"],
+                 "mlform.yaml:16:11", ["alias '*nowhere' names no anchor", "define '&nowhere'"],
+                 id="yaml-undefined-alias"),
+    pytest.param(_with("    target: y", "    target: y\n    seed: " + "7" * 5000), {},
+                 ["validate"], "mlform.yaml:16:11",
+                 ["number too long: 5,000 characters", "at most 4300 digits"],
+                 id="yaml-huge-integer"),
+    pytest.param(BASE + "  deep: " + "[" * 300 + "]" * 300 + "\n", {}, ["validate"],
+                 "mlform.yaml:16:263", ["nested more than 256 levels"],
+                 id="yaml-deep-nesting"),
+    pytest.param(BASE + "other: {<<: [1]}\n", {}, ["validate"], "mlform.yaml:16:14",
+                 ["'<<' merges a value that is not a mapping"],
+                 id="yaml-merge-of-a-scalar"),
 ]
 
 
@@ -244,3 +268,16 @@ def test_missing_stack_file_says_how_to_create_one(tmp_path):
     with pytest.raises(MlformError) as exc:
         load_stack(tmp_path)
     assert "mlform init" in exc.value.diagnostics[0].help
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("line", [
+    pytest.param("\tdataset: ${data.uri}", id="tab-on-a-line-with-a-reference"),
+    pytest.param("\tdataset: x", id="tab-on-a-plain-line"),
+])
+def test_tab_indentation_gets_the_tab_help_at_the_tab(null_stack, run_mlform, line):
+    """The '${...} in flow style' help was given whenever the line held a reference."""
+    got = run_mlform(["validate"], null_stack(_with("    dataset: ${data.uri}", line)))
+    assert got.returncode == 1
+    assert "--> mlform.yaml:13:1\n" in got.stderr
+    assert got.stderr.endswith("\nhelp: YAML does not allow tabs for indentation: use spaces\n")

@@ -107,3 +107,76 @@ def test_later_var_file_wins(tmp_path):
 def test_bad_var_syntax(pair):
     with pytest.raises(MlformError, match="expected NAME=VALUE"):
         parse_cli_vars([pair])
+
+
+SECRET = "hunter2-do-not-print"
+SENSITIVE_SPEC = """\
+version: 1
+stack: secrets
+providers:
+  null: {}
+variables:
+  api_port: {type: integer, sensitive: true, default: 1}
+"""
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("args, env, files, origin, location", [
+    pytest.param(["--var", f"api_port={SECRET}"], {}, {}, "--var api_port",
+                 "mlform.yaml:6:3", id="from-var"),
+    pytest.param([], {"MLFORM_VAR_api_port": SECRET}, {}, "$MLFORM_VAR_api_port",
+                 "mlform.yaml:6:3", id="from-environment"),
+    pytest.param(["--var-file", "v.yaml"], {}, {"v.yaml": f"api_port: {SECRET}\n"}, "var file",
+                 "v.yaml:1:1", id="from-var-file"),
+    pytest.param(["--var-file", "v.yaml"], {}, {"v.yaml": f"api_port: '{SECRET}'\n"},
+                 "var file", "v.yaml:1:1", id="from-var-file-quoted"),
+])
+def test_wrongly_typed_sensitive_value_is_never_echoed(null_stack, run_mlform, args, env, files,
+                                                       origin, location):
+    """The message names the variable and where it came from, and neither the summary nor
+    the source excerpt under the location shows the value."""
+    got = run_mlform(["validate", *args], null_stack(SENSITIVE_SPEC, **files), env=env)
+    assert got.returncode == 1
+    assert SECRET not in got.stdout + got.stderr
+    assert (f"error: variable 'api_port' from {origin}: expected an integer; the value is not "
+            "shown because the variable is sensitive\n") in got.stderr
+    assert f"--> {location}\n" in got.stderr
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("var_file", [
+    pytest.param(f"api_prot: {SECRET}\n", id="misspelt-name"),
+    pytest.param(f"api_port: '{SECRET}\n", id="yaml-syntax-error"),
+])
+def test_var_file_errors_do_not_print_its_lines(null_stack, run_mlform, var_file):
+    got = run_mlform(["validate", "--var-file", "v.yaml"],
+                     null_stack(SENSITIVE_SPEC, **{"v.yaml": var_file}))
+    assert got.returncode == 1
+    assert SECRET not in got.stdout + got.stderr
+    assert "--> v.yaml:1:" in got.stderr
+
+
+def test_value_of_a_plain_variable_is_still_shown(stack):
+    # Only sensitive values are withheld: the others help the user find the mistake.
+    with pytest.raises(MlformError) as exc:
+        _resolve(stack, ["count=lots"])
+    assert exc.value.diagnostics[0].summary == \
+        "variable 'count' from --var count: expected an integer, got 'lots'"
+
+
+def test_number_too_long_for_python_is_a_type_error(stack):
+    with pytest.raises(MlformError) as exc:
+        _resolve(stack, ["count=" + "7" * 5000])
+    assert "expected an integer, got '7777" in exc.value.diagnostics[0].summary
+
+
+@pytest.mark.e2e
+def test_missing_var_file_says_so_with_its_path(null_stack, run_mlform):
+    stack = null_stack(SENSITIVE_SPEC)
+    got = run_mlform(["validate", "--var-file", "nope.yaml"], stack)
+    assert got.returncode == 1
+    assert got.stderr == (
+        "error: var file not found: nope.yaml\n"
+        f"  = looked at {stack / 'nope.yaml'}\n"
+        "help: check the path given to --var-file: a relative path is read from the current "
+        "directory, then from the stack directory\n")
