@@ -8,6 +8,11 @@ unresolved one of that kind (open or acknowledged) adds to that incident's
 timeline instead, so a breach that persists across passes of `mlform watch` is
 one incident, not one per pass. Files are replaced atomically and the store is
 locked while it changes.
+
+An incident may name its `subject`, the one resource whose recovery ends it (the
+monitor that breached, the endpoint that rolled back, the model whose gate failed,
+the training job whose retrain failed); `resolve_recovered` resolves those for a
+subject on mlform's behalf, saying what recovered (see `incident_recovery`).
 """
 
 from __future__ import annotations
@@ -50,6 +55,15 @@ class Incident:
     acknowledged_at: str | None = None
     resolved_by: str | None = None
     resolved_at: str | None = None
+    subject: str | None = None
+    """The resource whose recovery or removal resolves this incident (None: set by hand)."""
+    resolution: str | None = None
+    """Why it was resolved: what recovered, or the note of whoever resolved it."""
+
+    def is_about(self, name: str) -> bool:
+        """This incident's subject is `name` (incidents stored before subjects existed:
+        `name` is among its resources)."""
+        return self.subject == name if self.subject else name in self.resources
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -77,7 +91,8 @@ class IncidentStore:
         self.dir = Path(stack_dir) / ".mlform" / "incidents"
 
     def open(self, kind: str, title: str, resources: list[str] | tuple[str, ...],
-             measured: dict[str, Any] | None = None, detail: str = "") -> Incident:
+             measured: dict[str, Any] | None = None, detail: str = "",
+             subject: str | None = None) -> Incident:
         """A new open incident, or the unresolved one of this kind for these resources with
         this occurrence added to its timeline."""
         if kind not in KINDS:
@@ -95,7 +110,8 @@ class IncidentStore:
             else:
                 incident = Incident(id=self._next_id(), kind=kind, status=OPEN, title=title,
                                     resources=involved, measured=measured, opened=_now(),
-                                    detail=detail).noted(SYSTEM_ACTOR, f"opened: {text}")
+                                    detail=detail, subject=subject,
+                                    ).noted(SYSTEM_ACTOR, f"opened: {text}")
             self._write(incident)
         return incident
 
@@ -126,9 +142,29 @@ class IncidentStore:
                 raise IncidentError(f"incident {incident_id} was resolved by "
                                     f"{incident.resolved_by} at {incident.resolved_at}")
             incident = incident.noted(user, "resolved" + (f": {note}" if note else ""),
-                                      status=RESOLVED, resolved_by=user, resolved_at=_now())
+                                      status=RESOLVED, resolved_by=user, resolved_at=_now(),
+                                      resolution=note or None)
             self._write(incident)
         return incident
+
+    def resolve_recovered(self, subject: str, kinds: tuple[str, ...] | frozenset[str],
+                          reason: str, actor: str = SYSTEM_ACTOR) -> list[Incident]:
+        """Resolve every unresolved incident of `kinds` about `subject`, because `reason`
+        (what recovered, or that it was destroyed); returns those resolved."""
+        if not self.dir.is_dir():
+            return []  # no incident was ever opened: nothing to take a lock for
+        resolved = []
+        with self._locked():
+            for incident in self.list():
+                if incident.status == RESOLVED or incident.kind not in kinds \
+                        or not incident.is_about(subject):
+                    continue
+                incident = incident.noted(actor, f"resolved automatically: {reason}",
+                                          status=RESOLVED, resolved_by=actor,
+                                          resolved_at=_now(), resolution=reason)
+                self._write(incident)
+                resolved.append(incident)
+        return resolved
 
     def list(self, status: str | None = None) -> list[Incident]:
         """Incidents, oldest first; only those with `status` when given."""

@@ -4,126 +4,56 @@ Each pass ticks every monitor (and scheduled job), records what they measured,
 then ticks every retraining policy; a policy that asks for a retrain gets a
 targeted plan (its training job replaced, everything downstream re-planned) that
 is applied at once: gates still guard registration and the endpoint's rollout
-strategy still governs traffic. Every action goes to the audit log.
+strategy still governs traffic. Every action goes to the audit log; see
+`watch_pass` for what one pass does and when it holds the state lock.
+
+A long-running watch is a controller: when another command holds the state lock it
+waits and tries again (each try bounded by --lock-timeout, with a growing pause in
+between) instead of exiting, and an error in one pass is reported and the next
+pass runs. `--once` is a command like `plan`: a lock it cannot get within
+--lock-timeout, or an error, ends it with exit code 1; with `--detailed-exitcode`
+it exits 2 when a monitor's latest evaluation is a breach, for cron and CI to alert.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import click
 
-from .common import common_options, stack_argument
+from .common import EXIT_CHANGES, EXIT_ERROR, Exit, common_options, err, stack_argument
 
-CONTROLLER_TYPES = ("monitor", "batch_job", "feature_view")
-POLICY_TYPES = ("retraining_policy",)
-
-
-def tick_all(session, types: tuple[str, ...], say) -> list[tuple[str, object]]:
-    """Tick every resource of `types` in state; record new outputs; return responses."""
-    from ..provider import TickRequest
-    from ..providerset import ref
-
-    state = session.read_state()
-    stack_outputs = {n: {**r.outputs, "id": r.id} for n, r in state.resources.items()}
-    stack_inputs = {n: r.inputs for n, r in state.resources.items()}
-    responses = []
-    changed = state
-    for name, res in sorted(state.resources.items()):
-        if res.type not in types or res.status != "ready":
-            continue
-        spec = session.stack.resources.get(name)
-        req = TickRequest(resource=ref(name, res.type, res.id), inputs=res.inputs,
-                          outputs=res.outputs, stack_outputs=stack_outputs,
-                          stack_inputs=stack_inputs, now=time.time())
-        try:
-            resp = session.providers.get(res.provider).tick(req)
-        except Exception as exc:  # one broken controller must not stop the others
-            say(f"{name}: error: {exc}")
-            continue
-        if resp is None:
-            continue
-        for line in resp.events:
-            say(f"{name}: {line}")
-        if resp.error:
-            say(f"{name}: error: {resp.error}")
-        if resp.outputs is not None:
-            changed = changed.with_resource(res.with_(outputs={**res.outputs, **resp.outputs}))
-            stack_outputs[name] = {**stack_outputs[name], **resp.outputs}
-        responses.append((name, resp, spec))
-    if changed is not state:
-        session.backend.write(changed.next_serial())
-    return responses
+BACKOFF_FIRST_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 30.0
 
 
-def open_breach_incident(incidents, stack, name: str, breach: dict):
-    """An incident for a monitor's breach, naming the monitor and what it watches."""
-    kinds = breach.get("breaches") or [breach.get("kind", "drift")]
-    kind = "performance_breach" if "performance" in kinds else "drift_breach"
-    spec = stack.resources.get(name)
-    watched = [d for d in (spec.dependencies if spec else [])
-               if stack.resources[d].type in ("endpoint", "batch_job")]
-    return incidents.open(kind, f"{name}: {', '.join(kinds)} breach", [name, *watched],
-                          measured=breach.get("values") or {},
-                          detail=f"thresholds {breach.get('thresholds')}")
-
-
-def one_pass(session, say) -> int:
-    """One pass of every controller; returns the number of retrains started."""
-    from ..audit import AuditLog
+@contextlib.contextmanager
+def holding_lock(session, say, keep_waiting: bool):
+    """Hold the state lock for one short step; with `keep_waiting`, try again after a
+    pause (doubling up to BACKOFF_MAX_SECONDS) for as long as another command holds it."""
     from ..diagnostics import MlformError
-    from ..incidents import IncidentStore
-    from .plan_apply import _plan, run_apply
+    from ..state.backend import LockHeld
 
-    audit = AuditLog(session.dir)
-    incidents = IncidentStore(session.dir)
-    for name, resp, _ in tick_all(session, CONTROLLER_TYPES, say):
-        if resp.breach:
-            audit.append(command=f"watch: {name}", result="breach", plan_digest=None,
-                         changes=[{"resource": name, "action": f"breach: {resp.breach.get('kind')}"}],
-                         detail={"breach": resp.breach})
-            incident = open_breach_incident(incidents, session.stack, name, resp.breach)
-            say(f"{name}: incident {incident.id} ({incident.kind}, {incident.status})")
-    retrains = 0
-    for name, resp, spec in tick_all(session, POLICY_TYPES, say):
-        if not resp.retrain:
-            continue
-        policy = spec.model if spec else None
-        if policy is None:
-            say(f"{name}: asks for a retrain but is no longer in the spec; ignored")
-            continue
-        job = policy.training_job
-        target = (policy.endpoint if policy.action == "retrain_and_deploy" and policy.endpoint
-                  else policy.model or job)
-        say(f"{name}: retraining '{job}' because {resp.retrain}")
-        # The monitors of what is redeployed follow it onto the new reference data.
-        watchers = [n for n, r in session.stack.resources.items()
-                    if r.type == "monitor" and target in r.dependencies]
-        session.options.targets = [target, *watchers]
-        try:
-            plan, doc, state = _plan(session, destroy=False, refresh=True, replace=(job,),
-                                     notes={job: f"retraining policy {name}: {resp.retrain}"})
-            from ..plan.planfile import digest
-
-            result = run_apply(session, plan, state, f"watch: {name} retrain", digest(doc),
-                               quiet=True)
-            outcome = "rolled out" if result.ok else \
-                "stopped: " + "; ".join(f"{n}: {e}" for n, e in result.failed.items())
-        except MlformError as exc:
-            outcome = f"stopped: {exc.diagnostics[0].summary}"
-        finally:
-            session.options.targets = []
-        say(f"{name}: retrain {outcome}")
-        if outcome != "rolled out":
-            incident = incidents.open("job_failed", f"retrain of {job} by {name} failed",
-                                      [name, job], measured={}, detail=outcome)
-            say(f"{name}: incident {incident.id} ({incident.kind})")
-        audit.append(command=f"watch: {name}", result="ok" if outcome == "rolled out" else
-                     "failed", plan_digest=None,
-                     changes=[{"resource": job, "action": "retrain"}],
-                     detail={"reason": resp.retrain, "outcome": outcome})
-        retrains += 1
-    return retrains
+    delay, waited = BACKOFF_FIRST_SECONDS, False
+    with contextlib.ExitStack() as held:
+        while True:
+            try:
+                held.enter_context(session.locked())
+                break
+            except MlformError as exc:
+                # Session.locked raises its diagnostic `from None`; the LockHeld it
+                # replaces stays its context, which tells a held lock from other errors.
+                if not keep_waiting or not isinstance(exc.__context__, LockHeld):
+                    raise
+                holder = exc.diagnostics[0].summary.removeprefix("the state is locked: ")
+                say(f"waiting for the state lock ({holder}); next try in {delay:g}s")
+                waited = True
+                time.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX_SECONDS)
+        if waited:
+            say("got the state lock; continuing")
+        yield
 
 
 @click.command("watch", help="Run monitors and retraining policies: once, or every --interval.")
@@ -132,23 +62,47 @@ def one_pass(session, say) -> int:
 @click.option("--once", is_flag=True, help="One pass, then exit.")
 @click.option("--interval", default="30s", show_default=True, metavar="DURATION",
               help="Time between passes.")
-def watch_cmd(opts, once, interval):
+@click.option("--detailed-exitcode", is_flag=True,
+              help="With --once: exit 2 when a monitor's latest evaluation is a breach "
+                   "(0 none, 1 error).")
+def watch_cmd(opts, once, interval, detailed_exitcode):
+    from ..diagnostics import MlformError
     from ..session import Session, parse_duration
+    from .watch_pass import one_pass
 
     wait = parse_duration(interval)
+    if detailed_exitcode and not once:
+        raise MlformError.simple("--detailed-exitcode needs --once",
+                                 help="run 'mlform watch --once --detailed-exitcode' from "
+                                      "cron or CI: it exits 2 on a breach")
 
     def say(line: str) -> None:
         click.echo(f"{time.strftime('%H:%M:%S')} {line}")
 
     session = Session(opts, "watch")
+    outcome = None
     try:
         while True:
-            with session.locked():
-                one_pass(session, say)
+            try:
+                outcome = one_pass(session, say,
+                                   lambda: holding_lock(session, say, keep_waiting=not once))
+            except MlformError as exc:
+                if once:
+                    raise
+                err(exc.render())  # a controller keeps running: the next pass may succeed
             if once:
-                return
+                break
             time.sleep(wait)
+            # Applies run between passes: plan retrains from the spec as it is now.
+            for cached in ("stack", "variables"):
+                session.__dict__.pop(cached, None)
     except KeyboardInterrupt:
         say("stopped")
     finally:
         session.close()
+    if detailed_exitcode and outcome is not None:
+        if outcome.errors:
+            raise Exit(EXIT_ERROR)
+        if outcome.breached:
+            say(f"breach: {', '.join(outcome.breached)}")
+            raise Exit(EXIT_CHANGES)

@@ -40,11 +40,7 @@ def markdown(doc: dict) -> str:
            f"Checked {doc['resources_checked']} resources at {doc['checked_at']}.", ""]
     if not doc["findings"]:
         out.append("✅ **No drift.** Live infrastructure matches the state and the spec.")
-        return "\n".join(out) + "\n"
-    if doc.get("incidents"):
-        out.append(f"🚨 {len(doc['incidents'])} unresolved incident(s): "
-                   + ", ".join(f"`{i['id']}` {i['title']}" for i in doc["incidents"]))
-        out.append("")
+        return "\n".join(out + _markdown_incidents(doc)) + "\n"
     out.append(f"⚠️ **{len(doc['findings'])} finding(s).**")
     out += ["", "| Resource | Type | Finding | Attribute | State | Live |",
             "|---|---|---|---|---|---|"]
@@ -55,7 +51,23 @@ def markdown(doc: dict) -> str:
         for a in f["attributes"]:
             out.append(f"| `{f['resource']}` | {f['type']} | {kind} | `{a['path']}` | "
                        f"`{_value(a['state'])}` | `{_value(a['live'])}` |")
-    return "\n".join(out) + "\n"
+    return "\n".join(out + _markdown_incidents(doc)) + "\n"
+
+
+def _markdown_incidents(doc: dict) -> list[str]:
+    """The unresolved incidents as a table, whether or not anything drifted: a breach or
+    a rollback matters as much in a clean report."""
+    incidents = doc.get("incidents") or []
+    if not incidents:
+        return []
+    out = ["", f"🚨 **{len(incidents)} unresolved incident(s).**", "",
+           "| Incident | Kind | Status | Resources | Title | Opened |", "|---|---|---|---|---|---|"]
+    for i in incidents:
+        resources = ", ".join(f"`{r}`" for r in i.get("resources", []))
+        title = i["title"].replace("|", "\\|")
+        out.append(f"| `{i['id']}` | {i['kind']} | {i['status']} | {resources} | {title} | "
+                   f"{i.get('opened', '')} |")
+    return out
 
 
 def html_page(doc: dict) -> str:
@@ -72,6 +84,7 @@ def html_page(doc: dict) -> str:
                     f"<p>{e(f['detail'])}</p>{table}</section>")
     body = "".join(rows) or "<p class='ok'>No drift: live infrastructure matches the state " \
                            "and the spec.</p>"
+    body += _html_incidents(doc)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>mlform drift report: {e(doc['stack'])}</title>
@@ -86,6 +99,8 @@ h1 {{ font-size: 1.4rem; }} h2 {{ font-size: 1.05rem; margin: 0 0 .4rem; }}
 table.attrs {{ border-collapse: collapse; }} .attrs td, .attrs th {{ padding: .2rem .6rem;
   border-bottom: 1px solid #ddd; text-align: left; }}
 .ok {{ color: #166534; font-weight: bold; }}
+.incident {{ border-left: 4px solid #dc2626; padding: .5rem 1rem; margin: 1rem 0;
+  background: #fef2f2; }}
 </style></head><body>
 <h1>Drift report for <code>{e(doc['stack'])}</code></h1>
 <p>Checked {doc['resources_checked']} resources at {e(doc['checked_at'])}:
@@ -93,3 +108,16 @@ table.attrs {{ border-collapse: collapse; }} .attrs td, .attrs th {{ padding: .2
 {body}
 </body></html>
 """
+
+
+def _html_incidents(doc: dict) -> str:
+    e = html.escape
+    incidents = doc.get("incidents") or []
+    if not incidents:
+        return ""
+    items = "".join(
+        f"<section class='incident {e(i['kind'])}'><h2><code>{e(i['id'])}</code> "
+        f"{e(i['title'])} <span class='kind'>{e(i['kind'])}, {e(i['status'])}</span></h2>"
+        f"<p>resources: {e(', '.join(i.get('resources', [])))}; opened "
+        f"{e(str(i.get('opened', '')))}</p></section>" for i in incidents)
+    return f"<h2>{len(incidents)} unresolved incident(s)</h2>{items}"
