@@ -173,6 +173,10 @@ def run_apply(session, plan, state, command: str, plan_digest: str | None,
                                  plan_digest=plan_digest,
                                  detail={"serial": result.state.serial,
                                          "skipped": sorted(result.skipped)})
+    from ..incident_recovery import recoveries_from_apply, resolve
+
+    resolve(session.dir, recoveries_from_apply(state, result), command,
+            say=lambda line: err(f"  {line}"))
     _open_incidents(session, plan, result)
     _summary(result, plan)
     return result
@@ -193,7 +197,7 @@ def _open_incidents(session, plan, result) -> None:
         if kind:
             store = store or IncidentStore(session.dir)
             incident = store.open(kind, title, [name, *change.dependencies], measured={},
-                                  detail=error)
+                                  detail=error, subject=name)
             err(f"  incident {incident.id} opened: {title} (mlform incidents show "
                 f"{incident.id})")
 
