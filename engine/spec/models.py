@@ -250,9 +250,18 @@ class Rollout(Strict):
 
 class Rollback(Strict):
     max_error_rate: Ref[float] | None = 0.05
+    """Errors the new variants caused (not requests refused as the client's fault) per
+    request they answered."""
     max_p99_latency_ms: Ref[float] | None = None
-    min_requests: int = 0
-    """Conditions are judged only once a step has seen this many requests."""
+    min_requests: int = Field(default=20, ge=0)
+    """Requests the new variants must answer at each step before it is judged; a step
+    waits for them up to `evidence_timeout`. `0` promotes without evidence."""
+    evidence_timeout: Duration = "2m"
+    """How long a step waits, beyond `rollout.wait`, for `min_requests` requests."""
+    on_inconclusive: Literal["rollback", "hold"] = "rollback"
+    """When a step has too few requests by `evidence_timeout`: `rollback` moves traffic
+    back to the old variants; `hold` keeps the split for the next apply to resume.
+    Either fails the apply."""
     on_health_check_failure: bool = True
 
 
@@ -265,6 +274,21 @@ class RequestLogging(Strict):
     max_bytes: ByteSize = ByteSize(256 * 2**20)
     """Size the current log file reaches before it rolls over, whichever of the two
     bounds comes first: a number of bytes or a size such as `64MiB` or `1GB`."""
+
+
+class EndpointLimits(Strict):
+    """Bounds on what one client may send or hold open (local provider)."""
+
+    max_body_bytes: ByteSize = ByteSize(8 * 2**20)
+    """A larger request body is refused with 413."""
+    max_header_bytes: ByteSize = ByteSize(16 * 2**10)
+    """A larger request line and headers are refused with 431."""
+    header_timeout: Duration = "10s"
+    """Time a request's line and headers have to arrive (slow clients get 408)."""
+    body_timeout: Duration = "30s"
+    """Time a request's body has to arrive once its headers did (408)."""
+    idle_timeout: Duration = "5s"
+    """Time a kept-alive connection may stay idle between requests."""
 
 
 class Endpoint(ResourceBase):
@@ -280,6 +304,7 @@ class Endpoint(ResourceBase):
     """Look features up by entity key from this feature view's online store."""
     compute: Compute = Field(default_factory=Compute)
     logging: RequestLogging = Field(default_factory=RequestLogging)
+    limits: EndpointLimits = Field(default_factory=EndpointLimits)
 
     @model_validator(mode="after")
     def _weights(self) -> Endpoint:

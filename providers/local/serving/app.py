@@ -18,7 +18,20 @@ asking for `authorization: Bearer <control token>` (401 otherwise):
     GET  /-/stats?since=<unix time>  requests, errors and p99 latency per variant set
                     and variant since that time
 
-Every error is a JSON object `{"error": message}`; tracebacks go to server.log only.
+Every error is a JSON object `{"error": message}`, 404 and 405 included (and, through
+`protocol`, the server's own answers to malformed HTTP); tracebacks go to server.log
+only. A request whose body is larger than `limits.max_body_bytes` is answered 413,
+one whose body does not arrive within `limits.body_timeout` 408.
+
+Who is at fault decides how a failed prediction counts (`stats`): instances no
+variant can take (wrong width, wrong types) are the client's (400, a client
+error, no evidence against the variant); a model that raises, answers what JSON
+cannot hold, or refuses instances the stable variants accept is the variant's
+(500, an error that may roll a canary back).
+
+Large requests (bodies over `OFFLOAD_BYTES`) are parsed and scored on worker
+threads so that `/health` and small requests keep answering meanwhile; small ones
+stay on the event loop, where they cost least.
 """
 
 from __future__ import annotations
@@ -28,15 +41,19 @@ import contextlib
 import hmac
 import json
 import logging
+import math
 import os
 import random
+import re
 import threading
 import time
 from pathlib import Path
 
+import anyio
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -45,16 +62,32 @@ from .config import CONFIG_FILE, ServingConfig, write_config
 from .loader import ModelStore, choose_device, import_torch
 from .metrics import CONTENT_TYPE, ServingMetrics
 from .reqlog import FEEDBACK_FILE, REQUESTS_FILE, JsonlLog, request_line
-from .router import Router
-from .stats import RecentOutcomes
+from .router import CANARY, Router
+from .stats import CLIENT_ERROR, ERROR, OK, RecentOutcomes
 
 log = logging.getLogger("mlform.serving")
 
 LOADING, READY, FAILED = "loading", "ok", "failed"
 
+OFFLOAD_BYTES = 64 * 2**10
+"""Bodies larger than this are parsed and scored on a worker thread."""
+OFFLOAD_THREADS = 4
+"""Large requests scored at once; more wait their turn (off the event loop)."""
+CLIENT_FAULTS = (ValueError, TypeError, KeyError, OverflowError)
+"""What a predictor raises for instances it cannot take."""
+
 
 class BadRequest(Exception):
     """The request cannot be served as sent; the message says why."""
+
+
+class Rejected(Exception):
+    """A request refused before its body was read whole (413, 408): the answer closes
+    the connection, since the rest of the body is not wanted."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -80,6 +113,8 @@ class ServingApp:
         self._control = asyncio.Lock()
         self.requests_log: JsonlLog | None = None
         self.feedback_log: JsonlLog | None = None
+        self._offload: anyio.CapacityLimiter | None = None
+        self._torch_threads = threading.local()
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -89,6 +124,7 @@ class ServingApp:
                                      self.config.max_bytes, to_line=request_line)
         self.feedback_log = JsonlLog(self.directory / FEEDBACK_FILE, self.config.max_rows,
                                      self.config.max_bytes)
+        self._offload = anyio.CapacityLimiter(OFFLOAD_THREADS)
         # loading runs beside the server so /health can say "loading" meanwhile
         loop = asyncio.get_running_loop()
         threading.Thread(target=self._load_initial, args=(loop,), name="load-models",
@@ -111,18 +147,19 @@ class ServingApp:
         loop.call_soon_threadsafe(self._ready)
 
     def _ready(self) -> None:
-        self._apply_threads(self.config)
         self.metrics.set_traffic(self.config.traffic())
         self.status = READY
         log.info("serving %s", self.config.traffic())
 
-    @staticmethod
-    def _apply_threads(config: ServingConfig) -> None:
-        """Torch's thread count is per thread: call it on the thread that predicts (the
-        event loop's)."""
-        import torch
+    def _use_threads(self) -> None:
+        """Torch's thread count is per thread: set it on each thread that predicts (the
+        event loop's and the workers'), once per value."""
+        threads = self.config.threads
+        if getattr(self._torch_threads, "n", None) != threads:
+            import torch
 
-        torch.set_num_threads(config.threads)
+            torch.set_num_threads(threads)
+            self._torch_threads.n = threads
 
     # --- public routes --------------------------------------------------------
 
@@ -130,13 +167,18 @@ class ServingApp:
         """POST /predict, as a plain ASGI handler: it is the one route on the hot path,
         and going without a framework request and response object per call saves
         about as much as the routing, metrics and rollout statistics cost."""
-        raw = await _read_body(receive)
+        try:
+            raw = await _read_body(receive)
+        except Rejected as e:
+            self.metrics.rejected.inc()
+            return await _send_error(send, e.status, str(e), close=True)
         if raw is None:  # the client went away before sending its body
             return
         start = time.perf_counter()
+        offload = len(raw) > OFFLOAD_BYTES
         try:
-            body = _json_object(raw)
-            instances = self._looked_up(body) if "entities" in body else _instances(body)
+            body, instances = await self._off_loop(self._parse, raw) if offload \
+                else self._parse(raw)
         except BadRequest as e:
             self.metrics.rejected.inc()
             return await _send_error(send, 400, str(e))
@@ -144,25 +186,16 @@ class ServingApp:
             return await _send_error(send, 503, self._not_ready())
         route = self.router.pick()
         predictor = self.models[route.spec.model]
-        try:
-            predictions = predictor.predict(instances)
-            status, failure = 200, ""
-        except (ValueError, TypeError, KeyError) as e:
-            status, failure = 400, f"variant '{route.variant}' cannot predict these " \
-                                   f"instances: {e}"
-        except Exception as e:  # answered as a 500; the traceback goes to server.log
-            log.exception("variant %s failed", route.variant)
-            status, failure = 500, f"variant '{route.variant}' failed: {type(e).__name__}: {e}"
+        outcome, status, answer = await self._off_loop(self._score, route, instances) \
+            if offload else self._score(route, instances)
         seconds = time.perf_counter() - start
-        ok = status == 200
         now = time.time()
-        self.metrics.record(route.variant, route.spec.model, seconds, len(instances), ok)
-        self.outcomes.record(route.track, route.variant, seconds * 1000.0, ok, now)
-        if not ok:
-            return await _send_error(send, status, failure)
+        self.metrics.record(route.variant, route.spec.model, seconds, len(instances), outcome)
+        self.outcomes.record(route.track, route.variant, seconds * 1000.0, outcome, now)
+        if outcome != OK:
+            return await _send_error(send, status, answer)
         rid = self._ids.next()
-        predicted = _encode(predictions)
-        await _send_json(send, 200, f'{{"predictions":{predicted},'
+        await _send_json(send, 200, f'{{"predictions":{answer},'
                                     f'"variant":{_encode(route.variant)},"id":"{rid}"}}')
         sampled = self._sampler.random() < self.config.sample_rate
         # the log keeps the raw body when it holds just the rows (see `request_line`)
@@ -170,10 +203,57 @@ class ServingApp:
             else (instances, None)
         if sampled:
             self.requests_log.append((now, rid, route.variant, route.spec.model,
-                                      predictor.features, *logged, predicted))
+                                      predictor.features, *logged, answer))
         if route.shadows:
             # the answer is sent: the caller never waits on a shadow
-            await self._shadow(route.shadows, rid, instances, logged if sampled else None)
+            shadowed = (route.shadows, rid, instances, logged if sampled else None)
+            if offload:
+                await self._off_loop(self._shadow, *shadowed)
+            else:
+                self._shadow(*shadowed)
+
+    async def _off_loop(self, function, *args):
+        return await anyio.to_thread.run_sync(function, *args, limiter=self._offload)
+
+    def _parse(self, raw: bytes) -> tuple[dict, list]:
+        """The body and its instances; BadRequest says what is wrong with them."""
+        body = _json_object(raw)
+        return body, self._looked_up(body) if "entities" in body else _instances(body)
+
+    def _score(self, route, instances: list) -> tuple[int, int, str]:
+        """(outcome, HTTP status, the predictions' JSON text or the error message)."""
+        self._use_threads()
+        try:
+            predictions = self.models[route.spec.model].predict(instances)
+        except CLIENT_FAULTS as e:
+            if route.track == CANARY and self._stable_accepts(instances):
+                # the instances fit the endpoint's contract: the new variant broke it
+                return ERROR, 500, (f"variant '{route.variant}' failed: it cannot predict "
+                                    f"instances the endpoint's stable variants accept: {e}")
+            return CLIENT_ERROR, 400, (f"variant '{route.variant}' cannot predict these "
+                                       f"instances: {e}")
+        except Exception as e:  # answered as a 500; the traceback goes to server.log
+            log.exception("variant %s failed", route.variant)
+            return ERROR, 500, f"variant '{route.variant}' failed: {type(e).__name__}: {e}"
+        try:
+            return OK, 200, _encode(predictions)
+        except (TypeError, ValueError) as e:  # NaN or a value JSON has no form for
+            log.error("variant %s answered what JSON cannot hold: %s", route.variant, e)
+            return ERROR, 500, (f"variant '{route.variant}' failed: its predictions are not "
+                                f"JSON: {type(e).__name__}: {e}")
+
+    def _stable_accepts(self, instances: list) -> bool:
+        """Whether a stable variant takes these instances (only asked when a canary
+        variant refused them: then it decides whose fault that was)."""
+        for spec in self.config.stable.values():
+            if spec.shadow or spec.weight == 0:
+                continue
+            try:
+                self.models[spec.model].predict(instances)
+                return True
+            except Exception:  # noqa: S112 - refused here too: the client's fault
+                continue
+        return False
 
     def _looked_up(self, body: dict) -> list[dict]:
         """Rows for `{"entities": [...]}`: the feature view's latest values for each key,
@@ -193,7 +273,7 @@ class ServingApp:
                              f"{', '.join(map(str, unknown[:5]))} in the online store")
         return rows
 
-    async def _shadow(self, shadows, rid: str, instances: list, logged: tuple | None) -> None:
+    def _shadow(self, shadows, rid: str, instances: list, logged: tuple | None) -> None:
         """`logged` is what the request log keeps of the request, None when not sampled."""
         for name, spec in shadows:
             start = time.perf_counter()
@@ -225,6 +305,8 @@ class ServingApp:
         return Response(self.metrics.exposition(), media_type=CONTENT_TYPE)
 
     async def feedback(self, request: Request) -> Response:
+        """Validated whole before the entry is appended: an entry is written only for
+        a request answered 202."""
         try:
             body = _json_object(await request.body())
         except BadRequest as e:
@@ -235,8 +317,9 @@ class ServingApp:
         if not isinstance(labels, list) or not labels:
             return _error(400, "'labels' must be a non-empty list: the true value of each "
                                "instance of that request, in order")
+        answer = JSONResponse({"accepted": True, "id": rid}, status_code=202)
         self.feedback_log.append({"t": time.time(), "id": rid, "labels": labels})
-        return JSONResponse({"accepted": True, "id": rid}, status_code=202)
+        return answer
 
     def _not_ready(self) -> str:
         if self.status == FAILED:
@@ -267,7 +350,6 @@ class ServingApp:
                 await run_in_threadpool(self.models.load, new.model_paths(), self.device)
             except ValueError as e:
                 return _error(422, str(e))
-            self._apply_threads(new)
             self.config = new
             # one generator for the server's life: the split stays reproducible
             self.router = Router(new, self._rng)
@@ -285,7 +367,9 @@ class ServingApp:
         try:
             since = float(request.query_params.get("since", "0"))
         except ValueError:
-            return _error(400, "'since' must be a unix time in seconds")
+            since = math.nan
+        if not math.isfinite(since):
+            return _error(400, "'since' must be a unix time in seconds (a finite number)")
         return JSONResponse({"since": since, "now": time.time(),
                              "tracks": self.outcomes.since(since)})
 
@@ -329,8 +413,10 @@ async def _send_json(send, status: int, text: str,
     await send({"type": "http.response.body", "body": body})
 
 
-async def _send_error(send, status: int, message: str) -> None:
-    await _send_json(send, status, _encode({"error": message}))
+async def _send_error(send, status: int, message: str, close: bool = False) -> None:
+    """`close`: end the connection after the answer (a body left unread)."""
+    await _send_json(send, status, _encode({"error": message}),
+                     [(b"connection", b"close")] if close else None)
 
 
 def _described(variants) -> dict:
@@ -338,14 +424,41 @@ def _described(variants) -> dict:
             for name, v in variants.items()}
 
 
+_MAYBE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+"""A `\\uD800`-style escape or the UTF-8 form of a surrogate: a lone one may follow."""
+
+
 def _json_object(raw: bytes) -> dict:
     try:
         body = json.loads(raw)
-    except ValueError:
-        raise BadRequest("the body must be a JSON object") from None
+    except RecursionError:
+        raise BadRequest("the body nests arrays or objects too deeply") from None
+    except ValueError as e:  # not JSON, not UTF-8, or an integer of thousands of digits
+        raise BadRequest(f"the body must be a JSON object: {e}") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
+    if _MAYBE_SURROGATE.search(raw) and _has_lone_surrogate(body):
+        # no UTF-8 text holds one: answering or logging the request would fail later
+        raise BadRequest("the body holds a lone UTF-16 surrogate (such as \"\\ud800\"), "
+                         "which is not text")
     return body
+
+
+def _has_lone_surrogate(value) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _instances(body: dict) -> list:
@@ -362,16 +475,39 @@ async def _internal_error(_request: Request, exc: Exception) -> Response:
     return _error(500, f"internal error: {type(exc).__name__}: {exc}")
 
 
+async def _http_error(_request: Request, exc: HTTPException) -> Response:
+    """Starlette's own answers (404 for an unknown route, 405 for a wrong method), as
+    JSON like every other answer."""
+    response = _error(exc.status_code, exc.detail)
+    response.headers.update(exc.headers or {})
+    return response
+
+
+async def _rejected(_request: Request, exc: Rejected) -> Response:
+    response = _error(exc.status, str(exc))
+    response.headers["connection"] = "close"
+    return response
+
+
 class EndpointServer:
     """The ASGI app a server runs: `POST /predict` goes straight to the serving app,
-    everything else (and the lifespan) through Starlette's routing."""
+    everything else (and the lifespan) through Starlette's routing. Every request's
+    body is bounded here, in size and in time (`limits`)."""
 
     def __init__(self, serving: ServingApp, routes: Starlette):
         self.serving = serving
         self.routes = routes
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["path"] != "/predict":
+        if scope["type"] != "http":
+            return await self.routes(scope, receive, send)
+        limits = self.serving.config.limits
+        declared = _content_length(scope)
+        if declared is not None and declared > limits.max_body_bytes:
+            self.serving.metrics.rejected.inc()
+            return await _send_error(send, 413, _too_large(limits.max_body_bytes), close=True)
+        receive = _bounded(receive, limits.max_body_bytes, limits.body_timeout)
+        if scope["path"] != "/predict":
             return await self.routes(scope, receive, send)
         if scope["method"] != "POST":
             return await _send_json(send, 405, _encode({"error": "send POST /predict"}),
@@ -389,6 +525,48 @@ class EndpointServer:
             log.error("unhandled error", exc_info=e)
             if not answered:
                 await _send_error(send, 500, f"internal error: {type(e).__name__}: {e}")
+
+
+def _content_length(scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # the HTTP parser refuses these before the app sees them
+    return None
+
+
+def _too_large(limit: int) -> str:
+    return (f"the request body is larger than {limit} bytes (the endpoint's "
+            "limits.max_body_bytes); send fewer instances per request")
+
+
+def _bounded(receive, max_bytes: int, timeout: float):
+    """`receive`, raising Rejected once the body passes `max_bytes` (a chunked body has
+    no length to refuse up front) or has not arrived `timeout` seconds from now."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    received = 0
+    done = False
+
+    async def bounded_receive() -> dict:
+        nonlocal received, done
+        if done:  # after the body: waiting for a disconnect, unbounded
+            return await receive()
+        try:
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
+        except TimeoutError:
+            raise Rejected(408, f"the request body did not arrive within {timeout:g}s (the "
+                                "endpoint's limits.body_timeout)") from None
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > max_bytes:
+                raise Rejected(413, _too_large(max_bytes))
+            done = not message.get("more_body", False)
+        return message
+
+    return bounded_receive
 
 
 def _control(serving: ServingApp, route):
@@ -418,6 +596,7 @@ def build_app(config: ServingConfig, directory: Path, control_token: str,
             Route("/-/stats", _control(serving, serving.stats), methods=["GET"]),
         ],
         lifespan=serving.lifespan,
-        exception_handlers={Exception: _internal_error},
+        exception_handlers={Exception: _internal_error, HTTPException: _http_error,
+                            Rejected: _rejected},
     )
     return EndpointServer(serving, routes)

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mlform.engine.durations import seconds
 from mlform.engine.spec.models import Endpoint
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -36,6 +37,21 @@ class VariantSpec(BaseModel):
     """The artifact directory the uri resolves to."""
     weight: int = Field(default=100, ge=0)
     shadow: bool = False
+
+
+class ServerLimits(BaseModel):
+    """Bounds on what one client may send or hold (see `protocol` and `app`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_body_bytes: int = Field(default=8 * 2**20, ge=1)
+    max_header_bytes: int = Field(default=16 * 2**10, ge=1)
+    header_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a request's line and headers have to arrive."""
+    body_timeout: float = Field(default=30.0, gt=0)
+    """Seconds a request's body has to arrive once its headers did."""
+    idle_timeout: float = Field(default=5.0, gt=0)
+    """Seconds a kept-alive connection may stay idle between requests."""
 
 
 def _check_servable(variants: dict[str, VariantSpec]) -> None:
@@ -62,6 +78,7 @@ class ServingConfig(BaseModel):
     gpus: int = Field(default=0, ge=0)
     online_store: str | None = None
     """A feature view's online store: requests may then send `entities` instead of rows."""
+    limits: ServerLimits = Field(default_factory=ServerLimits)
 
     @model_validator(mode="after")
     def _servable(self) -> ServingConfig:
@@ -130,8 +147,14 @@ def serving_config(name: str, spec: Endpoint, paths: LocalPaths) -> ServingConfi
         if not online_store.is_file():
             raise ValueError(f"feature_view '{spec.feature_view}' has no online store at "
                              f"{online_store}: set 'online: true' on the feature view")
+    limits = spec.limits
     return ServingConfig(
         endpoint=name, stable=variants, sample_rate=spec.logging.sample_rate,
+        limits=ServerLimits(max_body_bytes=int(limits.max_body_bytes),
+                            max_header_bytes=int(limits.max_header_bytes),
+                            header_timeout=seconds(limits.header_timeout),
+                            body_timeout=seconds(limits.body_timeout),
+                            idle_timeout=seconds(limits.idle_timeout)),
         max_rows=spec.logging.max_rows, max_bytes=int(spec.logging.max_bytes),
         threads=spec.compute.cpus or 1,
         gpus=spec.compute.gpus, online_store=str(online_store) if online_store else None)

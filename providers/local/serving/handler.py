@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from mlform.engine.durations import seconds
 from mlform.engine.provider import (
     ApplyResponse,
     AttributeChange,
@@ -30,7 +31,7 @@ from mlform.engine.provider import (
     UpdateRequest,
     default_diff,
 )
-from mlform.engine.spec.models import Endpoint, RequestLogging, Variant
+from mlform.engine.spec.models import Endpoint, EndpointLimits, RequestLogging, Variant
 from mlform.engine.values import contains_unknown, display, reveal
 from pydantic import ValidationError
 
@@ -45,6 +46,7 @@ PORT_REASON = ("the server listens on a fixed port: changing it starts a new ser
 VARIANT_DEFAULTS = {name: f.default for name, f in Variant.model_fields.items()
                     if name != "model"}
 LOGGING_DEFAULTS = {name: f.default for name, f in RequestLogging.model_fields.items()}
+LIMITS_DEFAULTS = {name: f.default for name, f in EndpointLimits.model_fields.items()}
 LOADING = "loading"
 """The status /health answers while a server loads its models (see `app`)."""
 
@@ -180,7 +182,7 @@ class EndpointHandler:
             progress(f"moving traffic by {spec.rollout.strategy}: "
                      f"{_describe_change(live.stable, config.stable)}")
             outcome = roll_out(client, live, config, spec.rollout, spec.rollback, progress)
-        served = live.settled() if outcome.error else config
+        served = outcome.served or (live.settled() if outcome.error else config)
         return ApplyResponse(id=name, outputs=_outputs(name, record, served),
                              error=outcome.error, detail=outcome.detail)
 
@@ -379,6 +381,27 @@ def _live_inputs(recorded: dict[str, Any], live: ServingConfig,
                     LOGGING_DEFAULTS)
     if logging or "logging" in recorded:
         out["logging"] = logging
+    recorded_limits = recorded.get("limits") or {}
+    limits = _like(recorded_limits, _limits_as_written(recorded_limits, live.limits),
+                   LIMITS_DEFAULTS)
+    if limits or "limits" in recorded:
+        out["limits"] = limits
+    return out
+
+
+def _limits_as_written(written: dict, live: Any) -> dict:
+    """The server's limits (bytes, seconds), each as the spec wrote it when it is the
+    same value (`16KiB`, `10s`), so that only real differences show as drift."""
+    out = {}
+    for key, value in live.model_dump().items():
+        given = written.get(key)
+        try:
+            same = given is not None and (
+                seconds(given) == value if key.endswith("_timeout")
+                else int(EndpointLimits.model_validate({key: given}).__dict__[key]) == value)
+        except (ValidationError, ValueError):
+            same = False
+        out[key] = given if same else (f"{value:g}s" if key.endswith("_timeout") else value)
     return out
 
 

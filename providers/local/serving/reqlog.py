@@ -78,10 +78,12 @@ class JsonlLog:
                 record = self._queue.get_nowait()
                 try:
                     line = self._to_line(record)
+                    # inside the try: text that is not UTF-8 (a lone surrogate) loses its
+                    # record, not the writer thread
+                    data = (line if isinstance(line, bytes) else line.encode("utf-8")) + b"\n"
                 except (TypeError, ValueError):
                     log.exception("a record could not be written to %s", self.path.name)
                     continue
-                data = (line if isinstance(line, bytes) else line.encode("utf-8")) + b"\n"
                 if self._full(len(data)):
                     if out is not None:
                         out.close()

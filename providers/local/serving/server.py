@@ -20,7 +20,9 @@ UVICORN_SETTINGS = {
     "lifespan": "on",
     "timeout_graceful_shutdown": 5,
 }
-"""Also used by bench/serving.py, so the baseline runs under the same settings."""
+"""Also used by bench/serving.py, so the baseline runs under the same settings. The
+endpoint's server adds its HTTP protocol (`protocol.bounded_protocol`), which bounds
+request heads and slow clients."""
 
 
 def seed_for(endpoint: str) -> int:
@@ -33,6 +35,7 @@ def main(argv: list[str]) -> int:
     from .app import build_app
     from .config import CONFIG_FILE, read_config
     from .process import TOKEN_FILE, read_token
+    from .protocol import bounded_protocol
 
     directory, fd = Path(argv[0]), int(argv[1])
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -44,7 +47,9 @@ def main(argv: list[str]) -> int:
                          "be open to anyone; start the server through the provider")
     sock = socket.socket(fileno=fd)
     app = build_app(config, directory, control_token=token, seed=seed_for(config.endpoint))
-    uvicorn.Server(uvicorn.Config(app, **UVICORN_SETTINGS)).run(sockets=[sock])
+    # the bounds on heads and idle connections follow the config being served
+    protocol = bounded_protocol(lambda: app.serving.config.limits)
+    uvicorn.Server(uvicorn.Config(app, http=protocol, **UVICORN_SETTINGS)).run(sockets=[sock])
     return 0
 
 
