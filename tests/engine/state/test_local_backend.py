@@ -386,3 +386,56 @@ def test_the_holder_record_is_left_alone_when_another_backend_holds(tmp_path):
     assert first.holder() == mine
     assert os.path.exists(first.state_path.parent / "state.lock.json")
     first.unlock(mine.id)
+
+
+# --- damaged or misplaced files --------------------------------------------------------
+
+@pytest.mark.parametrize("backup, suggested", [
+    pytest.param(None, False, id="no-backup"),
+    pytest.param(b"[]", False, id="damaged-backup"),
+    pytest.param(encode(BASE), True, id="readable-backup"),
+])
+def test_a_damaged_state_suggests_only_a_readable_backup(tmp_path, backup, suggested):
+    backend = LocalBackend(tmp_path)
+    backend.write(BASE)
+    backend.state_path.write_text("{oops")
+    if backup is not None:
+        backend.backup_path.write_bytes(backup)
+    with pytest.raises(MlformError) as caught:
+        backend.read()
+    help_text = caught.value.diagnostics[0].help
+    assert (f"copy '{backend.backup_path}' over" in help_text) is suggested
+    assert ("there is no backup of it to restore" in help_text) is not suggested
+
+
+@pytest.mark.parametrize("operation", ["read", "write", "lock"])
+def test_a_state_path_that_is_a_directory_is_a_clear_error(tmp_path, operation):
+    backend = LocalBackend(tmp_path)
+    backend.state_path.mkdir(parents=True)
+    call = {"read": backend.read, "write": lambda: backend.write(BASE),
+            "lock": lambda: backend.lock(LockInfo.mine("apply"))}[operation]
+    with pytest.raises(MlformError) as caught:
+        call()
+    assert caught.value.diagnostics[0].summary == \
+        f"'{backend.state_path}' is a directory, but the state must be a file there"
+
+
+def test_reading_tightens_loose_modes(tmp_path):
+    backend = LocalBackend(tmp_path)
+    backend.write(BASE)
+    backend.write(BASE.next_serial())
+    (tmp_path / ".mlform").chmod(0o755)
+    for path in (backend.state_path, backend.backup_path):
+        path.chmod(0o644)
+    backend.read()
+    assert mode(tmp_path / ".mlform") == 0o700
+    assert mode(backend.state_path) == mode(backend.backup_path) == 0o600
+
+
+def test_a_directory_the_user_named_keeps_its_mode(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o750)
+    shared.chmod(0o750)
+    backend = LocalBackend(tmp_path, "shared/state.json")
+    backend.write(BASE)
+    assert mode(shared) == 0o750 and mode(backend.state_path) == 0o600

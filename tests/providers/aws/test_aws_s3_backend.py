@@ -112,3 +112,17 @@ def test_journal_entries_are_replayed_on_read_and_cleared_by_write(backend, clie
     backend.write(replayed.next_serial())
     assert backend.journal_read() == []
     assert "b" in backend.read().resources
+
+
+@pytest.mark.parametrize("with_backup", [False, True], ids=["no-backup", "readable-backup"])
+def test_a_damaged_state_suggests_only_a_backup_that_exists(backend, client, with_backup):
+    backend.write(state_with(1, "a"))
+    if with_backup:
+        backend.write(state_with(2, "a"))
+    client("s3").put_object(Bucket=BUCKET, Key=KEY, Body=b"{oops")
+    with pytest.raises(MlformError) as caught:
+        backend.read()
+    help_text = caught.value.diagnostics[0].help
+    suggestion = f"copy 's3://{BUCKET}/{KEY}.backup' over 's3://{BUCKET}/{KEY}'"
+    assert (suggestion in help_text) is with_backup
+    assert ("there is no backup of it to restore" in help_text) is not with_backup
