@@ -86,10 +86,8 @@ def resolve(stack_dir: Path, recoveries: list[tuple[str, tuple[str, ...], str]],
     """Resolve the unresolved incidents these recoveries end; audit and report each."""
     if not recoveries:
         return []
-    store = IncidentStore(stack_dir)
-    resolved = []
-    for subject, kinds, reason in recoveries:
-        resolved += store.resolve_recovered(subject, kinds, f"{reason}, in '{command}'")
+    resolved = IncidentStore(stack_dir).resolve_recovered(
+        [(subject, kinds, f"{reason}, in '{command}'") for subject, kinds, reason in recoveries])
     if not resolved:
         return []
     from .audit import AuditLog

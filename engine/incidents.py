@@ -147,23 +147,26 @@ class IncidentStore:
             self._write(incident)
         return incident
 
-    def resolve_recovered(self, subject: str, kinds: tuple[str, ...] | frozenset[str],
-                          reason: str, actor: str = SYSTEM_ACTOR) -> list[Incident]:
-        """Resolve every unresolved incident of `kinds` about `subject`, because `reason`
-        (what recovered, or that it was destroyed); returns those resolved."""
-        if not self.dir.is_dir():
+    def resolve_recovered(self, recoveries: list[tuple[str, tuple[str, ...], str]],
+                          actor: str = SYSTEM_ACTOR) -> list[Incident]:
+        """Resolve every unresolved incident that a recovery ends: each recovery is
+        (subject, kinds, reason), what recovered or that it was destroyed. Returns the
+        incidents resolved, in the order of `recoveries`."""
+        if not recoveries or not self.dir.is_dir():
             return []  # no incident was ever opened: nothing to take a lock for
         resolved = []
         with self._locked():
-            for incident in self.list():
-                if incident.status == RESOLVED or incident.kind not in kinds \
-                        or not incident.is_about(subject):
-                    continue
-                incident = incident.noted(actor, f"resolved automatically: {reason}",
+            unresolved = [i for i in self.list() if i.status != RESOLVED]
+            for subject, kinds, reason in recoveries:
+                for incident in unresolved:
+                    if incident.kind not in kinds or not incident.is_about(subject):
+                        continue
+                    done = incident.noted(actor, f"resolved automatically: {reason}",
                                           status=RESOLVED, resolved_by=actor,
                                           resolved_at=_now(), resolution=reason)
-                self._write(incident)
-                resolved.append(incident)
+                    self._write(done)
+                    resolved.append(done)
+                unresolved = [i for i in unresolved if i.id not in {r.id for r in resolved}]
         return resolved
 
     def list(self, status: str | None = None) -> list[Incident]:
