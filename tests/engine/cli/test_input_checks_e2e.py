@@ -108,6 +108,12 @@ PLAN_ONLY = [
      ("    target: is_fraud\n", "    target: is_fraud\n    features: [amount, hours]\n"),
      "features:", "hours",
      "error: feature column 'hours' is not in the dataset", "help: did you mean 'hour'?"),
+    ("monitor-feature-not-a-column", "a monitor's features are columns of its reference",
+     ("    reference: ${transactions.uri}\n",
+      "    reference: ${transactions.uri}\n    features: [amount, risk]\n"),
+     "features: [amount, risk]", "risk",
+     "error: feature 'risk' is not a column of the reference dataset",
+     "help: its columns: amount, hour, merchant_risk, is_fraud"),
 ]
 
 
