@@ -170,3 +170,18 @@ def _get(data: Any, path: tuple) -> Any:
         except (KeyError, IndexError, TypeError):
             return None
     return cur
+
+
+def describe_without_values(exc: ValidationError) -> str:
+    """A pydantic error in words that never repeats the input (which may be a revealed
+    secret, as it is in a provider's inputs): `gates.0.min: expected a number`."""
+    errors = exc.errors(include_url=False, include_input=False)
+    if len(errors) > 1:  # the "or a ${...} reference" half of a Ref[T] union
+        errors = [e for e in errors if e["type"] != "string_pattern_mismatch"] or errors
+    said = {}
+    for e in errors:
+        # Union members appear in the path as type names ("float", "constrained-str").
+        path = ".".join(str(p) for p in e["loc"] if not (
+            isinstance(p, str) and (p in _TYPE_WORDS or "-" in p or "[" in p)))
+        said.setdefault(f"{path or '(top level)'}: {_message(e)}", None)
+    return "; ".join(said)

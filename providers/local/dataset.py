@@ -32,7 +32,7 @@ from mlform.engine.provider import (
     UpdateRequest,
     default_diff,
 )
-from mlform.engine.values import contains_unknown, reveal
+from mlform.engine.values import contains_secret, contains_unknown, reveal
 
 from .paths import LocalPaths, dataset_uri
 
@@ -159,14 +159,14 @@ class DatasetHandler:
             version = content_version(staged)
             meta = self._meta(name, version)
             if meta is None:
-                progress(f"checking {spec.source} (version {version})")
+                progress(f"checking {_shown(inputs)} (version {version})")
                 frame = read_table(staged, fmt)
                 failures = check_schema(frame, spec) + check_quality(frame, spec)
                 if failures:
                     return ApplyResponse(error=f"dataset '{name}' version {version} "
                                          "failed its checks:\n  " + "\n  ".join(failures))
                 meta = self._write_version(staging, staged, frame, name, version, fmt,
-                                           str(spec.source))
+                                           _shown(inputs, quoted=False))
                 target = self.paths.dataset(name, version)
                 shutil.rmtree(target, ignore_errors=True)
                 staging.rename(target)
@@ -191,17 +191,20 @@ class DatasetHandler:
 
     def _source(self, inputs: dict[str, Any]) -> tuple[Path, str]:
         source = str(reveal(inputs["source"]))
+        shown = _shown(inputs)
         if "://" in source and not source.startswith("file://"):
-            raise ValueError(f"source '{source}': the local provider reads files on this "
+            raise ValueError(f"source {shown}: the local provider reads files on this "
                              "machine; give a path relative to the stack directory")
         path = Path(source.removeprefix("file://"))
         path = path if path.is_absolute() else self.ctx.stack_dir / path
         fmt = reveal(inputs.get("format")) or FORMATS.get(path.suffix.lower())
         if fmt is None:
-            raise ValueError(f"source '{source}': cannot tell the format from the extension "
-                             f"'{path.suffix}'; set 'format: csv' or 'format: parquet'")
+            suffix = "" if contains_secret(inputs["source"]) else f" '{path.suffix}'"
+            raise ValueError(f"source {shown}: cannot tell the format from the extension"
+                             f"{suffix}; set 'format: csv' or 'format: parquet'")
         if not path.is_file():
-            raise ValueError(f"source '{source}' not found (looked at {path})")
+            looked = "" if contains_secret(inputs["source"]) else f" (looked at {path})"
+            raise ValueError(f"source {shown} not found{looked}")
         return path, fmt
 
     def _meta(self, name: str, version: str) -> dict[str, Any] | None:
@@ -213,6 +216,15 @@ class DatasetHandler:
         return {"uri": dataset_uri(name, version), "version": version, "rows": meta["rows"],
                 "columns": meta["columns"], "path": str(self.paths.dataset(name, version)),
                 "versions": stored_versions(self.paths, name)}
+
+
+def _shown(inputs: dict[str, Any], quoted: bool = True) -> str:
+    """The source as messages and meta.json may show it: a path built from a sensitive
+    value is itself sensitive."""
+    source = inputs["source"]
+    if contains_secret(source):
+        return "(sensitive)"
+    return f"'{reveal(source)}'" if quoted else str(reveal(source))
 
 
 def _parquet_shape(path: Path) -> dict[str, Any]:

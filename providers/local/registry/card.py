@@ -1,22 +1,40 @@
 """The model card of a registered version: what it is for, what it learned from, how it
-did on held-out data and at its gates; as data (`card.json`) and as text (`card.md`)."""
+did on held-out data and at its gates; as data (`card.json`) and as text (`card.md`).
+
+A card is a document to share, so a field written from a sensitive value reads
+"(sensitive)" in it, as such values do in plans and state; apply still succeeds.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
+
+HIDDEN = "(sensitive)"
+TEXT_FIELDS = ("owner", "intended_use", "description")
+"""The model's own fields that the card repeats."""
+
+
+def sensitive_fields(inputs: dict[str, Any]) -> frozenset[str]:
+    """The card fields whose value in a model's inputs holds a secret."""
+    from mlform.engine.values import contains_secret
+
+    return frozenset(f for f in TEXT_FIELDS if contains_secret(inputs.get(f)))
 
 
 def build_card(*, model: str, version: int, created: str, spec, run: dict[str, Any],
                params: dict[str, Any], metrics: dict[str, float],
                gates: list[dict[str, Any]], profile_summary: dict[str, Any] | None,
-               artifact_meta: dict[str, Any]) -> dict[str, Any]:
+               artifact_meta: dict[str, Any],
+               sensitive: Collection[str] = ()) -> dict[str, Any]:
+    text = {f: HIDDEN if f in sensitive else getattr(spec, f) for f in TEXT_FIELDS}
     return {
         "model": model,
         "version": version,
         "created": created,
-        "owner": spec.owner,
-        "intended_use": spec.intended_use,
-        "description": spec.description,
+        "owner": text["owner"],
+        "intended_use": text["intended_use"],
+        "description": text["description"],
         "task": artifact_meta["task"],
         "target": artifact_meta.get("target"),
         "features": artifact_meta["features"],

@@ -8,16 +8,22 @@
                 ratio, at least `min`, default 0.8)
     robustness  gaussian_noise: the drop of a metric when noise of `noise` × each
                 numeric feature's training std (seeded) is added; bounded by `max`
+
+A bound written from a sensitive value is judged with its value but never shown:
+the gate's label, its failure message and its stored result say "(sensitive)",
+so neither the terminal, the audit log, incidents, state nor the card hold it.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..training.metrics import GREATER_IS_BETTER, evaluate, main_metric
 
 FOUR_FIFTHS = 0.8
+HIDDEN = "(sensitive)"
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,8 @@ class GateResult:
     detail: str = ""
     groups: dict[str, dict[str, float]] = field(default_factory=dict)
     """Fairness gates: per group, selection rate, accuracy and count."""
+    sensitive: tuple[str, ...] = ()
+    """The bounds ("min", "max") written from sensitive values; those are None here."""
 
     def failure(self) -> str:
         measured = "nothing" if self.measured is None else f"{self.measured:.4f}"
@@ -42,18 +50,40 @@ class GateResult:
         return asdict(self)
 
 
-def evaluate_gates(gates, predictor, holdout, seed: int = 0) -> list[GateResult]:
-    """Each gate (an `engine.spec.models.Gate`) judged on `holdout`, in order."""
+def evaluate_gates(gates, predictor, holdout, seed: int = 0,
+                   sensitive: Collection[tuple[int, str]] = ()) -> list[GateResult]:
+    """Each gate (an `engine.spec.models.Gate`) judged on `holdout`, in order.
+
+    `sensitive` holds (gate index, "min" or "max") for each bound written from a
+    sensitive value (see `sensitive_bounds`).
+    """
     metrics = evaluate(predictor, holdout) if gates else {}
     results = []
-    for gate in gates:
+    for i, gate in enumerate(gates):
+        hidden = frozenset(b for j, b in sensitive if j == i)
         if gate.metric:
-            results.append(_metric_gate(gate, metrics, predictor.task))
+            result = _metric_gate(gate, metrics, predictor.task, hidden)
         elif gate.fairness:
-            results.append(_fairness_gate(gate, predictor, holdout))
+            result = _fairness_gate(gate, predictor, holdout, hidden)
         else:
-            results.append(_robustness_gate(gate, predictor, holdout, metrics, seed))
+            result = _robustness_gate(gate, predictor, holdout, metrics, seed, hidden)
+        if hidden:
+            result = replace(result, sensitive=tuple(sorted(hidden)),
+                             min=None if "min" in hidden else result.min,
+                             max=None if "max" in hidden else result.max)
+        results.append(result)
     return results
+
+
+def sensitive_bounds(inputs: dict[str, Any]) -> frozenset[tuple[int, str]]:
+    """(gate index, bound) of each gate bound in a model's inputs that holds a secret."""
+    from mlform.engine.values import contains_secret
+
+    gates = inputs.get("gates")
+    if not isinstance(gates, list):
+        return frozenset()
+    return frozenset((i, bound) for i, gate in enumerate(gates) if isinstance(gate, dict)
+                     for bound in ("min", "max") if contains_secret(gate.get(bound)))
 
 
 def _bounds(gate, default_min: float | None = None) -> tuple[float | None, float | None]:
@@ -62,19 +92,23 @@ def _bounds(gate, default_min: float | None = None) -> tuple[float | None, float
     return low, high
 
 
-def _label(name: str, low: float | None, high: float | None) -> str:
-    if low is not None and high is not None:
-        return f"{low:g} <= {name} <= {high:g}"
-    return f"{name} >= {low:g}" if low is not None else f"{name} <= {high:g}"
+def _label(name: str, low: float | None, high: float | None,
+           hidden: Collection[str] = ()) -> str:
+    lo = HIDDEN if "min" in hidden else f"{low:g}" if low is not None else None
+    hi = HIDDEN if "max" in hidden else f"{high:g}" if high is not None else None
+    if lo is not None and hi is not None:
+        return f"{lo} <= {name} <= {hi}"
+    return f"{name} >= {lo}" if lo is not None else f"{name} <= {hi}"
 
 
 def _within(value: float, low: float | None, high: float | None) -> bool:
     return (low is None or value >= low) and (high is None or value <= high)
 
 
-def _metric_gate(gate, metrics: dict[str, float], task: str) -> GateResult:
+def _metric_gate(gate, metrics: dict[str, float], task: str,
+                 hidden: Collection[str]) -> GateResult:
     low, high = _bounds(gate)
-    label = _label(gate.metric, low, high)
+    label = _label(gate.metric, low, high, hidden)
     if gate.metric not in metrics:
         return GateResult(label, "metric", False, None, low, high,
                           f"'{gate.metric}' is not measured for this {task} model; "
@@ -83,7 +117,7 @@ def _metric_gate(gate, metrics: dict[str, float], task: str) -> GateResult:
     return GateResult(label, "metric", _within(value, low, high), value, low, high)
 
 
-def _fairness_gate(gate, predictor, holdout) -> GateResult:
+def _fairness_gate(gate, predictor, holdout, hidden: Collection[str]) -> GateResult:
     import numpy as np
     from fairlearn import metrics as fair
     from sklearn.metrics import accuracy_score
@@ -94,7 +128,7 @@ def _fairness_gate(gate, predictor, holdout) -> GateResult:
         else None
     low, high = _bounds(gate, default_min)
     name = "selection_rate_ratio" if gate.fairness == "four_fifths_rule" else gate.fairness
-    label = f"{gate.fairness}({gate.sensitive_column}): " + _label(name, low, high)
+    label = f"{gate.fairness}({gate.sensitive_column}): " + _label(name, low, high, hidden)
     if predictor.task != "classification" or len(predictor.classes) != 2:
         return GateResult(label, "fairness", False, None, low, high,
                           "fairness gates need a binary classification model")
@@ -123,14 +157,15 @@ def _fairness_gate(gate, predictor, holdout) -> GateResult:
 
 
 def _robustness_gate(gate, predictor, holdout, metrics: dict[str, float],
-                     seed: int) -> GateResult:
+                     seed: int, hidden: Collection[str]) -> GateResult:
     import numpy as np
 
     from ..profile import is_numeric
 
     metric = gate.robustness_metric or main_metric(predictor.task, len(predictor.classes or []))
     low, high = _bounds(gate)
-    label = f"gaussian_noise({float(gate.noise):g}): " + _label(f"{metric} drop", low, high)
+    label = f"gaussian_noise({float(gate.noise):g}): " + _label(f"{metric} drop", low, high,
+                                                                 hidden)
     if metric not in metrics:
         return GateResult(label, "robustness", False, None, low, high,
                           f"'{metric}' is not measured for this {predictor.task} model")

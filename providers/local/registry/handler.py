@@ -111,7 +111,9 @@ class ModelHandler:
         try:
             spec = Model.model_validate({**reveal(inputs), "type": "model"})
         except ValidationError as e:
-            return ApplyResponse(error=f"model '{resource}': {e}")
+            from mlform.engine.spec.validation import describe_without_values
+
+            return ApplyResponse(error=f"model '{resource}': {describe_without_values(e)}")
         name = spec.name or resource
         try:
             run_dir = self._run_dir(spec.artifact)
@@ -125,7 +127,7 @@ class ModelHandler:
                 progress(f"run already registered as version {meta['version']}")
             else:
                 progress(f"evaluating {len(spec.gates)} gate(s) on the held-out rows")
-                meta, error = self._add_version(name, spec, run_dir)
+                meta, error = self._add_version(name, spec, run_dir, inputs)
                 if error:
                     return ApplyResponse(error=error)
                 progress(f"registered version {meta['version']}")
@@ -133,18 +135,21 @@ class ModelHandler:
             self._retire(name, spec.retirement)
         return ApplyResponse(id=name, outputs=self._outputs(name, meta))
 
-    def _add_version(self, name: str, spec, run_dir: Path) -> tuple[dict[str, Any], str | None]:
+    def _add_version(self, name: str, spec, run_dir: Path,
+                     inputs: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
         import pandas as pd
 
         from ..artifact import load_predictor
-        from .card import build_card, render_markdown
+        from .card import build_card, render_markdown, sensitive_fields
         from .card_html import render_html
-        from .gates import evaluate_gates
+        from .gates import evaluate_gates, sensitive_bounds
 
         params = read_json(run_dir / "params.json") or {}
         predictor = load_predictor(run_dir / "artifact")
         holdout = pd.read_parquet(run_dir / "holdout.parquet")
-        results = evaluate_gates(spec.gates, predictor, holdout, int(params.get("seed") or 0))
+        # `spec` holds revealed values; `inputs` still says which of them are sensitive.
+        results = evaluate_gates(spec.gates, predictor, holdout, int(params.get("seed") or 0),
+                                 sensitive=sensitive_bounds(inputs))
         failed = [r for r in results if not r.passed]
         if failed:
             return {}, (f"model '{name}' was not registered: {len(failed)} of {len(results)} "
@@ -162,7 +167,7 @@ class ModelHandler:
         card = build_card(model=name, version=version, created=created, spec=spec, run=run,
                           params=params, metrics=metrics, gates=gates,
                           profile_summary=self._profile_summary(params),
-                          artifact_meta=predictor.meta)
+                          artifact_meta=predictor.meta, sensitive=sensitive_fields(inputs))
         root = self.paths.registry(name)
         staging = Path(tempfile.mkdtemp(dir=root, prefix=".incoming-"))
         try:
