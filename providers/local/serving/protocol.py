@@ -7,10 +7,11 @@ whole. This protocol adds, from the served config's `limits` (read per
 connection, so a new config applies to new connections at once):
 
 - `max_header_bytes`: a request line and headers larger than this are answered
-  431 and the connection closed;
+  431 and the connection closed (counted as they arrive, so a head that never ends
+  is not buffered beyond the bound);
 - `header_timeout`: a request's head must have arrived this long after the
   connection opened or its first byte came; otherwise 408 (or a plain close when
-  nothing was sent) ;
+  nothing was sent);
 - `idle_timeout`: uvicorn's keep-alive timeout between requests.
 
 The body's size and time are bounded by the app (`app.EndpointServer`), which sees
@@ -38,6 +39,10 @@ def bounded_protocol(limits: Callable[[], ServerLimits]) -> type[HttpToolsProtoc
     return BoundedProtocol
 
 
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback to stop parsing an oversized head."""
+
+
 class _Bounded(HttpToolsProtocol):
     current_limits: Callable[[], ServerLimits]
 
@@ -47,6 +52,7 @@ class _Bounded(HttpToolsProtocol):
         self.timeout_keep_alive = self._limits.idle_timeout
         self._in_head = True
         self._head_bytes = 0
+        self._head_size = 0
         self._head_timer = None
         self._head_too_large = False
         # a connection that never sends a byte is bounded as one that sends half a request
@@ -74,11 +80,25 @@ class _Bounded(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head = True
+        self._head_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._head_size += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4  # ": " and CRLF
+        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._head_bytes = 0
         self._disarm_head_timer()
+        if self._head_size > self._limits.max_header_bytes:
+            # a head that arrived whole in one read: the parser stops, and its error
+            # is answered by `send_400_response`
+            self._head_too_large = True
+            raise _HeadTooLarge
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:

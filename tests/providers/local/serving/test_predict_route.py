@@ -35,7 +35,12 @@ def test_a_prediction_that_is_not_json_is_a_500_with_a_message(data_dir: Path,
     with _serving(endpoints, {"variants": {"a": {"model": model_uri("nan", 1)}}}) as client:
         r = client.post("/predict", json={"instances": [[1, 2, 3]]})
         assert r.status_code == 500
-        assert r.json()["error"].startswith("internal error: ValueError: Out of range float")
+        assert r.json()["error"].startswith(
+            "variant 'a' failed: its predictions are not JSON: ValueError: Out of range float")
+        # the variant's failure: an error a rollout counts against it
+        metrics = client.get("/metrics").text
+        assert f'mlform_endpoint_errors_total{{model="{model_uri("nan", 1)}",variant="a"}} 1.0' \
+            in metrics
 
 
 @pytest.mark.e2e
