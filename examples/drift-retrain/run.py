@@ -7,10 +7,12 @@ Each step prints the command it runs and what that command shows.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -38,6 +40,20 @@ def send(url: str, instances: list[list[float]], batch: int = 20) -> None:
                                      headers={"Content-Type": "application/json"})
         urllib.request.urlopen(req, timeout=30).read()
     time.sleep(1.5)  # the endpoint writes its request log in the background
+
+
+def keep_sending(url: str, instances: list[list[float]], stop: threading.Event) -> None:
+    """Live traffic, a batch every 50 ms, until `stop` is set."""
+    i = 0
+    while not stop.is_set():
+        body = json.dumps({"instances": instances[i % len(instances):][:20]}).encode()
+        req = urllib.request.Request(f"{url}/predict", data=body,
+                                     headers={"Content-Type": "application/json"})
+        # a request refused mid-rollout shows in the step's errors, not here
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(req, timeout=30).read()
+        i += 20
+        stop.wait(0.05)
 
 
 def main() -> None:
@@ -69,8 +85,16 @@ def main() -> None:
         f.write(g.read())
 
     print("\n4. The monitor reports drift; the policy retrains on the newest data; the gates "
-          "pass; the endpoint rolls the new version out as a canary.")
-    mlform("watch", "--once")
+          "pass; the endpoint rolls the new version out as a canary, judged on the live "
+          "traffic it answers (each step waits for rollback.min_requests requests).")
+    live = threading.Event()
+    sender = threading.Thread(target=keep_sending, args=(url, rows(shifted), live))
+    sender.start()
+    try:
+        mlform("watch", "--once")
+    finally:
+        live.set()
+        sender.join()
     mlform("show", "fraud_model")
     mlform("audit", "log", "--last", "4")
     print(f"\nThe drift report is at {HERE / '.mlform/local/monitors/traffic_monitor/report.html'}")

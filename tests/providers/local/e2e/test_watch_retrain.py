@@ -22,9 +22,13 @@ EXAMPLE = Path(__file__).resolve().parents[4] / "examples" / "drift-retrain" / "
 @pytest.fixture(scope="module")
 def watched_stack(tmp_path_factory, run_mlform):
     directory = tmp_path_factory.mktemp("drift")
-    spec = EXAMPLE.read_text().replace("epochs: 5", "epochs: 3").replace("wait: 1s",
-                                                                         "wait: 200ms")
-    assert "epochs: 3" in spec and "wait: 200ms" in spec, "the example's spec changed"
+    # the canary's evidence is not the point here (nothing sends traffic while `watch`
+    # rolls out): say so explicitly rather than wait for requests that never come
+    spec = EXAMPLE.read_text().replace("epochs: 5", "epochs: 3").replace(
+        "wait: 1s", "wait: 200ms").replace("max_error_rate: 0.01",
+                                           "max_error_rate: 0.01\n      min_requests: 0")
+    assert "epochs: 3" in spec and "wait: 200ms" in spec and "min_requests: 0" in spec, \
+        "the example's spec changed"
     (directory / "mlform.yaml").write_text(spec)
     write_fraud_data(directory, seed=7)
     try:
