@@ -58,7 +58,8 @@ def incidents_show(incident_id, stack_dir):
         click.echo(f"  acknowledged by {incident.acknowledged_by} at "
                    f"{incident.acknowledged_at}")
     if incident.resolved_by:
-        click.echo(f"  resolved by {incident.resolved_by} at {incident.resolved_at}")
+        click.echo(f"  resolved by {incident.resolved_by} at {incident.resolved_at}"
+                   + (f": {incident.resolution}" if incident.resolution else ""))
     if incident.measured:
         click.echo("  measured:")
         for name, value in incident.measured.items():

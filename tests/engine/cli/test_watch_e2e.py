@@ -12,6 +12,7 @@ and returns the verdict written in the stack's `verdict.txt`.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -230,7 +231,8 @@ def test_a_breach_incident_resolves_when_the_monitor_passes_again(stack, run_mlf
     assert resolved["resolution"].endswith(", in 'watch: mon'")
     assert resolved["resolved_at"]
     shown = ok(run_mlform(["incidents", "show", opened["id"]], directory, env=plugin_env))
-    assert "  resolved by mlform at " in shown.stdout
+    assert re.search(r"\n  resolved by mlform at \S+: monitor 'mon' measured accuracy 0\.9 "
+                     r"within bounds at \S+, in 'watch: mon'\n", shown.stdout), shown.stdout
     assert "mlform: resolved automatically: monitor 'mon' measured" in shown.stdout
     entries = [json.loads(line) for line in
                (directory / ".mlform" / "audit.jsonl").read_text().splitlines()]
