@@ -35,6 +35,15 @@ from ..values import contains_unknown, to_storable
 from .walker import Walker
 
 
+@dataclass(frozen=True)
+class Effect:
+    resource: str
+    action: str
+    """create | update | delete"""
+    id: str | None
+    provider: str
+
+
 @dataclass
 class ApplyResult:
     state: State
@@ -44,6 +53,10 @@ class ApplyResult:
     skipped: dict[str, str] = field(default_factory=dict)
     not_started: list[str] = field(default_factory=list)
     interrupted: bool = False
+    effects: list[Effect] = field(default_factory=list)
+    """Every object a provider created, updated or deleted, in the order it happened:
+    what the summary counts and the audit log records (a replacement is a create and a
+    delete, whichever of the two failed)."""
 
     @property
     def ok(self) -> bool:
@@ -69,6 +82,10 @@ class Applier:
         self.parallelism = parallelism
         self._lock = threading.Lock()
         self._done: dict[str, str] = {}
+        self._effects: list[Effect] = []
+        self._deposed: dict[str, str] = {}
+        """name -> the name its old object is recorded under while a create-then-delete
+        replacement is under way"""
         # Mutated in place while walking: copying the state per change would make an
         # apply quadratic in the number of resources.
         self.resources: dict[str, ResourceState] = dict(state.resources)
@@ -76,21 +93,55 @@ class Applier:
     # --- the walk ---------------------------------------------------------------
     def apply(self, plan: Plan) -> ApplyResult:
         changes = {c.name: c for c in plan.changes if c.action is not Action.NOOP}
-        deps: dict[str, list[str]] = {}
-        for name, c in changes.items():
-            if c.action is Action.DELETE:
-                # A delete waits for the deletion of what depends on it.
-                deps[name] = [o.name for o in changes.values()
-                              if o.action is Action.DELETE and name in o.dependencies]
-            else:
-                deps[name] = [d for d in c.dependencies if d in changes]
+        changes |= self._deposed_deletes(changes)
+        deps = {name: (self._delete_waits_for(name, changes) if c.action is Action.DELETE
+                       else [d for d in c.dependencies if d in changes])
+                for name, c in changes.items()}
+        for name, deposed in self._deposed.items():
+            deps[deposed].append(name)
         self.walker = Walker(deps, self.parallelism)
         walk = self.walker.walk(lambda n: self._apply_one(changes[n]),
                                 on_skip=self.hooks.skipped)
         final = self._finish(plan)
         return ApplyResult(state=final, done=dict(self._done), failed=walk.failed,
                            skipped=walk.skipped, not_started=walk.not_started,
-                           interrupted=self.walker.stopping)
+                           interrupted=self.walker.stopping, effects=list(self._effects))
+
+    def _deposed_deletes(self, changes: dict[str, ResourceChange]) -> dict[str, ResourceChange]:
+        """A create-then-delete replacement deletes its old object as a step of its own,
+        after the new one exists *and* after everything that used the old one has moved
+        on: an endpoint is rolled over to the new model before the old model goes."""
+        extra = {}
+        for name, c in changes.items():
+            prior = self.resources.get(name)
+            if c.action is not Action.CREATE_DELETE or prior is None:
+                continue
+            deposed = _free_name(f"{name}~deposed", set(self.resources) | set(changes))
+            self._deposed[name] = deposed
+            extra[deposed] = ResourceChange(
+                name=deposed, type=prior.type, provider=prior.provider, action=Action.DELETE,
+                before=prior.inputs, after=None, reasons=(f"replaced by the new {name}",),
+                dependencies=prior.dependencies)
+        return extra
+
+    def _delete_waits_for(self, name: str, changes: dict[str, ResourceChange]) -> list[str]:
+        """A delete waits for the deletion of what depends on it, and for every other
+        change to a resource that uses it (in the spec or, before this apply, in state),
+        so that nothing is deleted while something still serves from it."""
+        base = name.split("~", 1)[0]
+        waits = []
+        for other in changes.values():
+            if other.name == name:
+                continue
+            if other.action is Action.DELETE:
+                if name in other.dependencies:
+                    waits.append(other.name)
+                continue
+            prior = self.resources.get(other.name)
+            used = set(other.dependencies) | set(prior.dependencies if prior else ())
+            if name in used or (base != name and base in used):
+                waits.append(other.name)
+        return waits
 
     def stop(self) -> None:
         if self.walker:
@@ -131,11 +182,11 @@ class Applier:
         return error
 
     def _dispatch(self, change: ResourceChange) -> tuple[str | None, str]:
-        provider = self.providers.get(change.provider)
         progress = Progress(lambda msg, frac: self.hooks.progress(change.name, msg, frac))
         prior = self.resources.get(change.name)
         if change.action is Action.DELETE:
-            return self._delete(provider, prior, progress), "delete"
+            return self._delete(prior, progress), "delete"
+        provider = self.providers.get(change.provider)
         inputs = Evaluator(self.stack, self.variables, self._attributes).inputs(change.name)
         if contains_unknown(inputs):
             return f"inputs still unknown at apply time: {inputs}", change.action.value
@@ -144,17 +195,21 @@ class Applier:
         if change.action is Action.UPDATE:
             return self._update(provider, change, prior, inputs, progress)
         if change.action is Action.DELETE_CREATE:
-            err = self._delete(provider, prior, progress)
+            err = self._delete(prior, progress)
             return (err or self._create(provider, change, inputs, progress)), "replace"
-        # create-then-delete: the old one stays until the new one works.
-        err = self._create(provider, change, inputs, progress, old=prior)
-        if err is None and prior is not None:
-            # Recorded under its own name until gone, so a crash cannot orphan it.
-            err = self._delete(provider, prior.with_(name=f"{prior.name}~deposed"), progress)
+        # create-then-delete: the old object is recorded under its own name, so that no
+        # crash can lose it, and stays until the new one works and its users moved on.
+        deposed = None
+        if prior is not None:
+            deposed = prior.with_(name=self._deposed[change.name])
+            self._journal("done", deposed)
+        err = self._create(provider, change, inputs, progress)
+        if err and deposed is not None and change.name not in self.resources:
+            self._journal("deleted", deposed)  # a record moved back, nothing deleted
+            self._journal("done", prior)
         return err, "replace"
 
-    def _create(self, provider, change: ResourceChange, inputs: dict, progress,
-                old: ResourceState | None = None) -> str | None:
+    def _create(self, provider, change: ResourceChange, inputs: dict, progress) -> str | None:
         key = idempotency_key(self.state.stack, change.name, inputs, self.state.salt)
         pending = ResourceState(name=change.name, type=change.type, provider=change.provider,
                                 id=None, inputs=inputs, outputs={},
@@ -171,10 +226,9 @@ class Applier:
                 self._journal("failed", pending, detail=resp.error)
                 with self._lock:
                     self.resources.pop(change.name, None)
-                if old is not None:  # create-before-destroy: the old one still serves
-                    self._journal("done", old)
             return resp.error
         self._journal("done", pending.with_(id=resp.id, outputs=resp.outputs, status="ready"))
+        self._record(change.name, "create", resp.id, change.provider)
         return None
 
     def _update(self, provider, change: ResourceChange, prior: ResourceState | None,
@@ -190,7 +244,7 @@ class Applier:
             self._journal("done", prior.with_(inputs=inputs, updated_at=_now()))
             return None, ""
         if diff.requires_replace:
-            err = self._delete(provider, prior, progress)
+            err = self._delete(prior, progress)
             return (err or self._create(provider, change, inputs, progress)), "replace"
         self._journal("intent", prior.with_(status="pending", idempotency_key=prior.id))
         resp = provider.update(UpdateRequest(resource=ref(change.name, change.type, prior.id),
@@ -204,20 +258,38 @@ class Applier:
                                           id=resp.id or prior.id, status="ready",
                                           dependencies=tuple(change.dependencies),
                                           updated_at=_now()))
+        self._record(change.name, "update", resp.id or prior.id, change.provider)
         return None, "update"
 
-    def _delete(self, provider, prior: ResourceState | None, progress) -> str | None:
+    def _delete(self, prior: ResourceState | None, progress) -> str | None:
+        """Delete the object `prior` records, through the provider that made it (a
+        resource moving to another provider is deleted where it was, not where it goes)."""
         if prior is None:
             return None
+        base = prior.name.split("~", 1)[0]
+        successor = self.resources.get(base) if base != prior.name else None
+        if successor is not None and (successor.provider, successor.type, successor.id) == \
+                (prior.provider, prior.type, prior.id) and prior.id is not None:
+            # The replacement is the same object (a registry keeps its name and adds a
+            # version): deleting "the old one" would delete the new one.
+            progress(f"the new {base} is the same {prior.type} ({prior.id}); nothing to delete")
+            self._journal("deleted", prior)
+            return None
+        provider = self.providers.get(prior.provider)
         self._journal("intent", prior.with_(status="pending"))
-        resp = provider.delete(DeleteRequest(resource=ref(prior.name, prior.type, prior.id),
+        resp = provider.delete(DeleteRequest(resource=ref(base, prior.type, prior.id),
                                              inputs=prior.inputs, outputs=prior.outputs),
                                progress)
         if resp.error:
             self._journal("done", prior.with_(status="tainted"))
             return resp.error
         self._journal("deleted", prior)
+        self._record(prior.name, "delete", prior.id, prior.provider)
         return None
+
+    def _record(self, name: str, action: str, rid: str | None, provider: str) -> None:
+        with self._lock:
+            self._effects.append(Effect(name.split("~", 1)[0], action, rid, provider))
 
     # --- recording --------------------------------------------------------------
     def _journal(self, kind: str, res: ResourceState, detail: str = "") -> None:
@@ -237,6 +309,14 @@ class Applier:
     def _ptype(self, provider_name: str) -> str:
         spec = self.providers.specs.get(provider_name)
         return spec.type if spec else ""
+
+
+def _free_name(name: str, taken: set[str]) -> str:
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{name}{n}"
+    return candidate
 
 
 def _now() -> str:

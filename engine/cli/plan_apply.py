@@ -166,7 +166,10 @@ def run_apply(session, plan, state, command: str, plan_digest: str | None,
     finally:
         if old is not None:
             signal.signal(signal.SIGINT, old)
-    changes = [{"resource": n, "action": a} for n, a in result.done.items()]
+    # What providers did, not what was planned: a replacement whose create failed after its
+    # delete is recorded as the delete it was.
+    changes = [{"resource": e.resource, "action": e.action, "id": e.id, "provider": e.provider}
+               for e in result.effects]
     failed = [{"resource": n, "action": "failed", "error": e} for n, e in result.failed.items()]
     status = "ok" if result.ok else ("interrupted" if result.interrupted else "failed")
     AuditLog(session.dir).append(command=command, result=status, changes=changes + failed,
@@ -209,17 +212,10 @@ def _main_thread() -> bool:
 
 
 def _summary(result, plan) -> None:
-    counts = {"added": 0, "changed": 0, "destroyed": 0}
-    for action in result.done.values():
-        if action == "create":
-            counts["added"] += 1
-        elif action == "update":
-            counts["changed"] += 1
-        elif action == "delete":
-            counts["destroyed"] += 1
-        elif action == "replace":
-            counts["added"] += 1
-            counts["destroyed"] += 1
+    words = {"create": "added", "update": "changed", "delete": "destroyed"}
+    counts = dict.fromkeys(words.values(), 0)
+    for effect in result.effects:
+        counts[words[effect.action]] += 1
     word = "Destroy" if plan.destroy else "Apply"
     click.echo("")
     if result.ok:

@@ -145,7 +145,7 @@ def _plan_resource(stack: Stack, state: State, name: str, evaluator: Evaluator,
             forced.append("(requested)")
             reasons.insert(0, options.notes.get(name, "replacement requested"))
         if forced:
-            action = Action.CREATE_DELETE if lifecycle.create_before_destroy \
+            action = Action.CREATE_DELETE if create_before_destroy(spec.type, lifecycle) \
                 else Action.DELETE_CREATE
             if lifecycle.prevent_destroy:
                 raise MlformError(Diagnostic(
@@ -174,6 +174,17 @@ def _plan_resource(stack: Stack, state: State, name: str, evaluator: Evaluator,
         before=prior.inputs if prior else None, after=desired, attributes=tuple(attrs),
         reasons=tuple(reasons), replace_paths=tuple(forced), planned_outputs=planned_outputs,
         dependencies=deps)
+
+
+SERVING_TYPES = frozenset({"model", "endpoint"})
+"""Types whose replacement creates the new object first unless the spec says otherwise:
+deleting first would leave nothing serving if the new one fails (a gate, a rollout)."""
+
+
+def create_before_destroy(rtype: str, lifecycle) -> bool:
+    if lifecycle.create_before_destroy is not None:
+        return lifecycle.create_before_destroy
+    return rtype in SERVING_TYPES
 
 
 def _check(stack: Stack, name: str, provider, desired: dict[str, Any],
@@ -277,7 +288,10 @@ def _orphan_deletes(stack: Stack, state: State, options: PlanOptions) -> list[Re
     """Resources in state that the spec no longer has: delete them, dependents first."""
     gone = [r for n, r in state.resources.items() if n not in stack.resources
             and (not options.targets or n in options.targets)]
-    return _deletes(gone, state, "no longer in the spec")
+    deposed = [r for r in gone if "~" in r.name]
+    return _deletes([r for r in gone if "~" not in r.name], state, "no longer in the spec") + \
+        _deletes(deposed, state, "the old object of a replacement: deleted once nothing that "
+                                 "used it still changes")
 
 
 def _destroy_changes(stack: Stack, state: State, graph: Graph,

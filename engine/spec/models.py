@@ -44,8 +44,10 @@ class Lifecycle(Strict):
 
     prevent_destroy: bool = False
     """Refuse any plan that would destroy this resource."""
-    create_before_destroy: bool = False
-    """When the resource must be replaced, create the new one before deleting the old."""
+    create_before_destroy: bool | None = None
+    """When the resource must be replaced, create the new one before deleting the old.
+    Unset, it is on for models and endpoints (what serves is replaced only once its
+    successor works) and off for the other types."""
     ignore_changes: list[str] = Field(default_factory=list)
     """Attributes whose changes (in the spec or outside mlform) are not planned."""
 
