@@ -78,6 +78,20 @@ def contains_secret(value: Any) -> bool:
     return False
 
 
+def secret_paths(value: Any, path: tuple = ()) -> frozenset[tuple]:
+    """The path of every Secret in `value` (keys and list indexes): what a provider that
+    must reveal its inputs may still show or store only as "(sensitive)"."""
+    if isinstance(value, Secret):
+        return frozenset({path})
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return frozenset()
+    return frozenset(p for k, v in items for p in secret_paths(v, path + (k,)))
+
+
 def reveal(value: Any) -> Any:
     """The value with every Secret replaced by its plain content (for providers only)."""
     if isinstance(value, Secret):

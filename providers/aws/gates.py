@@ -34,20 +34,27 @@ class GateResult:
     value: float
     min: float | None
     max: float | None
+    sensitive: tuple[str, ...] = ()
+    """Bounds ("min", "max") written from sensitive values: judged, never shown or stored."""
 
     @property
     def passed(self) -> bool:
         return (self.min is None or self.value >= self.min) and \
             (self.max is None or self.value <= self.max)
 
-    def to_json(self) -> dict[str, Any]:
-        return {"gate": self.gate, "value": self.value, "min": self.min, "max": self.max,
-                "passed": self.passed}
+    def to_json(self, reveal: bool = False) -> dict[str, Any]:
+        """What outputs, state and package metadata keep; `reveal` only for fingerprints."""
+        out = {"gate": self.gate, "value": self.value, "min": self._shown("min", reveal),
+               "max": self._shown("max", reveal), "passed": self.passed}
+        return out | ({"sensitive": list(self.sensitive)} if self.sensitive else {})
 
     def failure(self) -> str:
-        bound = f"min {self.min}" if self.min is not None and self.value < self.min \
-            else f"max {self.max}"
+        which = "min" if self.min is not None and self.value < self.min else "max"
+        bound = f"{which} {'(sensitive)' if which in self.sensitive else getattr(self, which)}"
         return f"gate '{self.gate}' failed: measured {self.value:.4g}, {bound}"
+
+    def _shown(self, bound: str, reveal: bool) -> float | None:
+        return getattr(self, bound) if reveal or bound not in self.sensitive else None
 
 
 def label(gate: Any) -> str:
@@ -77,7 +84,9 @@ class GateRunner:
     def __init__(self, handler: Handler):
         self.h = handler
 
-    def judge(self, resource: str, spec: Any, progress: Progress) -> list[GateResult]:
+    def judge(self, resource: str, spec: Any, progress: Progress,
+              sensitive: frozenset[tuple[int, str]] = frozenset()) -> list[GateResult]:
+        """Each gate's result; `sensitive` holds (gate index, bound) of hidden bounds."""
         if not spec.gates:
             return []
         values: dict[int, float] = {}
@@ -92,7 +101,8 @@ class GateRunner:
                 values[i] = metrics[gate.metric]
         if len(metric_gates) < len(spec.gates):
             values.update(self._evaluate(resource, spec, progress))
-        return [GateResult(label(g), float(values[i]), *bounds(g))
+        return [GateResult(label(g), float(values[i]), *bounds(g),
+                           sensitive=tuple(sorted(b for j, b in sensitive if j == i)))
                 for i, g in enumerate(spec.gates)]
 
     def _training_metrics(self, artifact: str) -> dict[str, float]:

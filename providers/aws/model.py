@@ -21,6 +21,7 @@ from mlform.engine.provider import (
     Progress,
     UpdateRequest,
 )
+from mlform.engine.redaction import HIDDEN, sensitive_fields, sensitive_gate_bounds
 
 from . import packaging
 from .compute import image_uri
@@ -48,7 +49,9 @@ class ModelHandler(Handler):
 
     def _register(self, ref: Any, inputs: dict[str, Any], progress: Progress) -> ApplyResponse:
         spec = self.spec(inputs)
-        results = GateRunner(self).judge(ref.name, spec, progress)
+        results = GateRunner(self).judge(ref.name, spec, progress, sensitive_gate_bounds(inputs))
+        # Card fields from sensitive values read "(sensitive)", as in the local card.
+        hidden = sensitive_fields(inputs, ("owner", "intended_use", "description"))
         failed = [r for r in results if not r.passed]
         if failed:
             return ApplyResponse(error="; ".join(r.failure() for r in failed)
@@ -59,9 +62,11 @@ class ModelHandler(Handler):
                             ModelPackageGroupName=group) is None:
             sm.create_model_package_group(
                 ModelPackageGroupName=group, Tags=self.tags(ref.name, spec),
-                ModelPackageGroupDescription=(spec.description or
+                ModelPackageGroupDescription=(HIDDEN if "description" in hidden else
+                                              spec.description or
                                               f"mlform model {ref.name} of {self.ctx.stack}"))
-        digest = fingerprint({"artifact": spec.artifact, "gates": [r.to_json() for r in results]})
+        digest = fingerprint({"artifact": spec.artifact,
+                              "gates": [r.to_json(reveal=True) for r in results]})
         container = self._container(ref.name, spec)
         model_name = self.name(ref.name, digest)
         if describe_or_none(sm.describe_model, ModelName=model_name) is None:
@@ -74,10 +79,11 @@ class ModelHandler(Handler):
                         "mlform:aliases": ",".join(spec.aliases),
                         "mlform:gates": json.dumps([r.to_json() for r in results])[:1024]}
             if spec.owner:
-                metadata["mlform:owner"] = spec.owner
+                metadata["mlform:owner"] = HIDDEN if "owner" in hidden else spec.owner
+            use = HIDDEN if "intended_use" in hidden else spec.intended_use
             arn = sm.create_model_package(
                 ModelPackageGroupName=group, ModelApprovalStatus="Approved",
-                ModelPackageDescription=(spec.intended_use or f"artifact {spec.artifact}")[:1024],
+                ModelPackageDescription=(use or f"artifact {spec.artifact}")[:1024],
                 InferenceSpecification={"Containers": [container],
                                         "SupportedContentTypes": ["application/json"],
                                         "SupportedResponseMIMETypes": ["application/json"]},

@@ -10,16 +10,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-HIDDEN = "(sensitive)"
+from mlform.engine.redaction import HIDDEN
+
 TEXT_FIELDS = ("owner", "intended_use", "description")
-"""The model's own fields that the card repeats."""
-
-
-def sensitive_fields(inputs: dict[str, Any]) -> frozenset[str]:
-    """The card fields whose value in a model's inputs holds a secret."""
-    from mlform.engine.values import contains_secret
-
-    return frozenset(f for f in TEXT_FIELDS if contains_secret(inputs.get(f)))
+"""The model's own fields that the card repeats; `sensitive` names those to redact."""
 
 
 def build_card(*, model: str, version: int, created: str, spec, run: dict[str, Any],

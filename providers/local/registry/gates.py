@@ -20,10 +20,11 @@ from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from mlform.engine.redaction import HIDDEN
+
 from ..training.metrics import GREATER_IS_BETTER, evaluate, main_metric
 
 FOUR_FIFTHS = 0.8
-HIDDEN = "(sensitive)"
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def evaluate_gates(gates, predictor, holdout, seed: int = 0,
     """Each gate (an `engine.spec.models.Gate`) judged on `holdout`, in order.
 
     `sensitive` holds (gate index, "min" or "max") for each bound written from a
-    sensitive value (see `sensitive_bounds`).
+    sensitive value (`engine.redaction.sensitive_gate_bounds`).
     """
     metrics = evaluate(predictor, holdout) if gates else {}
     results = []
@@ -73,17 +74,6 @@ def evaluate_gates(gates, predictor, holdout, seed: int = 0,
                              max=None if "max" in hidden else result.max)
         results.append(result)
     return results
-
-
-def sensitive_bounds(inputs: dict[str, Any]) -> frozenset[tuple[int, str]]:
-    """(gate index, bound) of each gate bound in a model's inputs that holds a secret."""
-    from mlform.engine.values import contains_secret
-
-    gates = inputs.get("gates")
-    if not isinstance(gates, list):
-        return frozenset()
-    return frozenset((i, bound) for i, gate in enumerate(gates) if isinstance(gate, dict)
-                     for bound in ("min", "max") if contains_secret(gate.get(bound)))
 
 
 def _bounds(gate, default_min: float | None = None) -> tuple[float | None, float | None]:

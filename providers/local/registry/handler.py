@@ -138,18 +138,19 @@ class ModelHandler:
     def _add_version(self, name: str, spec, run_dir: Path,
                      inputs: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
         import pandas as pd
+        from mlform.engine.redaction import sensitive_fields, sensitive_gate_bounds
 
         from ..artifact import load_predictor
-        from .card import build_card, render_markdown, sensitive_fields
+        from .card import TEXT_FIELDS, build_card, render_markdown
         from .card_html import render_html
-        from .gates import evaluate_gates, sensitive_bounds
+        from .gates import evaluate_gates
 
         params = read_json(run_dir / "params.json") or {}
         predictor = load_predictor(run_dir / "artifact")
         holdout = pd.read_parquet(run_dir / "holdout.parquet")
         # `spec` holds revealed values; `inputs` still says which of them are sensitive.
         results = evaluate_gates(spec.gates, predictor, holdout, int(params.get("seed") or 0),
-                                 sensitive=sensitive_bounds(inputs))
+                                 sensitive=sensitive_gate_bounds(inputs))
         failed = [r for r in results if not r.passed]
         if failed:
             return {}, (f"model '{name}' was not registered: {len(failed)} of {len(results)} "
@@ -167,7 +168,7 @@ class ModelHandler:
         card = build_card(model=name, version=version, created=created, spec=spec, run=run,
                           params=params, metrics=metrics, gates=gates,
                           profile_summary=self._profile_summary(params),
-                          artifact_meta=predictor.meta, sensitive=sensitive_fields(inputs))
+                          artifact_meta=predictor.meta, sensitive=sensitive_fields(inputs, TEXT_FIELDS))
         root = self.paths.registry(name)
         staging = Path(tempfile.mkdtemp(dir=root, prefix=".incoming-"))
         try:

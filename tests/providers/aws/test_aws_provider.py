@@ -323,3 +323,29 @@ def test_deleting_a_model_disowns_its_gate_evaluation_jobs(applied, client):
     assert delete(provider, "fair_model", "model", spec, {}).error is None
     left = {t["Key"] for t in sm.list_tags(ResourceArn=job["ProcessingJobArn"])["Tags"]}
     assert not any(k.startswith("mlform:") for k in left)
+
+
+def test_sensitive_gate_bounds_and_card_fields_stay_hidden(applied, client):
+    """A bound or card field from a sensitive value is judged and used, never stored or
+    printed: not in the failure, the outputs (state), nor the package's metadata."""
+    from mlform.engine.values import Secret
+
+    provider, _, outputs = applied
+    artifact = outputs["train"]["artifact"]
+    failing = {"artifact": artifact, "gates": [{"metric": "auc", "min": Secret(0.987654)}]}
+    answer = create(provider, "strict_model", "model", failing)
+    assert answer.error == ("gate 'auc' failed: measured 0.93, min (sensitive); "
+                            "model 'strict_model' was not registered")
+    passing = {"artifact": artifact, "owner": Secret("owner-secret-41d2"),
+               "intended_use": Secret("use-secret-93be"),
+               "gates": [{"metric": "auc", "min": Secret(0.876543)}]}
+    answer = create(provider, "quiet_model", "model", passing)
+    assert answer.error is None, answer.error
+    assert answer.outputs["gates"] == [{"gate": "auc", "value": 0.93, "min": None,
+                                        "max": None, "passed": True, "sensitive": ["min"]}]
+    package = client("sagemaker").describe_model_package(ModelPackageName=answer.outputs["uri"])
+    stored = json.dumps(package, default=str)
+    assert package["CustomerMetadataProperties"]["mlform:owner"] == "(sensitive)"
+    assert package["ModelPackageDescription"] == "(sensitive)"
+    for secret in ("0.876543", "owner-secret-41d2", "use-secret-93be"):
+        assert secret not in stored + json.dumps(answer.outputs)
