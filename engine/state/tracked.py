@@ -89,7 +89,9 @@ class TrackedBackend(Backend):
             raise backend_changed(previous, old, self.describe(), self.location)
 
     def _remember(self, record: BackendRecord | None, state: State | None) -> None:
-        updated = record or BackendRecord(self.settings)
+        # The spec's settings replace recorded ones that name the same state (a new region).
+        updated = BackendRecord(self.settings, record.lineage if record else None,
+                                record.serial if record else None)
         if state is not None:
             updated = updated.seen(state.lineage, state.serial)
         if updated != record:
