@@ -252,7 +252,9 @@ class Applier:
                                              prior_outputs=prior.outputs, inputs=inputs,
                                              changes=list(diff.changes)), progress)
         if resp.error:
-            self._journal("done", prior)  # the old resource is still what is live
+            # The old inputs still stand (the next plan tries again); outputs the provider
+            # returned say what is live now (a rollout held at a step).
+            self._journal("done", prior.with_(outputs=resp.outputs or prior.outputs))
             return resp.error, "update"
         self._journal("done", prior.with_(inputs=inputs, outputs=resp.outputs or prior.outputs,
                                           id=resp.id or prior.id, status="ready",

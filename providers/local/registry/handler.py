@@ -1,12 +1,15 @@
 """The local `model`: registers training runs' artifacts as numbered versions.
 
     registry/<model>/<version>/   artifact/ (a copy), meta.json, card.json, card.md, card.html
-    registry/<model>/aliases.json {"champion": 3, "challenger": 4}
+    registry/<model>/aliases.json {"champion": 3, "challenger": 4}  (see aliases.py)
 
 A version is registered only when every gate passes on the run's held-out rows;
 otherwise the registry is left as it was and apply reports each failed gate.
-Registering the same run again returns the version it already has. A new
-`artifact` is an update: the resource (the registry name) stays, a version is added.
+Registering the same run again returns the version it already has; a create (a
+first apply, or a replacement) judges the gates again even then, so a forced
+replacement with stricter gates fails before anything changes. A new `artifact`
+is an update: the resource (the registry name) stays, a version is added.
+Deleting the registry is refused while an endpoint serves one of its versions.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from mlform.engine.values import contains_unknown, reveal
 
 from ..paths import SCHEME, LocalPaths, model_uri
 from ..training.runs import read_json, write_json
+from . import aliases as alias_moves
 
 REPLACE_ON = frozenset({"name"})
 REASONS = {"name": "another registry name is another registry"}
@@ -92,18 +96,25 @@ class ModelHandler:
     # --- apply --------------------------------------------------------------
 
     def create(self, req: CreateRequest, progress: Progress) -> ApplyResponse:
-        return self._register(req.resource.name, req.inputs, progress)
+        return self._register(req.resource.name, req.inputs, progress, judge_again=True)
 
     def update(self, req: UpdateRequest, progress: Progress) -> ApplyResponse:
         return self._register(req.resource.name, req.inputs, progress)
 
     def delete(self, req: DeleteRequest, progress: Progress) -> DeleteResponse:
         name = (req.outputs or {}).get("name") or self._name(req.resource.name, req.inputs)
+        served = self._served(name)
+        if served:
+            where = "; ".join(f"endpoint '{e}' serves version {v}" for v, e in sorted(served))
+            return DeleteResponse(error=(
+                f"model '{name}' cannot be deleted: {where}. Deleting it would leave the "
+                "endpoint nothing to load on its next start; move the endpoint to another "
+                "model first, or destroy the endpoint with it"))
         shutil.rmtree(self.paths.registry(name), ignore_errors=True)
         return DeleteResponse()
 
-    def _register(self, resource: str, inputs: dict[str, Any],
-                  progress: Progress) -> ApplyResponse:
+    def _register(self, resource: str, inputs: dict[str, Any], progress: Progress,
+                  judge_again: bool = False) -> ApplyResponse:
         from filelock import FileLock
         from mlform.engine.spec.models import Model
         from pydantic import ValidationError
@@ -123,7 +134,13 @@ class ModelHandler:
         root.mkdir(parents=True, exist_ok=True)
         with FileLock(str(root / ".lock")):
             meta = self._find(name, spec.artifact)
-            if meta:
+            if meta and judge_again:
+                progress(f"run already registered as version {meta['version']}; evaluating "
+                         f"{len(spec.gates)} gate(s) on the held-out rows again")
+                error = self._judge(name, spec, run_dir, inputs)[1]
+                if error:
+                    return ApplyResponse(error=error)
+            elif meta:
                 progress(f"run already registered as version {meta['version']}")
             else:
                 progress(f"evaluating {len(spec.gates)} gate(s) on the held-out rows")
@@ -131,18 +148,20 @@ class ModelHandler:
                 if error:
                     return ApplyResponse(error=error)
                 progress(f"registered version {meta['version']}")
-            self._move_aliases(name, spec.aliases, meta["version"])
+            served = {v for v, _ in self._served(name)}
+            alias_moves.assign(self.paths, name, spec.aliases, meta["version"],
+                               served=bool(served - {meta["version"]}))
             self._retire(name, spec.retirement)
         return ApplyResponse(id=name, outputs=self._outputs(name, meta))
 
-    def _add_version(self, name: str, spec, run_dir: Path,
-                     inputs: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    def _judge(self, name: str, spec, run_dir: Path,
+               inputs: dict[str, Any]) -> tuple[tuple, str | None]:
+        """(results, predictor, params) of the gates on the run's held-out rows, and the
+        error that refuses the registration when one fails."""
         import pandas as pd
-        from mlform.engine.redaction import sensitive_fields, sensitive_gate_bounds
+        from mlform.engine.redaction import sensitive_gate_bounds
 
         from ..artifact import load_predictor
-        from .card import TEXT_FIELDS, build_card, render_markdown
-        from .card_html import render_html
         from .gates import evaluate_gates
 
         params = read_json(run_dir / "params.json") or {}
@@ -152,9 +171,22 @@ class ModelHandler:
         results = evaluate_gates(spec.gates, predictor, holdout, int(params.get("seed") or 0),
                                  sensitive=sensitive_gate_bounds(inputs))
         failed = [r for r in results if not r.passed]
+        error = None
         if failed:
-            return {}, (f"model '{name}' was not registered: {len(failed)} of {len(results)} "
-                        "gate(s) failed\n  " + "\n  ".join(r.failure() for r in failed))
+            error = (f"model '{name}' was not registered: {len(failed)} of {len(results)} "
+                     "gate(s) failed\n  " + "\n  ".join(r.failure() for r in failed))
+        return (results, predictor, params), error
+
+    def _add_version(self, name: str, spec, run_dir: Path,
+                     inputs: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        from mlform.engine.redaction import sensitive_fields
+
+        from .card import TEXT_FIELDS, build_card, render_markdown
+        from .card_html import render_html
+
+        (results, predictor, params), error = self._judge(name, spec, run_dir, inputs)
+        if error:
+            return {}, error
         versions = self._versions(name)
         version = max((v["version"] for v in versions), default=0) + 1
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -181,13 +213,6 @@ class ModelHandler:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return meta, None
-
-    def _move_aliases(self, name: str, aliases: list[str], version: int) -> None:
-        path = self.paths.registry(name) / "aliases.json"
-        current = read_json(path) or {}
-        wanted = {**current, **dict.fromkeys(aliases, version)}
-        if wanted != current:
-            write_json(path, wanted)
 
     def _retire(self, name: str, rules) -> None:
         """Drop the artifacts of old unused versions, as `retirement` says (card kept)."""
@@ -227,16 +252,19 @@ class ModelHandler:
 
     def _in_use(self, name: str) -> set[int]:
         """Versions of `name` that an endpoint serves or a batch job scored with."""
-        prefix = model_uri(name, 0)[:-1]
-        uris: list[str] = []
+        uris = [(read_json(meta) or {}).get("model", "")
+                for meta in self.paths.root.glob("batch/*/*/meta.json")]
+        return {v for v, _ in self._served(name)} | _versions_of(name, uris)
+
+    def _served(self, name: str) -> set[tuple[int, str]]:
+        """(version, endpoint) of each version of `name` that a local endpoint serves."""
+        found = set()
         for config in self.paths.root.glob("endpoints/*/config.json"):
             doc = read_json(config) or {}
-            for group in ("stable", "canary"):
-                uris += [v.get("model", "") for v in (doc.get(group) or {}).values()]
-        for meta in self.paths.root.glob("batch/*/*/meta.json"):
-            uris.append((read_json(meta) or {}).get("model", ""))
-        return {int(u[len(prefix):]) for u in uris
-                if u.startswith(prefix) and u[len(prefix):].isdigit()}
+            uris = [v.get("model", "") for group in ("stable", "canary")
+                    for v in (doc.get(group) or {}).values()]
+            found |= {(v, config.parent.name) for v in _versions_of(name, uris)}
+        return found
 
     # --- helpers ------------------------------------------------------------
 
@@ -273,7 +301,7 @@ class ModelHandler:
 
     def _outputs(self, name: str, meta: dict[str, Any]) -> dict[str, Any]:
         version = meta["version"]
-        aliases = read_json(self.paths.registry(name) / "aliases.json") or {}
+        aliases = alias_moves.current(self.paths, name)
         return {
             "uri": model_uri(name, version), "name": name, "version": version,
             "card": str(self.paths.model_version(name, version) / "card.md"),
@@ -285,3 +313,9 @@ class ModelHandler:
                          for v in self._versions(name)],
         }
 
+
+
+def _versions_of(name: str, uris: list[str]) -> set[int]:
+    prefix = model_uri(name, 0)[:-1]
+    return {int(u[len(prefix):]) for u in uris
+            if u.startswith(prefix) and u[len(prefix):].isdigit()}

@@ -123,6 +123,12 @@ class EndpointHandler:
                     detail=f"the server (pid {record.pid}) does not answer on port "
                            f"{record.port}: {e}")
         notes = [] if status == 200 else [f"/health answers {status}: {health.get('error')}"]
+        gone = _gone_models(live)
+        if gone:
+            # it still answers from memory, but a restart would find nothing to load
+            status = status if status != 200 else 0
+            notes.append(f"it serves {', '.join(gone)}, which no longer exist in the "
+                         "registry (deleted or retired): its next start would fail")
         if live.canary:
             notes.append(f"a rollout was interrupted with {live.canary_percent:g}% of requests "
                          "on new variants; the next apply finishes or repeats it")
@@ -146,10 +152,11 @@ class EndpointHandler:
         if record is not None and process.process_of(record) is not None:
             adopted = self._adopt(name, record, spec, config, progress)
             if adopted is not None:
-                return adopted
+                return _settle_aliases(self.paths, adopted, config, config)
             progress(f"stopping the server that runs on port {record.port} to start anew")
             process.stop(record, self.stop_timeout)
-        return self._start(name, spec, config, record, progress)
+        started = self._start(name, spec, config, record, progress)
+        return _settle_aliases(self.paths, started, config, config)
 
     def update(self, req: UpdateRequest, progress: Progress) -> ApplyResponse:
         name = req.resource.name
@@ -183,6 +190,7 @@ class EndpointHandler:
                      f"{_describe_change(live.stable, config.stable)}")
             outcome = roll_out(client, live, config, spec.rollout, spec.rollback, progress)
         served = outcome.served or (live.settled() if outcome.error else config)
+        _settle_aliases(self.paths, None, config, served)
         return ApplyResponse(id=name, outputs=_outputs(name, record, served),
                              error=outcome.error, detail=outcome.detail)
 
@@ -307,6 +315,28 @@ class EndpointHandler:
                     return (f"the server did not answer /health within {self.start_timeout:g}s;"
                             " the end of server.log:\n" + process.log_tail(directory))
                 time.sleep(0.1)
+
+
+def _settle_aliases(paths: LocalPaths, response: ApplyResponse | None, target: ServingConfig,
+                    served: ServingConfig) -> ApplyResponse | None:
+    """Model aliases follow what is served: moves waiting on the target's versions are made
+    when it is served, and dropped (aliases moved back) when it was rolled back."""
+    from ..registry import aliases
+
+    if response is not None and response.error:
+        return response
+    served_uris = [v.model for v in served.stable.values()]
+    if served is target:
+        aliases.rollout_completed(paths, served_uris)
+    else:
+        rejected = {v.model for v in target.stable.values()} - set(served_uris)
+        aliases.rolled_back(paths, rejected, served_uris)
+    return response
+
+
+def _gone_models(live: ServingConfig) -> list[str]:
+    variants = [*live.stable.values(), *(live.canary or {}).values()]
+    return sorted({v.model for v in variants if not Path(v.path).is_dir()})
 
 
 def _endpoint(inputs: dict[str, Any]) -> Endpoint:
