@@ -167,14 +167,24 @@ def test_a_breached_rollback_bound_sends_traffic_back(fraud_stack_dir, run_mlfor
     assert served_model(url) == serving
     incidents = mlform_ok(run_mlform, ["incidents", "list"], fraud_stack_dir).stdout
     assert re.search(r"open\s+rollback\s+.*fraud_endpoint", incidents), incidents
+    # the model registered this time: the previous test's gate_failed incident is over
+    assert re.search(r"incident inc-\d+ resolved: model 'fraud_model' passed its gates and "
+                     r"was registered \(\w+\), in 'apply'", failed.stderr), failed.stderr
+    assert "gate_failed" not in incidents, incidents
 
 
 def test_destroy_stops_the_server_and_closes_the_port(fraud_stack_dir, run_mlform):
     port = server_record(fraud_stack_dir)["port"]
     assert port_open(port)
 
-    mlform_ok(run_mlform, ["destroy", "--auto-approve", "--no-color"], fraud_stack_dir)
+    destroyed = mlform_ok(run_mlform, ["destroy", "--auto-approve", "--no-color"],
+                          fraud_stack_dir)
 
     assert_no_processes(fraud_stack_dir)
+    # what the rolled-back endpoint's incident was about is gone
+    assert re.search(r"incident inc-\d+ resolved: endpoint 'fraud_endpoint' was destroyed, "
+                     r"in 'destroy'", destroyed.stderr), destroyed.stderr
+    assert "No unresolved incidents." in mlform_ok(run_mlform, ["incidents", "list"],
+                                                   fraud_stack_dir).stdout
     assert not port_open(port)
     assert not (fraud_stack_dir / ".mlform/local/endpoints/fraud_endpoint/server.json").exists()
