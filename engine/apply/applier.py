@@ -27,6 +27,7 @@ from ..provider import (
     UpdateRequest,
 )
 from ..providerset import ProviderSet, ref
+from ..redaction import scrub
 from ..spec.loader import Stack
 from ..state.backend import Backend, JournalEntry
 from ..state.model import ResourceState, State
@@ -169,10 +170,13 @@ class Applier:
     def _apply_one(self, change: ResourceChange) -> str | None:
         started = time.monotonic()
         self.hooks.started(change.name, change.action.value)
+        secrets: dict[str, Any] = {}
         try:
-            error, action = self._dispatch(change)
+            error, action = self._dispatch(change, secrets)
         except MlformError as exc:
             error, action = exc.diagnostics[0].summary, change.action.value
+        if error:
+            error = scrub(error, secrets)
         ok = error is None
         if ok and action:
             with self._lock:
@@ -181,13 +185,18 @@ class Applier:
                             time.monotonic() - started)
         return error
 
-    def _dispatch(self, change: ResourceChange) -> tuple[str | None, str]:
-        progress = Progress(lambda msg, frac: self.hooks.progress(change.name, msg, frac))
+    def _dispatch(self, change: ResourceChange,
+                  secrets: dict[str, Any]) -> tuple[str | None, str]:
+        """Carry out one change; `secrets` receives the inputs, so that what the provider
+        says (progress, errors) is scrubbed of their sensitive values."""
+        progress = Progress(lambda msg, frac: self.hooks.progress(
+            change.name, scrub(msg, secrets), frac))
         prior = self.resources.get(change.name)
         if change.action is Action.DELETE:
             return self._delete(prior, progress), "delete"
         provider = self.providers.get(change.provider)
         inputs = Evaluator(self.stack, self.variables, self._attributes).inputs(change.name)
+        secrets["inputs"] = inputs
         if contains_unknown(inputs):
             return f"inputs still unknown at apply time: {inputs}", change.action.value
         if change.action is Action.CREATE:

@@ -16,6 +16,7 @@ from ..evaluate import Evaluator
 from ..graph import Graph
 from ..provider import DiffRequest
 from ..providerset import ProviderSet, ref
+from ..redaction import scrub
 from ..spec.loader import Stack
 from ..spec.refs import walk_refs
 from ..state.model import ResourceState, State
@@ -120,7 +121,7 @@ def _plan_resource(stack: Stack, state: State, name: str, evaluator: Evaluator,
         prior_outputs=base.outputs if base else None,
         desired_inputs=desired))
     if resp.error:
-        raise MlformError(Diagnostic(f"cannot plan '{name}': {resp.error}",
+        raise MlformError(Diagnostic(f"cannot plan '{name}': {scrub(resp.error, desired)}",
                                      location=stack.location(("resources", name), key=True),
                                      address=name))
     attrs = [AttributeDiff(c.path, c.before, c.after, c.forces_replacement, c.reason)

@@ -76,7 +76,7 @@ class EndpointHandler:
                 spec = _endpoint(desired)
                 traffic_steps(spec.rollout)
             except (ValidationError, ValueError) as e:
-                return DiffResponse(error=f"endpoint '{req.resource.name}': {e}")
+                return DiffResponse(error=f"endpoint '{req.resource.name}': {_said(e)}")
         base = default_diff(req, replace_on=frozenset({"port"}), reasons={"port": PORT_REASON})
         strategy = (desired.get("rollout") or {}).get("strategy", "all_at_once")
         changes = [_explained(c, strategy) for c in base.changes]
@@ -234,7 +234,7 @@ class EndpointHandler:
             config = serving_config(name, spec, self.paths)
             traffic_steps(spec.rollout)
         except (ValidationError, ValueError) as e:
-            raise ValueError(f"endpoint '{name}': {e}") from None
+            raise ValueError(f"endpoint '{name}': {_said(e)}") from None
         return spec, config
 
     @staticmethod
@@ -337,6 +337,13 @@ def _settle_aliases(paths: LocalPaths, response: ApplyResponse | None, target: S
 def _gone_models(live: ServingConfig) -> list[str]:
     variants = [*live.stable.values(), *(live.canary or {}).values()]
     return sorted({v.model for v in variants if not Path(v.path).is_dir()})
+
+
+def _said(exc: Exception) -> str:
+    """The error in words; a validation error without the (revealed) input values."""
+    from mlform.engine.spec.validation import describe_without_values
+
+    return describe_without_values(exc) if isinstance(exc, ValidationError) else str(exc)
 
 
 def _endpoint(inputs: dict[str, Any]) -> Endpoint:
