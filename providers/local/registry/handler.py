@@ -257,9 +257,13 @@ class ModelHandler:
         return {v for v, _ in self._served(name)} | _versions_of(name, uris)
 
     def _served(self, name: str) -> set[tuple[int, str]]:
-        """(version, endpoint) of each version of `name` that a local endpoint serves."""
+        """(version, endpoint) of each version of `name` that a local endpoint serves. An
+        endpoint that was deleted keeps its config.json beside its logs but has no
+        server.json: it serves nothing."""
         found = set()
         for config in self.paths.root.glob("endpoints/*/config.json"):
+            if not (config.parent / "server.json").exists():
+                continue
             doc = read_json(config) or {}
             uris = [v.get("model", "") for group in ("stable", "canary")
                     for v in (doc.get(group) or {}).values()]
