@@ -24,5 +24,8 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# The generated files a test keeps current: the JSON Schema and the two references.
 schema: $(STAMP)
 	$(VENV)/bin/mlform schema > specs/mlform.schema.json
+	$(PY) -m mlform.engine.spec.reference > docs/reference/stack.md
+	$(PY) -m mlform.engine.cli.reference > docs/cli.md
