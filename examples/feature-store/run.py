@@ -14,15 +14,20 @@ the stores and retrains.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import subprocess
 import sys
+import threading
 import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 MLFORM = [sys.executable, "-m", "mlform.engine.cli.main"]
-SPEC = HERE / "mlform.yaml"
+WORK = HERE / "work"
+"""The walkthrough edits its spec, so it runs on a copy: the example stays as checked in."""
+SPEC = WORK / "mlform.yaml"
 NEW_FEATURE = ("      - name: spend_per_visit\n"
                "        expr: spend / (visits + 1)\n")
 CUSTOMERS = [3, 17, 42]
@@ -30,14 +35,14 @@ CUSTOMERS = [3, 17, 42]
 
 def mlform(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     print(f"\n$ mlform {' '.join(args)}", flush=True)
-    proc = subprocess.run([*MLFORM, *args, "--no-color"], cwd=HERE)
+    proc = subprocess.run([*MLFORM, *args, "--no-color"], cwd=WORK)
     if check and proc.returncode != 0:
         sys.exit(f"mlform {args[0]} failed with exit code {proc.returncode}")
     return proc
 
 
 def output(name: str) -> str:
-    return subprocess.run([*MLFORM, "output", name, "--raw"], cwd=HERE, capture_output=True,
+    return subprocess.run([*MLFORM, "output", name, "--raw"], cwd=WORK, capture_output=True,
                           text=True, check=True).stdout.strip()
 
 
@@ -87,27 +92,45 @@ def score(customers: list[int]) -> None:
           f"{answer['predictions']}")
 
 
+def keep_scoring(url: str, customers: list[int], stop: threading.Event) -> None:
+    """Live traffic, a request every 50 ms, until `stop` is set."""
+    body = json.dumps({"entities": customers}).encode()
+    while not stop.is_set():
+        request = urllib.request.Request(f"{url}/predict", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with contextlib.suppress(OSError):  # what the endpoint refuses, its steps count
+            urllib.request.urlopen(request, timeout=30).read()
+        stop.wait(0.05)
+
+
 def main() -> None:
-    if not (HERE / "data" / "events.csv").exists():
-        write_data(HERE / "data")
+    WORK.mkdir(exist_ok=True)
+    shutil.copyfile(HERE / "mlform.yaml", SPEC)  # each run starts from the example as written
+    if not (WORK / "data" / "events.csv").exists():
+        write_data(WORK / "data")
     print("1. Apply: events -> feature view -> point-in-time training set -> model -> endpoint")
     mlform("apply", "--auto-approve")
     print("\n2. Score customers by id, with features from the online store")
     score(CUSTOMERS)
 
     spec = SPEC.read_text()
-    if NEW_FEATURE not in spec:
-        SPEC.write_text(spec.replace("      - visits\n", "      - visits\n" + NEW_FEATURE, 1))
-        print(f"\n3. Added the derived feature 'spend_per_visit' to {SPEC.name}")
-    else:
-        print(f"\n3. {SPEC.name} already has 'spend_per_visit' (restore it with git to "
-              "see this step's plan)")
+    SPEC.write_text(spec.replace("      - visits\n", "      - visits\n" + NEW_FEATURE, 1))
+    print(f"\n3. Added the derived feature 'spend_per_visit' to {SPEC}")
     mlform("plan")
-    mlform("apply", "--auto-approve")
+    # The endpoint moves to the retrained model only on evidence: the new model must
+    # answer rollback.min_requests requests first, so clients keep calling meanwhile.
+    stop = threading.Event()
+    clients = threading.Thread(target=keep_scoring, args=(output("url"), CUSTOMERS, stop))
+    clients.start()
+    try:
+        mlform("apply", "--auto-approve")
+    finally:
+        stop.set()
+        clients.join()
     print("\n4. Score the same customers with the new feature")
     score(CUSTOMERS)
     print(f"\nThe endpoint keeps serving at {output('url')}.\n"
-          f"Stop it with: mlform destroy {HERE} --auto-approve")
+          f"Stop it with: mlform destroy {WORK} --auto-approve")
 
 
 if __name__ == "__main__":

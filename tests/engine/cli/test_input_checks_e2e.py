@@ -5,7 +5,6 @@ apply; a correct stack, and one whose inputs are known only after apply, still p
 from __future__ import annotations
 
 import pytest
-from conftest import write_stack
 
 CSV = "amount,hour,merchant_risk,is_fraud\n" + "".join(
     f"{10 + i * 3.5:.2f},{i % 24},{(i % 10) / 10:.1f},{int(i % 7 == 0)}\n" for i in range(60))
@@ -51,7 +50,7 @@ AWS_PROVIDER = """\
 """
 
 
-def _stack(tmp_path, *edits: tuple[str, str]):
+def _stack(write_stack, tmp_path, *edits: tuple[str, str]):
     text = STACK
     for old, new in edits:
         assert old in text
@@ -129,9 +128,9 @@ def _assert_reported(got, directory, line_has, token, summary, help_text) -> Non
 @pytest.mark.parametrize(("reason", "edit", "line_has", "token", "summary", "help_text"),
                          [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("command", ["validate", "plan"])
-def test_broken_inputs_are_reported_at_their_place(tmp_path, run_mlform, command, reason,
+def test_broken_inputs_are_reported_at_their_place(stack_writer, tmp_path, run_mlform, command, reason,
                                                    edit, line_has, token, summary, help_text):
-    directory = _stack(tmp_path, *(edit if isinstance(edit, list) else [edit]))
+    directory = _stack(stack_writer, tmp_path, *(edit if isinstance(edit, list) else [edit]))
     got = run_mlform([command, "--no-color"], directory)
     _assert_reported(got, directory, line_has, token, summary, help_text)
     assert not (directory / ".mlform" / "local" / "runs").exists(), reason
@@ -139,9 +138,9 @@ def test_broken_inputs_are_reported_at_their_place(tmp_path, run_mlform, command
 
 @pytest.mark.parametrize(("reason", "edit", "line_has", "token", "summary", "help_text"),
                          [c[1:] for c in PLAN_ONLY], ids=[c[0] for c in PLAN_ONLY])
-def test_columns_are_checked_at_plan(tmp_path, run_mlform, reason, edit, line_has, token,
+def test_columns_are_checked_at_plan(stack_writer, tmp_path, run_mlform, reason, edit, line_has, token,
                                      summary, help_text):
-    directory = _stack(tmp_path, edit)
+    directory = _stack(stack_writer, tmp_path, edit)
     got = run_mlform(["plan", "--no-color"], directory)
     _assert_reported(got, directory, line_has, token, summary, help_text)
 
@@ -151,8 +150,8 @@ def test_columns_are_checked_at_plan(tmp_path, run_mlform, reason, edit, line_ha
     # rows of a dataset not yet stored are known only after apply: nothing to judge
     ("epochs: 3", "epochs: ${transactions.rows}"),
 ], ids=["correct-stack", "unknown-hyperparameter-value-is-not-judged"])
-def test_a_correct_stack_validates_and_plans(tmp_path, run_mlform, edit):
-    directory = _stack(tmp_path, edit)
+def test_a_correct_stack_validates_and_plans(stack_writer, tmp_path, run_mlform, edit):
+    directory = _stack(stack_writer, tmp_path, edit)
     got = run_mlform(["validate", "--no-color"], directory)
     assert got.returncode == 0, got.stdout + got.stderr
     got = run_mlform(["plan", "--no-color"], directory)

@@ -3,8 +3,6 @@ fails at apply with one line naming the problem, not a runner traceback."""
 
 from __future__ import annotations
 
-from conftest import write_stack
-
 STACK = """\
 version: 1
 stack: fallback
@@ -26,8 +24,9 @@ resources:
 CSV = ",amount,is_fraud\n" + "".join(f"{i},{i * 1.5},{i % 2}\n" for i in range(40))
 
 
-def test_a_target_missing_from_the_data_fails_apply_in_one_line(tmp_path, run_mlform):
-    directory = write_stack(tmp_path / "stack", STACK)
+def test_a_target_missing_from_the_data_fails_apply_in_one_line(tmp_path, run_mlform,
+                                                                 stack_writer):
+    directory = stack_writer(tmp_path / "stack", STACK)
     (directory / "data").mkdir()
     (directory / "data" / "transactions.csv").write_text(CSV)
     got = run_mlform(["apply", "--auto-approve", "--no-color"], directory, timeout=300)
