@@ -81,7 +81,9 @@ def test_a_run_started_but_not_recorded_is_adopted(fraud_stack_dir, run_mlform,
     run_dir = Path(runner.cmdline()[-1])
     (run_dir / "status.json").unlink()
 
-    converge(run_mlform, fraud_stack_dir)
+    # the retrained model rolls out as a canary, which moves only on evidence
+    with Traffic(output(run_mlform, fraud_stack_dir, "url")):
+        converge(run_mlform, fraud_stack_dir)
 
     status = json.loads((run_dir / "status.json").read_text())
     assert (status["status"], status["pid"]) == ("succeeded", runner.pid)

@@ -97,6 +97,8 @@ def test_a_version_an_endpoint_or_batch_job_uses_is_never_retired(ctx, runs, use
         doc = {"model": uri}
     where.parent.mkdir(parents=True, exist_ok=True)
     where.write_text(json.dumps(doc))
+    if user == "endpoint":  # a running endpoint has its server record beside its config
+        (where.parent / "server.json").write_text("{}")
     register(ctx, model, runs[1], retirement={"keep_last": 1})
     register(ctx, model, runs[2], retirement={"keep_last": 1})
     assert state_of(ctx, model) == {1: "live", 2: "retired", 3: "live"}
