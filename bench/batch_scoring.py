@@ -40,7 +40,7 @@ def setup(root: Path, rows: int) -> str:
     import pandas as pd
     import torch
     from mlform.engine.provider import CreateRequest, Progress, ResourceRef
-    from mlform.providers.local.artifact import save_model
+    from mlform.ml.artifact import save_model
     from mlform.providers.local.dataset import DatasetHandler
     from mlform.providers.local.paths import LocalPaths
 
@@ -81,7 +81,7 @@ def child(mode: str, root: Path, data_uri: str, chunk_rows: int) -> dict:
 
     torch.set_num_threads(1)
     from mlform.engine.provider import Progress
-    from mlform.providers.local.artifact import load_predictor
+    from mlform.ml.artifact import load_predictor
     from mlform.providers.local.batch import BatchJobHandler
     from mlform.providers.local.paths import LocalPaths
 

@@ -40,7 +40,7 @@ N_FEATURES = 16
 def make_registry(root: Path) -> None:
     """Versions 1 and 2 of model 'bench' (a 16-64-64-2 MLP) in a local registry."""
     import torch
-    from mlform.providers.local.artifact import save_model
+    from mlform.ml.artifact import save_model
     from mlform.providers.local.paths import LocalPaths
 
     features = [f"x{i}" for i in range(N_FEATURES)]
@@ -69,7 +69,7 @@ def baseline_app(model_dir: Path, kind: str):
     cost of mlform's serving layer from the cost of the model function it serves.
     """
     import torch
-    from mlform.providers.local.artifact import MODEL_FILE, load_predictor
+    from mlform.ml.artifact import MODEL_FILE, load_predictor
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse

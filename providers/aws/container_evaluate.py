@@ -57,7 +57,7 @@ def fairness(kind, predictor, holdout, column):
 
 def robustness(gate, predictor, holdout, seed=0):
     import numpy as np
-    from mlform.providers.local.training.metrics import GREATER_IS_BETTER, evaluate, main_metric
+    from mlform.ml.metrics import GREATER_IS_BETTER, evaluate, main_metric
 
     metric = gate.get("robustness_metric") or main_metric(predictor.task,
                                                           len(predictor.classes or []))
@@ -75,7 +75,7 @@ def main(model_dir: str, output: str) -> None:
     import pandas as pd
 
     sys.path.insert(0, str(HERE))
-    from mlform.providers.local.artifact import load_predictor
+    from mlform.ml.artifact import load_predictor
 
     gates = json.loads((HERE / "mlform_job.json").read_text())["gates"]
     predictor = load_predictor(model_dir)

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def model_fn(model_dir):
-    from mlform.providers.local.artifact import load_predictor
+    from mlform.ml.artifact import load_predictor
 
     return load_predictor(model_dir)
 

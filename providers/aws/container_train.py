@@ -76,9 +76,9 @@ def main() -> None:
     import torch
 
     sys.path.insert(0, str(HERE))
-    from mlform.providers.local.artifact import load_predictor, save_model
-    from mlform.providers.local.training import trainers
-    from mlform.providers.local.training.metrics import evaluate
+    from mlform.ml import trainers
+    from mlform.ml.artifact import load_predictor, save_model
+    from mlform.ml.metrics import evaluate
 
     job = json.loads((HERE / "mlform_job.json").read_text())
     channel = Path(os.environ.get("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train"))

@@ -1,10 +1,9 @@
 """Source bundles for SageMaker's framework containers (script mode).
 
 A bundle is a `sourcedir.tar.gz` holding an entry script, the settings it reads
-(`mlform_job.json`) and mlform's own trainer, metrics and artifact modules under
-their usual package path, so the container trains, evaluates and serves exactly
-as the local provider does and a custom script can `import
-mlform.providers.local.artifact` there too. Bundles are built byte-for-byte
+(`mlform_job.json`) and mlform's portable core (`mlform.ml`) under its package
+path, so the container trains, evaluates and serves exactly as the local
+provider does and a custom script can `import mlform.ml.artifact` there too. Bundles are built byte-for-byte
 reproducibly and stored content-addressed: uploaded once per content.
 """
 
@@ -24,25 +23,28 @@ from .errors import AwsError
 from .handler import describe_or_none
 
 SETTINGS_FILE = "mlform_job.json"
-# mlform modules the entry scripts import, relative to the local provider's package.
-LOCAL_MODULES = ("artifact.py", "profile.py", "training/trainers.py", "training/metrics.py")
-PACKAGE_INITS = ("mlform/__init__.py", "mlform/providers/__init__.py",
-                 "mlform/providers/local/__init__.py",
-                 "mlform/providers/local/training/__init__.py")
 ENTRY_SCRIPTS = {"train": "container_train.py", "evaluate": "container_evaluate.py",
                  "serve": "container_serve.py"}
+LEGACY_ARTIFACT = "mlform/providers/local/artifact.py"
+"""The name earlier releases documented for custom training scripts; it re-exports
+mlform.ml.artifact, so the bundle carries it with the package inits above it."""
 
 
 def mlform_modules() -> dict[str, bytes]:
-    """The local provider's trainer, metrics and artifact modules, found without importing
-    the provider (which would pull in its handlers)."""
-    spec = importlib.util.find_spec("mlform.providers.local")
-    if spec is None or not spec.submodule_search_locations:
-        raise AwsError("mlform's local provider package is missing; reinstall mlform")
+    """The portable core, `mlform.ml`, module by module as installed (found without
+    importing it), plus the legacy artifact name custom scripts may import."""
+    spec = importlib.util.find_spec("mlform.ml")
+    local = importlib.util.find_spec("mlform.providers.local")
+    if spec is None or not spec.submodule_search_locations or local is None \
+            or not local.submodule_search_locations:
+        raise AwsError("mlform's portable core (mlform.ml) is missing; reinstall mlform")
     root = Path(next(iter(spec.submodule_search_locations)))
-    files = {name: b"" for name in PACKAGE_INITS}
-    for module in LOCAL_MODULES:
-        files[f"mlform/providers/local/{module}"] = (root / module).read_bytes()
+    files = {"mlform/__init__.py": b""}
+    for path in sorted(root.rglob("*.py")):
+        files[f"mlform/ml/{path.relative_to(root).as_posix()}"] = path.read_bytes()
+    legacy = Path(next(iter(local.submodule_search_locations))) / "artifact.py"
+    files.update({"mlform/providers/__init__.py": b"", "mlform/providers/local/__init__.py": b"",
+                  LEGACY_ARTIFACT: legacy.read_bytes()})
     return files
 
 

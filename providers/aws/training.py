@@ -78,7 +78,7 @@ class TrainingJobHandler(Handler):
 
     def check(self, req: CheckRequest) -> CheckResponse:
         # The container trains with the local provider's built-in trainers: same checks.
-        from mlform.providers.local.training.checks import training_problems
+        from mlform.ml.hyperparameters import training_problems
 
         return CheckResponse(problems=super().check(req).problems
                              + training_problems(req.inputs, req.upstream))

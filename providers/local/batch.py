@@ -119,7 +119,7 @@ class BatchJobHandler:
     def score(self, name: str, model: str, source: str, chunk_rows: int,
               progress: Progress) -> dict[str, Any]:
         """Score `source` with `model` (adopting stored predictions); returns the run's meta."""
-        from .artifact import load_predictor
+        from mlform.ml.artifact import load_predictor
 
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")

@@ -177,7 +177,7 @@ class DatasetHandler:
 
     def _write_version(self, directory: Path, staged: Path, frame, name: str, version: str,
                        fmt: str, source: str) -> dict[str, Any]:
-        from .profile import profile_frame
+        from mlform.ml.profile import profile_frame
 
         meta = {"name": name, "version": version, "source": source, "format": fmt,
                 "file": staged.name, "rows": int(len(frame)),

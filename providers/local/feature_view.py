@@ -119,10 +119,11 @@ class FeatureViewHandler:
 
     def _materialise(self, name: str, inputs: dict[str, Any],
                      progress: Progress) -> ApplyResponse:
+        from mlform.ml.profile import profile_frame
+
         from .dataset import load_dataset
         from .features.offline import feature_table
         from .features.online import write_online_store
-        from .profile import profile_frame
 
         inputs = reveal(inputs)
         dataset = str(inputs["dataset"])

@@ -21,8 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from mlform.engine.redaction import HIDDEN
-
-from ..training.metrics import GREATER_IS_BETTER, evaluate, main_metric
+from mlform.ml.metrics import GREATER_IS_BETTER, evaluate, main_metric
 
 FOUR_FIFTHS = 0.8
 
@@ -110,9 +109,8 @@ def _metric_gate(gate, metrics: dict[str, float], task: str,
 def _fairness_gate(gate, predictor, holdout, hidden: Collection[str]) -> GateResult:
     import numpy as np
     from fairlearn import metrics as fair
+    from mlform.ml.metrics import class_indices
     from sklearn.metrics import accuracy_score
-
-    from ..training.metrics import class_indices
 
     default_min = FOUR_FIFTHS if gate.fairness == "four_fifths_rule" and gate.max is None \
         else None
@@ -149,8 +147,7 @@ def _fairness_gate(gate, predictor, holdout, hidden: Collection[str]) -> GateRes
 def _robustness_gate(gate, predictor, holdout, metrics: dict[str, float],
                      seed: int, hidden: Collection[str]) -> GateResult:
     import numpy as np
-
-    from ..profile import is_numeric
+    from mlform.ml.profile import is_numeric
 
     metric = gate.robustness_metric or main_metric(predictor.task, len(predictor.classes or []))
     low, high = _bounds(gate)

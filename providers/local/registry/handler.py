@@ -160,8 +160,8 @@ class ModelHandler:
         error that refuses the registration when one fails."""
         import pandas as pd
         from mlform.engine.redaction import sensitive_gate_bounds
+        from mlform.ml.artifact import load_predictor
 
-        from ..artifact import load_predictor
         from .gates import evaluate_gates
 
         params = read_json(run_dir / "params.json") or {}
@@ -295,7 +295,7 @@ class ModelHandler:
                      if m["artifact"] == artifact and not m.get("retired")), None)
 
     def _profile_summary(self, params: dict[str, Any]) -> dict[str, Any] | None:
-        from ..profile import summary
+        from mlform.ml.profile import summary
 
         uri = params.get("data", {}).get("uri")
         if not uri:

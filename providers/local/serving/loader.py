@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from ..artifact import Predictor, load_predictor
+from mlform.ml.artifact import Predictor, load_predictor
 
 log = logging.getLogger("mlform.serving")
 

@@ -40,9 +40,9 @@ from mlform.engine.provider import (
     default_diff,
 )
 from mlform.engine.values import contains_secret, contains_unknown, reveal
+from mlform.ml import trainers
 
 from ..paths import LocalPaths, run_uri
-from . import trainers
 from .runs import (
     RUNNING,
     SUCCEEDED,
@@ -94,8 +94,9 @@ class TrainingJobHandler:
     # --- plan ---------------------------------------------------------------
 
     def check(self, req: CheckRequest) -> CheckResponse:
+        from mlform.ml.hyperparameters import training_problems
+
         from ...input_checks import sensitive_problems
-        from .checks import training_problems
 
         return CheckResponse(problems=sensitive_problems(
             req.inputs, "training_job", "the run's params.json",

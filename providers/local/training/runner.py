@@ -61,11 +61,11 @@ def run(run_dir: Path, params: dict[str, Any]) -> tuple[str, str]:
     # Deterministic cuBLAS needs this before CUDA initialises.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     import torch
+    from mlform.ml import trainers
+    from mlform.ml.artifact import load_predictor, save_model
+    from mlform.ml.metrics import evaluate
 
-    from ..artifact import load_predictor, save_model
     from ..dataset import read_table
-    from . import trainers
-    from .metrics import evaluate
 
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
@@ -169,7 +169,7 @@ def run_script(run_dir: Path, params: dict[str, Any], train_rows, features: list
         raise RuntimeError(f"{Path(entrypoint).name} exited with status {code}; see train.log")
     if not (run_dir / "artifact" / "model.json").is_file():
         raise RuntimeError(f"{Path(entrypoint).name} wrote no model: save one with "
-                           "mlform.providers.local.artifact.save_model(os.environ"
+                           "mlform.ml.artifact.save_model(os.environ"
                            "['MLFORM_MODEL_DIR'], module, meta)")
     return read_json(script_metrics) or {}
 

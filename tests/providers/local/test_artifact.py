@@ -1,6 +1,6 @@
 import pytest
 import torch
-from mlform.providers.local.artifact import load_predictor, save_model
+from mlform.ml.artifact import load_predictor, save_model
 
 META = {"task": "classification", "features": ["amount", "country"], "target": "fraud",
         "classes": ["no", "yes"],

@@ -15,7 +15,7 @@ from mlform.engine.provider import (
     ResourceRef,
     TickRequest,
 )
-from mlform.providers.local.artifact import load_predictor
+from mlform.ml.artifact import load_predictor
 from mlform.providers.local.batch import BatchJobHandler, output_version
 from mlform.providers.local.dataset import DatasetHandler
 from mlform.providers.local.paths import LocalPaths

@@ -9,7 +9,7 @@ from mlform.engine.provider import (
     ResourceRef,
     UpdateRequest,
 )
-from mlform.providers.local.artifact import load_predictor
+from mlform.ml.artifact import load_predictor
 from mlform.providers.local.paths import LocalPaths
 from mlform.providers.local.registry.handler import ModelHandler
 

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 from mlform.engine.spec.models import Gate
-from mlform.providers.local.artifact import load_predictor
+from mlform.ml.artifact import load_predictor
 from mlform.providers.local.paths import LocalPaths
 from mlform.providers.local.registry.gates import evaluate_gates
 

@@ -32,7 +32,7 @@ WIDE = 3
 
 def _save(directory: Path, n_features: int, bias: tuple[float, float]) -> None:
     import torch
-    from mlform.providers.local.artifact import save_model
+    from mlform.ml.artifact import save_model
 
     module = torch.nn.Linear(n_features, 2)
     with torch.no_grad():

@@ -27,7 +27,7 @@ LIMITS = {"max_body_bytes": "1MiB", "max_header_bytes": "4KiB", "header_timeout"
 def _slow_model(directory: Path) -> None:
     """A wide network: tens of thousands of rows take it seconds to score."""
     import torch
-    from mlform.providers.local.artifact import save_model
+    from mlform.ml.artifact import save_model
 
     width = 1024
     module = torch.nn.Sequential(

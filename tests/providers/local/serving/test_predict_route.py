@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 import torch
-from mlform.providers.local.artifact import save_model
+from mlform.ml.artifact import save_model
 from mlform.providers.local.paths import LocalPaths, model_uri
 from mlform.providers.local.serving.app import RequestIds, _read_body
 

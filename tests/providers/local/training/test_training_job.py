@@ -14,7 +14,7 @@ from mlform.engine.provider import (
     ResourceRef,
 )
 from mlform.engine.values import Unknown
-from mlform.providers.local.artifact import load_predictor
+from mlform.ml.artifact import load_predictor
 from mlform.providers.local.paths import LocalPaths
 from mlform.providers.local.training.handler import TrainingJobHandler
 

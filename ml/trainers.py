@@ -76,7 +76,7 @@ def settings(algorithm: str, hyperparameters: dict[str, Any]) -> Settings:
 
 def fit_preprocessing(frame, features: list[str], encoding: str) -> dict[str, dict[str, Any]]:
     """Per feature, the encoding learned from the training rows."""
-    from ..profile import is_numeric
+    from .profile import is_numeric
 
     prep = {}
     for name in features:
@@ -111,7 +111,7 @@ def train(algorithm: str, hyperparameters: dict[str, Any], frame, features: list
     import numpy as np
     import torch
 
-    from ..artifact import encode, encoded_width
+    from .artifact import encode, encoded_width
     from .metrics import class_indices
 
     chosen = settings(algorithm, hyperparameters)
