@@ -3,11 +3,16 @@
 Handlers are classes with the provider's verbs for one resource type, named in a
 table as "module:Class" relative to the provider's package and imported on first
 use, so that planning a stack imports only what its resource types need.
+
+Verbs run on parallel threads (`--parallelism`), so the cache of handlers is built
+under a lock: two threads asking for the same type at once get one handler, never two
+(a second handler would hold a second set of clients, servers or caches).
 """
 
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -29,7 +34,50 @@ from .provider import (
     TickRequest,
     TickResponse,
     UpdateRequest,
+    default_diff,
 )
+
+
+class ResourceHandler:
+    """Base of a provider's handler for one resource type: the verbs of the provider
+    contract for that type. `observe`, `create`, `update` and `delete` are the handler's
+    to write; `check`, `diff` and `tick` default to nothing to say, an attribute-wise
+    diff and no controller."""
+
+    rtype: ClassVar[str] = ""
+    """The resource type the handler realises (`dataset`, `endpoint`, ...)."""
+
+    def __init__(self, ctx: ProviderContext):
+        self.ctx = ctx
+
+    def spec(self, inputs: dict[str, Any]) -> Any:
+        """The inputs as the portable model of `rtype`, defaults filled in, secrets
+        revealed: the one place a handler turns its inputs into a typed spec."""
+        from .spec.models import RESOURCE_TYPES
+        from .values import reveal
+
+        return RESOURCE_TYPES[self.rtype].model_validate({**reveal(inputs), "type": self.rtype})
+
+    def check(self, req: CheckRequest) -> CheckResponse:
+        return CheckResponse()
+
+    def diff(self, req: DiffRequest) -> DiffResponse:
+        return default_diff(req)
+
+    def observe(self, req: ObserveRequest) -> ObserveResponse:
+        raise NotImplementedError(f"{type(self).__name__}.observe")
+
+    def create(self, req: CreateRequest, progress: Progress) -> ApplyResponse:
+        raise NotImplementedError(f"{type(self).__name__}.create")
+
+    def update(self, req: UpdateRequest, progress: Progress) -> ApplyResponse:
+        raise NotImplementedError(f"{type(self).__name__}.update")
+
+    def delete(self, req: DeleteRequest, progress: Progress) -> DeleteResponse:
+        raise NotImplementedError(f"{type(self).__name__}.delete")
+
+    def tick(self, req: TickRequest) -> TickResponse | None:
+        return None
 
 
 class DispatchingProvider(Provider):
@@ -39,9 +87,10 @@ class DispatchingProvider(Provider):
 
     def __init__(self, ctx: ProviderContext):
         super().__init__(ctx)
-        self._handlers: dict[str, Any] = {}
+        self._handlers: dict[str, ResourceHandler] = {}
+        self._handlers_lock = threading.Lock()
 
-    def make_handler(self, cls: type) -> Any:
+    def make_handler(self, cls: type[ResourceHandler]) -> ResourceHandler:
         """Construct a handler; providers whose handlers need more than the context
         (clients, settings) override this."""
         return cls(self.ctx)
@@ -50,15 +99,20 @@ class DispatchingProvider(Provider):
         """The error text for an exception a handler raised, or None to let it propagate."""
         return None
 
-    def handler(self, rtype: str) -> Any:
-        if rtype not in self._handlers:
-            if rtype not in self.handlers:
-                raise ValueError(f"provider '{self.ctx.provider_name}' does not realise "
-                                 f"'{rtype}' resources")
-            module, _, cls = self.handlers[rtype].partition(":")
-            mod = importlib.import_module(f"{self.handler_package}.{module}")
-            self._handlers[rtype] = self.make_handler(getattr(mod, cls))
-        return self._handlers[rtype]
+    def handler(self, rtype: str) -> ResourceHandler:
+        """The handler of `rtype`, imported and built on first use, once per provider."""
+        found = self._handlers.get(rtype)
+        if found is not None:  # the common case takes no lock
+            return found
+        with self._handlers_lock:
+            if rtype not in self._handlers:  # another thread may have built it meanwhile
+                if rtype not in self.handlers:
+                    raise ValueError(f"provider '{self.ctx.provider_name}' does not realise "
+                                     f"'{rtype}' resources")
+                module, _, cls = self.handlers[rtype].partition(":")
+                mod = importlib.import_module(f"{self.handler_package}.{module}")
+                self._handlers[rtype] = self.make_handler(getattr(mod, cls))
+            return self._handlers[rtype]
 
     def _run(self, verb: str, req: Any, failed: Callable[[str], Any], *args: Any) -> Any:
         try:

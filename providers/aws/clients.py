@@ -1,7 +1,13 @@
-"""boto3 clients for one provider: created on first use, retried in adaptive mode."""
+"""boto3 clients for one provider: created on first use, retried in adaptive mode.
+
+Verbs run on parallel threads and a boto3 session is not thread-safe, so each client
+is made under a lock, from its own session, exactly once; a made client is safe to
+share (botocore clients are thread-safe).
+"""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from .config import AwsConfig
@@ -22,17 +28,25 @@ class Clients:
     def __init__(self, cfg: AwsConfig):
         self.cfg = cfg
         self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
     def get(self, service: str) -> Any:
-        if service not in self._clients:
-            boto3 = boto3_module()
-            from botocore.config import Config
+        found = self._clients.get(service)
+        if found is not None:  # the common case takes no lock
+            return found
+        with self._lock:
+            if service not in self._clients:  # another thread may have made it meanwhile
+                self._clients[service] = self._make(service)
+            return self._clients[service]
 
-            retries = {"mode": "adaptive", "max_attempts": self.cfg.max_attempts}
-            self._clients[service] = boto3.session.Session().client(
-                service, region_name=self.cfg.region, endpoint_url=self.cfg.endpoint_url,
-                config=Config(retries=retries, user_agent_extra="mlform"))
-        return self._clients[service]
+    def _make(self, service: str) -> Any:
+        boto3 = boto3_module()
+        from botocore.config import Config
+
+        retries = {"mode": "adaptive", "max_attempts": self.cfg.max_attempts}
+        return boto3.session.Session().client(
+            service, region_name=self.cfg.region, endpoint_url=self.cfg.endpoint_url,
+            config=Config(retries=retries, user_agent_extra="mlform"))
 
     @property
     def s3(self) -> Any:
@@ -47,6 +61,7 @@ class Clients:
         return self.get("cloudwatch")
 
     def close(self) -> None:
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()

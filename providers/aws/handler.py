@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from mlform.engine.dispatch import ResourceHandler
 from mlform.engine.provider import (
     CheckRequest,
     CheckResponse,
@@ -14,8 +15,6 @@ from mlform.engine.provider import (
     ProviderContext,
     default_diff,
 )
-from mlform.engine.spec.models import RESOURCE_TYPES
-from mlform.engine.values import reveal
 
 from .clients import Clients
 from .config import AwsConfig
@@ -25,20 +24,14 @@ from .naming import sagemaker_name, tags
 from .waiting import wait_until
 
 
-class Handler:
+class Handler(ResourceHandler):
     """Base of the handlers; `rtype` names the resource type it realises."""
 
-    rtype = ""
-
     def __init__(self, ctx: ProviderContext, cfg: AwsConfig, clients: Clients):
-        self.ctx = ctx
+        super().__init__(ctx)
         self.cfg = cfg
         self.clients = clients
         self.layout = Layout(cfg.bucket, cfg.prefix, ctx.stack)
-
-    def spec(self, inputs: dict[str, Any]) -> Any:
-        """The inputs as the resource's model, defaults filled in, secrets revealed."""
-        return RESOURCE_TYPES[self.rtype].model_validate({**reveal(inputs), "type": self.rtype})
 
     @staticmethod
     def options(spec: Any) -> dict[str, Any]:

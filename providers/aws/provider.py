@@ -6,6 +6,7 @@ Every AWS failure becomes a response error in words (see errors.py), never a rai
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from mlform.engine.dispatch import DispatchingProvider
@@ -33,21 +34,23 @@ class AwsProvider(DispatchingProvider):
     def __init__(self, ctx: ProviderContext):
         super().__init__(ctx)
         self._clients: Any = None
+        self._clients_lock = threading.Lock()  # verbs on parallel threads share one set
 
     def validate_config(self) -> list[Problem]:
         return aws_config.problems(self.ctx.config)
 
     @property
     def clients(self) -> Any:
-        if self._clients is None:
-            from .clients import Clients
+        with self._clients_lock:
+            if self._clients is None:
+                from .clients import Clients
 
-            problems = self.validate_config()
-            if problems:
-                raise AwsError(f"provider '{self.ctx.provider_name}' is misconfigured: "
-                               + "; ".join(map(str, problems)))
-            self._clients = Clients(aws_config.load(self.ctx.config))
-        return self._clients
+                problems = self.validate_config()
+                if problems:
+                    raise AwsError(f"provider '{self.ctx.provider_name}' is misconfigured: "
+                                   + "; ".join(map(str, problems)))
+                self._clients = Clients(aws_config.load(self.ctx.config))
+            return self._clients
 
     def make_handler(self, cls: type) -> Any:
         return cls(self.ctx, self.clients.cfg, self.clients)
