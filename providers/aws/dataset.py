@@ -84,9 +84,14 @@ class DatasetHandler(Handler):
             s3.upload_file(str(path), self.cfg.bucket, key, ExtraArgs={"Tagging": tagging})
         else:
             progress(f"version {outputs['version']} already in {outputs['uri']}")
+        return ApplyResponse(id=outputs["uri"], outputs=self._outputs(name, spec))
+
+    def _outputs(self, name: str, spec: Any) -> dict[str, Any]:
+        """The outputs of the version the source holds now: where it is stored, and its
+        rows and columns, read from the local file rather than downloaded again."""
+        path, fmt = self._source(spec)
         rows, columns = count_rows(path, fmt)
-        return ApplyResponse(id=outputs["uri"],
-                             outputs={**outputs, "rows": rows, "columns": columns})
+        return {**self._planned(name, spec), "rows": rows, "columns": columns}
 
     def observe(self, req: ObserveRequest) -> ObserveResponse:
         uri = (req.outputs or {}).get("uri")
@@ -98,6 +103,11 @@ class DatasetHandler(Handler):
                                 Key=uri.split("/", 3)[3])
         if head is None:
             return ObserveResponse(exists=False, detail=f"{uri} is gone")
+        if not req.outputs and req.inputs:
+            # adopting an interrupted create: answer what the create would have returned,
+            # or the resources that reference this one plan against nothing
+            return ObserveResponse(exists=True, id=uri, outputs=self._outputs(
+                req.resource.name, self.spec(req.inputs)))
         return ObserveResponse(exists=True, id=uri, outputs=req.outputs)
 
     def delete(self, req: DeleteRequest, progress: Progress) -> DeleteResponse:

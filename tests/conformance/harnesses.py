@@ -1,0 +1,105 @@
+"""One harness per provider for the conformance kit: how to configure the provider, a
+minimal stack of the resource types it realises, and how to change one of them behind
+mlform's back.
+
+A new provider (Vertex AI, Azure ML, Ray, Slurm) joins the kit by adding one function
+here and its name to `HARNESSES`; test_conformance.py runs every case against it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlform.engine.state.model import ResourceState
+
+CSV = "amount,age,is_fraud\n" + "".join(
+    f"{i * 3.5 % 97},{20 + i % 40},{int(i % 7 == 0)}\n" for i in range(60))
+"""Tiny data: every provider stores it in well under a second."""
+
+DATASET = {"type": "dataset", "source": "data/rows.csv"}
+
+
+@dataclass(frozen=True)
+class Harness:
+    provider: str
+    """The provider type, which is also its name in the stack."""
+    config: dict[str, Any]
+    """The provider's block under `providers:`."""
+    resources: dict[str, dict[str, Any]]
+    """A minimal stack: resource name -> its body (`type:` and inputs, references allowed)."""
+    tamper: Callable[[Path, ResourceState], str]
+    """Changes the live resource recorded as `ResourceState` out of band, in the stack
+    directory given; returns the drift kind refresh must then report for it."""
+    lone: str = "data"
+    """A resource of `resources` with no references: the one the create, delete and
+    kill cases drive directly through the provider."""
+    files: dict[str, str] = field(default_factory=lambda: {"data/rows.csv": CSV})
+    """Files the stack reads, relative to its directory."""
+
+
+# --- null: records under .mlform/null/ -----------------------------------------------
+
+def _null_tamper(stack_dir: Path, res: ResourceState) -> str:
+    (stack_dir / ".mlform" / "null" / f"{res.id}.json").unlink()
+    return "deleted_outside"
+
+
+def null_harness(request: pytest.FixtureRequest) -> Harness:
+    return Harness("null", {}, {
+        "data": DATASET,
+        "train": {"type": "training_job", "dataset": "${data.uri}",
+                  "algorithm": "mlp_classifier", "target": "is_fraud"},
+        "model": {"type": "model", "artifact": "${train.artifact}"},
+        "serve": {"type": "endpoint",
+                  "variants": {"champion": {"model": "${model.uri}", "weight": 100}}},
+    }, _null_tamper)
+
+
+# --- local: files under .mlform/local/ (datasets only: training takes seconds) ------
+
+def _local_tamper(stack_dir: Path, res: ResourceState) -> str:
+    shutil.rmtree(stack_dir / ".mlform" / "local" / "datasets" / res.name)
+    return "deleted_outside"
+
+
+def local_harness(request: pytest.FixtureRequest) -> Harness:
+    return Harness("local", {}, {"data": DATASET}, _local_tamper)
+
+
+# --- aws: S3 and SageMaker on moto ----------------------------------------------------
+
+def aws_harness(request: pytest.FixtureRequest) -> Harness:
+    from aws_conftest import BUCKET, REGION, ROLE
+    from moto_extensions import SCRIPT
+
+    url = request.getfixturevalue("aws")
+
+    def tamper(stack_dir: Path, res: ResourceState) -> str:
+        import boto3
+
+        bucket, key = res.outputs["uri"].removeprefix("s3://").split("/", 1)
+        boto3.client("s3", region_name=REGION, endpoint_url=url).delete_object(
+            Bucket=bucket, Key=key)
+        return "deleted_outside"
+
+    # SageMaker's training is scripted in the emulator: the job completes with these metrics.
+    SCRIPT.training["conformance-train-"] = {"metrics": {"auc": 0.93, "accuracy": 0.9}}
+    config = {"region": REGION, "role_arn": ROLE, "bucket": BUCKET, "endpoint_url": url,
+              "poll_interval": 0.01, "max_attempts": 2}
+    return Harness("aws", config, {
+        "data": DATASET,
+        "train": {"type": "training_job", "dataset": "${data.uri}",
+                  "algorithm": "mlp_classifier", "target": "is_fraud"},
+    }, tamper)
+
+
+HARNESSES: dict[str, Callable[[pytest.FixtureRequest], Harness]] = {
+    "null": null_harness,
+    "local": local_harness,
+    "aws": aws_harness,
+}
