@@ -185,6 +185,12 @@ class ServingApp:
         if self.status != READY:
             return await _send_error(send, 503, self._not_ready())
         route = self.router.pick()
+        if instances is None:  # entities: looked up in the store of the variant that answers
+            try:
+                instances = self._looked_up(body, route.track)
+            except BadRequest as e:
+                self.metrics.rejected.inc()
+                return await _send_error(send, 400, str(e))
         predictor = self.models[route.spec.model]
         outcome, status, answer = await self._off_loop(self._score, route, instances) \
             if offload else self._score(route, instances)
@@ -215,10 +221,11 @@ class ServingApp:
     async def _off_loop(self, function, *args):
         return await anyio.to_thread.run_sync(function, *args, limiter=self._offload)
 
-    def _parse(self, raw: bytes) -> tuple[dict, list]:
-        """The body and its instances; BadRequest says what is wrong with them."""
+    def _parse(self, raw: bytes) -> tuple[dict, list | None]:
+        """The body and its instances (None for `entities`, looked up once the variant is
+        picked); BadRequest says what is wrong with them."""
         body = _json_object(raw)
-        return body, self._looked_up(body) if "entities" in body else _instances(body)
+        return body, None if "entities" in body else _instances(body)
 
     def _score(self, route, instances: list) -> tuple[int, int, str]:
         """(outcome, HTTP status, the predictions' JSON text or the error message)."""
@@ -255,18 +262,21 @@ class ServingApp:
                 continue
         return False
 
-    def _looked_up(self, body: dict) -> list[dict]:
+    def _looked_up(self, body: dict, track: str) -> list[dict]:
         """Rows for `{"entities": [...]}`: the feature view's latest values for each key,
-        from the same online store the offline training data was materialised with."""
+        from the same online store the offline training data was materialised with (for
+        a canary variant, the store of the version it was trained on)."""
         from ..features.online import online_features
 
-        if not self.config.online_store:
+        store = (self.config.canary_online_store or self.config.online_store) \
+            if track == CANARY else self.config.online_store
+        if not store:
             raise BadRequest("this endpoint has no feature_view: send 'instances'")
         keys = body["entities"]
         if not isinstance(keys, list) or not keys or \
                 not all(isinstance(k, str | int) and not isinstance(k, bool) for k in keys):
             raise BadRequest("'entities' must be a non-empty list of entity keys")
-        rows = online_features(self.config.online_store, keys)
+        rows = online_features(store, keys)
         unknown = [k for k, row in zip(keys, rows, strict=True) if row["event_time"] is None]
         if unknown:
             raise BadRequest(f"no features for entit{'y' if len(unknown) == 1 else 'ies'} "

@@ -78,6 +78,9 @@ class ServingConfig(BaseModel):
     gpus: int = Field(default=0, ge=0)
     online_store: str | None = None
     """A feature view's online store: requests may then send `entities` instead of rows."""
+    canary_online_store: str | None = None
+    """The online store the canary variants look entities up in during a rollout: a model
+    retrained on a new feature view version needs that version's features."""
     limits: ServerLimits = Field(default_factory=ServerLimits)
 
     @model_validator(mode="after")
@@ -89,16 +92,20 @@ class ServingConfig(BaseModel):
 
     def digest(self) -> str:
         """Identifies what is served once no rollout is under way (canary left out)."""
-        settled = self.model_dump(exclude={"canary", "canary_percent"})
+        settled = self.model_dump(exclude={"canary", "canary_percent",
+                                           "canary_online_store"})
         data = json.dumps(settled, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(data.encode()).hexdigest()[:32]
 
-    def with_canary(self, canary: dict[str, VariantSpec], percent: float) -> ServingConfig:
-        return self.model_copy(update={"canary": canary, "canary_percent": float(percent)})
+    def with_canary(self, canary: dict[str, VariantSpec], percent: float,
+                    online_store: str | None = None) -> ServingConfig:
+        return self.model_copy(update={"canary": canary, "canary_percent": float(percent),
+                                       "canary_online_store": online_store})
 
     def settled(self) -> ServingConfig:
         """The config without a rollout in progress: stable alone."""
-        return self.model_copy(update={"canary": None, "canary_percent": 0.0})
+        return self.model_copy(update={"canary": None, "canary_percent": 0.0,
+                                       "canary_online_store": None})
 
     def model_paths(self) -> dict[str, str]:
         """Artifact directory by model uri, over both variant sets."""

@@ -129,7 +129,7 @@ def roll_out(client: ServerClient, current: ServingConfig, target: ServingConfig
         label = _step_label(rollout, percent)
         since = time.time()
         try:
-            client.serve(old.with_canary(target.stable, percent))
+            client.serve(old.with_canary(target.stable, percent, target.online_store))
         except (httpx.HTTPError, ControlError) as e:
             return RolloutOutcome(f"{label}: the new variants could not be served, traffic "
                                   f"stays on the previous ones: {e}", "\n".join(lines))
@@ -181,7 +181,7 @@ def _inconclusive(client: ServerClient, old: ServingConfig, target: ServingConfi
     fix = ("send traffic to the endpoint while it rolls out, lower rollback.min_requests "
            "(0 promotes without evidence) or raise rollback.evidence_timeout")
     if rollback.on_inconclusive == "hold":
-        held = old.with_canary(target.stable, percent)
+        held = old.with_canary(target.stable, percent, target.online_store)
         progress(f"held at {label}: too few requests to judge", 1.0)
         return RolloutOutcome(
             f"{seen}; the traffic stays split with {percent}% of requests on the new "

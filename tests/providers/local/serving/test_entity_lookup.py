@@ -54,3 +54,54 @@ def test_bad_entities_are_a_400_naming_the_problem(served, body, message) -> Non
     r = served.post("/predict", json=body)
     assert r.status_code == 400
     assert message in r.json()["error"]
+
+
+def test_a_canary_on_a_new_feature_view_version_looks_up_its_own_features(
+        tmp_path, artifacts) -> None:
+    """A model retrained on a new view version (one more feature) rolls out while clients
+    send entities: its requests read the new store, the champion's the old one (the canary
+    read the old store before, failed every request and was rolled back)."""
+    import threading
+
+    import pandas as pd
+    from mlform.engine.provider import UpdateRequest
+
+    handler = handler_for(with_registry(tmp_path / "local", artifacts))
+    table = pd.DataFrame({"id": [1, 2], "t": pd.to_datetime(["2026-11-20", "2026-11-21"],
+                                                             utc=True),
+                          "a": [1.0, 2.0], "b": [0.0, 0.0], "c": [5.0, 6.0], "d": [1.0, 1.0]})
+    for version, features in (("v1", ["a", "b", "c"]), ("v2", ["a", "b", "c", "d"])):
+        definition = definition_of({"dataset": "local://datasets/d/1", "entity": "id",
+                                    "timestamp": "t", "features": features})
+        store = handler.paths.features("fv", version) / "online.sqlite"
+        store.parent.mkdir(parents=True)
+        write_online_store(store, table, definition, version)
+    ref = ResourceRef("ep", "endpoint")
+    before = {"feature_view": features_uri("fv", "v1"), "variants": {"a": {"model": uri(1)}},
+              "rollout": {"strategy": "canary", "steps": [50, 100], "wait": "200ms"},
+              "rollback": {"min_requests": 5, "evidence_timeout": "30s"}}
+    created = handler.create(CreateRequest(ref, before, "k"), Progress())
+    assert created.error is None, created.error
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def clients() -> None:
+        with httpx.Client(base_url=created.outputs["url"], timeout=10) as client:
+            while not stop.is_set():
+                r = client.post("/predict", json={"entities": [1, 2]})
+                if r.status_code != 200:
+                    failures.append(r.text)
+                stop.wait(0.02)
+
+    sender = threading.Thread(target=clients)
+    sender.start()
+    try:
+        after = {**before, "feature_view": features_uri("fv", "v2"),
+                 "variants": {"a": {"model": uri(3)}}}
+        updated = handler.update(UpdateRequest(ref, before, created.outputs, after), Progress())
+    finally:
+        stop.set()
+        sender.join()
+        handler.delete(DeleteRequest(ref, {}, created.outputs), Progress())
+    assert updated.error is None, updated.error
+    assert failures == []
