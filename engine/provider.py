@@ -25,6 +25,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,16 @@ class DeleteRequest:
     outputs: dict[str, Any]
 
 
+class Failure(StrEnum):
+    """The kind of an apply's failure, for what follows from it (an incident), so that
+    nothing has to read the error's words."""
+
+    GATE_FAILED = "gate_failed"
+    """A model's gate failed: the version was not registered."""
+    ROLLED_BACK = "rolled_back"
+    """An endpoint's rollout was rolled back: traffic is on the previous variants."""
+
+
 @dataclass(frozen=True)
 class ApplyResponse:
     """Answer to create and update."""
@@ -185,6 +196,8 @@ class ApplyResponse:
     outputs: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     detail: str = ""
+    failure: Failure | None = None
+    """With `error`: its kind, when it is one the engine acts on (see `Failure`)."""
 
 
 @dataclass(frozen=True)
@@ -203,6 +216,11 @@ class TickRequest:
     """Outputs of every resource in state, by name (a policy reads its monitors' verdicts)."""
     stack_inputs: dict[str, dict[str, Any]]
     now: float
+    decision: dict[str, Any] | None = None
+    """For a retraining policy: the engine's decision on this pass (`t`, `time`, `acted`,
+    `action`, `reasons`, `checks`, `held_by_cooldown_until`; see mlform.ml.retraining),
+    for a provider that keeps a log of them to record. The engine decides for every
+    provider: the response's `retrain` is ignored, its events and error are shown."""
 
 
 @dataclass(frozen=True)

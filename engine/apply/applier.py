@@ -20,9 +20,11 @@ from ..evaluate import Evaluator
 from ..hooks import Hooks
 from ..plan.model import Action, Plan, ResourceChange
 from ..provider import (
+    ApplyResponse,
     CreateRequest,
     DeleteRequest,
     DiffRequest,
+    Failure,
     Progress,
     UpdateRequest,
 )
@@ -51,6 +53,8 @@ class ApplyResult:
     done: dict[str, str] = field(default_factory=dict)
     """name -> action carried out"""
     failed: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, Failure] = field(default_factory=dict)
+    """name -> the typed kind of its failure, where the provider gave one"""
     skipped: dict[str, str] = field(default_factory=dict)
     not_started: list[str] = field(default_factory=list)
     interrupted: bool = False
@@ -84,6 +88,7 @@ class Applier:
         self._lock = threading.Lock()
         self._done: dict[str, str] = {}
         self._effects: list[Effect] = []
+        self._failures: dict[str, Failure] = {}
         self._deposed: dict[str, str] = {}
         """name -> the name its old object is recorded under while a create-then-delete
         replacement is under way"""
@@ -105,7 +110,8 @@ class Applier:
                                 on_skip=self.hooks.skipped)
         final = self._finish(plan)
         return ApplyResult(state=final, done=dict(self._done), failed=walk.failed,
-                           skipped=walk.skipped, not_started=walk.not_started,
+                           failures=dict(self._failures), skipped=walk.skipped,
+                           not_started=walk.not_started,
                            interrupted=self.walker.stopping, effects=list(self._effects))
 
     def _deposed_deletes(self, changes: dict[str, ResourceChange]) -> dict[str, ResourceChange]:
@@ -229,6 +235,7 @@ class Applier:
         resp = provider.create(CreateRequest(resource=ref(change.name, change.type),
                                              inputs=inputs, idempotency_key=key), progress)
         if resp.error:
+            self._note_failure(change.name, resp)
             if resp.id:  # partly made: keep it so that the next apply replaces it
                 self._journal("done", pending.with_(id=resp.id, status="tainted"))
             else:
@@ -261,6 +268,7 @@ class Applier:
                                              prior_outputs=prior.outputs, inputs=inputs,
                                              changes=list(diff.changes)), progress)
         if resp.error:
+            self._note_failure(change.name, resp)
             # The old inputs still stand (the next plan tries again); outputs the provider
             # returned say what is live now (a rollout held at a step).
             self._journal("done", prior.with_(outputs=resp.outputs or prior.outputs))
@@ -297,6 +305,11 @@ class Applier:
         self._journal("deleted", prior)
         self._record(prior.name, "delete", prior.id, prior.provider)
         return None
+
+    def _note_failure(self, name: str, resp: ApplyResponse) -> None:
+        if resp.failure is not None:
+            with self._lock:
+                self._failures[name] = Failure(resp.failure)
 
     def _record(self, name: str, action: str, rid: str | None, provider: str) -> None:
         with self._lock:

@@ -186,23 +186,16 @@ def run_apply(session, plan, state, command: str, plan_digest: str | None,
 
 
 def _open_incidents(session, plan, result) -> None:
-    """A failed gate or a rolled-back rollout is an incident someone should look at."""
+    """A failed gate or a rolled-back rollout is an incident someone should look at; the
+    engine opens them from the failures' typed kinds, this says so."""
+    from ..incident_opening import open_for_apply
     from ..incidents import IncidentStore
 
-    store = None
-    for name, error in result.failed.items():
-        change = plan.change_for(name)
-        kind = None
-        if change and change.type == "model" and "gate" in error:
-            kind, title = "gate_failed", f"model {name}: a gate failed; version not registered"
-        elif change and change.type == "endpoint" and "rolled back" in error:
-            kind, title = "rollback", f"endpoint {name} rolled back"
-        if kind:
-            store = store or IncidentStore(session.dir)
-            incident = store.open(kind, title, [name, *change.dependencies], measured={},
-                                  detail=error, subject=name)
-            err(f"  incident {incident.id} opened: {title} (mlform incidents show "
-                f"{incident.id})")
+    if not result.failures:
+        return
+    for incident in open_for_apply(IncidentStore(session.dir), plan, result):
+        err(f"  incident {incident.id} opened: {incident.title} (mlform incidents show "
+            f"{incident.id})")
 
 
 def _main_thread() -> bool:

@@ -19,6 +19,7 @@ from mlform.engine.provider import (
     CreateRequest,
     DeleteRequest,
     DeleteResponse,
+    Failure,
     ObserveRequest,
     ObserveResponse,
     Problem,
@@ -163,7 +164,8 @@ class EndpointHandler(Handler):
         if live["EndpointConfigName"] != new_config:
             return ApplyResponse(error=f"endpoint {name} rolled back to "
                                        f"{live['EndpointConfigName']}: {reason}; the old "
-                                       f"config {old_config} is kept")
+                                       f"config {old_config} is kept",
+                                 failure=Failure.ROLLED_BACK)
         sm.delete_endpoint_config(EndpointConfigName=old_config)
         self._drop_stale_alarms(resource, alarm_names)
         live = self._apply_weights(name, spec, live, progress)

@@ -16,6 +16,7 @@ from mlform.engine.provider import (
     CreateRequest,
     DeleteRequest,
     DeleteResponse,
+    Failure,
     ObserveRequest,
     ObserveResponse,
     Progress,
@@ -55,7 +56,8 @@ class ModelHandler(Handler):
         failed = [r for r in results if not r.passed]
         if failed:
             return ApplyResponse(error="; ".join(r.failure() for r in failed)
-                                 + f"; model '{ref.name}' was not registered")
+                                 + f"; model '{ref.name}' was not registered",
+                                 failure=Failure.GATE_FAILED)
         sm = self.clients.sagemaker
         group = self.group_name(ref.name, spec)
         if describe_or_none(sm.describe_model_package_group,

@@ -1,6 +1,10 @@
-"""Retraining policies: recorded only; `mlform watch` acts on them, as for local."""
+"""Retraining policies: recorded in state only. `mlform watch` decides them in the
+engine, as for every provider (mlform.ml.retraining), and retrains by a targeted
+apply; nothing about a policy lives in the AWS account."""
 
 from __future__ import annotations
+
+import time
 
 from mlform.engine.provider import (
     ApplyResponse,
@@ -21,11 +25,15 @@ class RetrainingPolicyHandler(Handler):
 
     def create(self, req: CreateRequest, progress: Progress) -> ApplyResponse:
         self.spec(req.inputs)  # a policy that does not validate is refused here
-        return ApplyResponse(id=req.resource.name, outputs={"last_action": None})
+        # A schedule counts from here until the policy first acts.
+        return ApplyResponse(id=req.resource.name,
+                             outputs={"last_action": None, "created_at": time.time()})
 
     def update(self, req: UpdateRequest, progress: Progress) -> ApplyResponse:
         self.spec(req.inputs)
-        return ApplyResponse(id=req.resource.name, outputs=req.prior_outputs)
+        prior = req.prior_outputs or {}
+        return ApplyResponse(id=req.resource.name,
+                             outputs={**prior, "created_at": prior.get("created_at", time.time())})
 
     def observe(self, req: ObserveRequest) -> ObserveResponse:
         return ObserveResponse(exists=req.outputs is not None, id=req.resource.name,

@@ -29,6 +29,7 @@ from mlform.engine.provider import (
     DeleteResponse,
     DiffRequest,
     DiffResponse,
+    Failure,
     ObserveRequest,
     ObserveResponse,
     Progress,
@@ -139,14 +140,14 @@ class ModelHandler:
                          f"{len(spec.gates)} gate(s) on the held-out rows again")
                 error = self._judge(name, spec, run_dir, inputs)[1]
                 if error:
-                    return ApplyResponse(error=error)
+                    return ApplyResponse(error=error, failure=Failure.GATE_FAILED)
             elif meta:
                 progress(f"run already registered as version {meta['version']}")
             else:
                 progress(f"evaluating {len(spec.gates)} gate(s) on the held-out rows")
                 meta, error = self._add_version(name, spec, run_dir, inputs)
-                if error:
-                    return ApplyResponse(error=error)
+                if error:  # only a failed gate refuses a version
+                    return ApplyResponse(error=error, failure=Failure.GATE_FAILED)
                 progress(f"registered version {meta['version']}")
             served = {v for v, _ in self._served(name)}
             alias_moves.assign(self.paths, name, spec.aliases, meta["version"],

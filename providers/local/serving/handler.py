@@ -24,6 +24,7 @@ from mlform.engine.provider import (
     DeleteResponse,
     DiffRequest,
     DiffResponse,
+    Failure,
     ObserveRequest,
     ObserveResponse,
     Progress,
@@ -192,7 +193,8 @@ class EndpointHandler:
         served = outcome.served or (live.settled() if outcome.error else config)
         _settle_aliases(self.paths, None, config, served)
         return ApplyResponse(id=name, outputs=_outputs(name, record, served),
-                             error=outcome.error, detail=outcome.detail)
+                             error=outcome.error, detail=outcome.detail,
+                             failure=Failure.ROLLED_BACK if outcome.rolled_back else None)
 
     def delete(self, req: DeleteRequest, progress: Progress) -> DeleteResponse:
         directory = self.paths.endpoint(req.resource.name)

@@ -106,6 +106,9 @@ class RolloutOutcome:
     served: ServingConfig | None = None
     """What the server serves now, when the rollout stopped with the traffic split
     (`on_inconclusive: hold`); None when it serves the old or the new variants alone."""
+    rolled_back: bool = False
+    """The rollout was judged and sent back to the old variants (a breach, or a step
+    short of evidence with `on_inconclusive: rollback`)."""
 
 
 def roll_out(client: ServerClient, current: ServingConfig, target: ServingConfig,
@@ -198,9 +201,9 @@ def _back(client: ServerClient, old: ServingConfig, why: str, lines: list[str],
         client.serve(old)
     except (httpx.HTTPError, ControlError) as e:
         return RolloutOutcome(f"{why}, and moving the traffic back to the previous variants "
-                              f"failed: {e}", "\n".join(lines))
+                              f"failed: {e}", "\n".join(lines), rolled_back=True)
     progress(why, 1.0)
-    return RolloutOutcome(why, "\n".join(lines))
+    return RolloutOutcome(why, "\n".join(lines), rolled_back=True)
 
 
 def _check(client: ServerClient, since: float, rollback: Rollback) -> tuple[str | None, dict]:

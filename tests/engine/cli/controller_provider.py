@@ -5,8 +5,8 @@ It is the null provider plus:
 - a monitor tick whose evaluation takes `evaluate_seconds` (a provider option) and
   whose verdict is read from `verdict.txt` in the stack ("ok", "drift" or
   "performance"); while it evaluates, the file `evaluating` exists in the stack;
-- a create or update that fails with the message in the provider option `error`
-  (as a failed gate or a rolled-back rollout reads).
+- a create or update that fails with the message in the provider option `error`,
+  of the typed kind in the provider option `failure` (`gate_failed`, `rolled_back`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from mlform.engine.provider import ApplyResponse, TickResponse
+from mlform.engine.provider import ApplyResponse, Failure, TickResponse
 from mlform.providers.null.provider import NullProvider
 
 TYPE = "ctltest"
@@ -24,13 +24,17 @@ class ControllerTestProvider(NullProvider):
     def _knob(self, inputs, key, default=None):
         return ((inputs.get("provider_options") or {}).get(TYPE) or {}).get(key, default)
 
+    def _failed(self, inputs) -> ApplyResponse | None:
+        error = self._knob(inputs, "error")
+        failure = self._knob(inputs, "failure")
+        return ApplyResponse(error=error, failure=Failure(failure) if failure else None) \
+            if error else None
+
     def create(self, req, progress):
-        error = self._knob(req.inputs, "error")
-        return ApplyResponse(error=error) if error else super().create(req, progress)
+        return self._failed(req.inputs) or super().create(req, progress)
 
     def update(self, req, progress):
-        error = self._knob(req.inputs, "error")
-        return ApplyResponse(error=error) if error else super().update(req, progress)
+        return self._failed(req.inputs) or super().update(req, progress)
 
     def tick(self, req):
         if req.resource.type != "monitor":

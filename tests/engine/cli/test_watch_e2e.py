@@ -245,14 +245,16 @@ def test_a_breach_incident_resolves_when_the_monitor_passes_again(stack, run_mlf
 
 def test_gate_and_rollback_incidents_resolve_when_a_later_apply_succeeds(
         stack, run_mlform, plugin_env):
-    directory = stack(apply=False, model="error: \"gate 'auc >= 0.99' failed: measured 0.8\"")
+    directory = stack(apply=False, model="error: \"gate 'auc >= 0.99' failed: measured 0.8\", "
+                                         "failure: gate_failed")
     failed = run_mlform(["apply", "--auto-approve"], directory, env=plugin_env)
     assert failed.returncode == 1
     (gate,) = incidents(directory, run_mlform, plugin_env)
     assert (gate["kind"], gate["subject"]) == ("gate_failed", "clf")
 
     (directory / "mlform.yaml").write_text(spec(
-        endpoint="error: \"rolled back at canary step 10%: error rate 0.5 > 0.1\""))
+        endpoint="error: \"rolled back at canary step 10%: error rate 0.5 > 0.1\", "
+                 "failure: rolled_back"))
     failed = run_mlform(["apply", "--auto-approve"], directory, env=plugin_env)
     assert failed.returncode == 1
     assert f"incident {gate['id']} resolved: model 'clf' passed its gates and was " \
@@ -267,6 +269,17 @@ def test_gate_and_rollback_incidents_resolve_when_a_later_apply_succeeds(
         in fixed.stderr
     assert [i["status"] for i in incidents(directory, run_mlform, plugin_env)] == \
         ["resolved", "resolved"]
+
+
+def test_an_apply_failure_of_no_typed_kind_opens_no_incident(stack, run_mlform, plugin_env):
+    # The words "gate" and "rolled back" are no kind: only ApplyResponse.failure opens one.
+    directory = stack(apply=False, model="error: \"gate check could not run: disk full\"",
+                      endpoint="error: \"rolled back by hand\"")
+    failed = run_mlform(["apply", "--auto-approve"], directory, env=plugin_env)
+    assert failed.returncode == 1
+    assert "gate check could not run: disk full" in failed.stderr
+    assert "incident" not in failed.stderr
+    assert incidents(directory, run_mlform, plugin_env) == []
 
 
 def test_incidents_resolve_when_their_resource_is_destroyed(stack, run_mlform, plugin_env):
