@@ -17,6 +17,9 @@ from .providerset import ProviderSet, ref
 from .spec.loader import Stack
 from .spec.refs import RefSyntaxError, is_whole_ref, parse_ref
 
+ProviderOf = Callable[[str], Provider | None]
+"""Resource name -> its provider, or None where that provider cannot be had."""
+
 Attributes = Callable[[str], Mapping[str, Any] | None]
 """Resource name -> its attributes as the plan knows them, or None (see `Evaluator`)."""
 
@@ -29,6 +32,39 @@ def check_inputs(stack: Stack, name: str, provider: Provider, inputs: dict[str, 
     resp = provider.check(CheckRequest(resource=ref(name, spec.type), inputs=inputs,
                                        upstream=_upstream(spec.inputs, attributes)))
     return [located(stack, ("resources", name), p, address=name) for p in resp.problems]
+
+
+def check_capabilities(stack: Stack, name: str, provider: Provider,
+                       provider_of: ProviderOf) -> tuple[list[Diagnostic], list[str]]:
+    """(errors, notes) for what resource `name` asks of providers beyond what they
+    declare: fields its provider does not honour, references to outputs a provider
+    does not produce (see `capabilities`)."""
+    from .capabilities import field_findings, reference_errors
+
+    spec = stack.resources[name]
+    errors, notes = field_findings(stack, name, provider, stack.providers[spec.provider].type)
+    for key, value in spec.inputs.items():
+        errors += reference_errors(stack, name, value, ("resources", name, key), provider_of)
+    return errors, notes
+
+
+def check_output_references(stack: Stack, provider_of: ProviderOf) -> list[Diagnostic]:
+    """References in the stack's `outputs:` to what a provider does not produce."""
+    from .capabilities import reference_errors
+
+    errors: list[Diagnostic] = []
+    for oname, out in stack.file.outputs.items():
+        errors += reference_errors(stack, None, out.value, ("outputs", oname, "value"),
+                                   provider_of)
+    return errors
+
+
+def unrepeated(found: list[Diagnostic], refused: list[Diagnostic]) -> list[Diagnostic]:
+    """`found` less what a capability error already says on the same line: a provider
+    may check a field it also declares unsupported, and the user should read it once."""
+    lines = {(d.location.file, d.location.line) for d in refused if d.location}
+    return [d for d in found if not d.location
+            or (d.location.file, d.location.line) not in lines]
 
 
 def located(stack: Stack, base: tuple, problem: Problem | str, address: str = "") -> Diagnostic:
@@ -55,16 +91,24 @@ def validate_stack(stack: Stack, variables: Mapping[str, Any]) -> None:
             except MlformError as exc:
                 diagnostics.extend(exc.diagnostics)
         evaluator = Evaluator(stack, variables, lambda _name: None)
+
+        def provider_of(rname: str) -> Provider | None:
+            return usable.get(stack.resources[rname].provider)
+
+        diagnostics.extend(check_output_references(stack, provider_of))
         for name, spec in stack.resources.items():
             provider = usable.get(spec.provider)
             if provider is None or spec.type not in provider.resource_types:
                 continue  # its provider's problem is reported above, or plan reports the type
+            refused, _notes = check_capabilities(stack, name, provider, provider_of)
+            diagnostics.extend(refused)
             try:
                 inputs = evaluator.inputs(name)
             except MlformError as exc:
                 diagnostics.extend(exc.diagnostics)
                 continue
-            diagnostics.extend(check_inputs(stack, name, provider, inputs, lambda _name: None))
+            diagnostics.extend(unrepeated(check_inputs(stack, name, provider, inputs,
+                                                       lambda _name: None), refused))
     finally:
         providers.close()
     if diagnostics:

@@ -23,11 +23,13 @@ provider is turned into an error by the engine all the same.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+from .capabilities import TypeSupport
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,10 @@ class Provider(abc.ABC):
 
     #: resource types this provider realises
     resource_types: frozenset[str] = frozenset()
+    #: per resource type: the outputs it produces and the fields it does not honour,
+    #: checked at `validate` and `plan` (see `mlform.engine.capabilities`); a type
+    #: left out references any output and accepts every field
+    capabilities: ClassVar[Mapping[str, TypeSupport]] = {}
 
     def __init__(self, ctx: ProviderContext):
         self.ctx = ctx

@@ -83,6 +83,10 @@ def refresh(state: State, providers: ProviderSet, parallelism: int = 10,
             msg = str(got) if isinstance(got, Exception) else got.error
             result.errors.append(f"{res.name}: cannot read live state: {msg}")
             continue
+        bad = _bad_outputs(providers, res, got)
+        if bad:  # the record stands; what the provider read back cannot be trusted
+            result.errors.append(f"{res.name}: {bad}")
+            continue
         merged, finding = _merge(res, got)
         if merged is None:
             resources.pop(res.name, None)
@@ -92,6 +96,17 @@ def refresh(state: State, providers: ProviderSet, parallelism: int = 10,
             result.findings.append(finding)
     result.state = replace(state, resources=resources)
     return result
+
+
+def _bad_outputs(providers: ProviderSet, res: ResourceState, got: ObserveResponse) -> str | None:
+    """Outputs read back that do not fit the type's model. Not `require`d: a record of
+    an older version may lack an output that a newer provider returns on its next apply."""
+    from .capabilities import output_error
+
+    if not got.exists or got.outputs is None:
+        return None
+    return output_error(providers.get(res.provider), res.provider, res.type, res.name,
+                        got.outputs, require=False)
 
 
 def _merge(res: ResourceState, got: ObserveResponse) -> tuple[ResourceState | None,

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..capabilities import output_error
 from ..diagnostics import MlformError
 from ..evaluate import Evaluator
 from ..hooks import Hooks
@@ -243,6 +244,11 @@ class Applier:
                 with self._lock:
                     self.resources.pop(change.name, None)
             return resp.error
+        bad = output_error(provider, change.provider, change.type, change.name, resp.outputs)
+        if bad:  # made, but its record would mislead: kept, and replaced by the next apply
+            self._journal("done", pending.with_(id=resp.id, outputs=resp.outputs,
+                                                status="tainted"))
+            return bad
         self._journal("done", pending.with_(id=resp.id, outputs=resp.outputs, status="ready"))
         self._record(change.name, "create", resp.id, change.provider)
         return None
@@ -273,6 +279,12 @@ class Applier:
             # returned say what is live now (a rollout held at a step).
             self._journal("done", prior.with_(outputs=resp.outputs or prior.outputs))
             return resp.error, "update"
+        bad = output_error(provider, change.provider, change.type, change.name,
+                           resp.outputs or prior.outputs)
+        if bad:
+            self._journal("done", prior.with_(outputs=resp.outputs or prior.outputs,
+                                              status="tainted"))
+            return bad, "update"
         self._journal("done", prior.with_(inputs=inputs, outputs=resp.outputs or prior.outputs,
                                           id=resp.id or prior.id, status="ready",
                                           dependencies=tuple(change.dependencies),

@@ -68,6 +68,8 @@ class Plan:
     targets: tuple[str, ...] = ()
     output_changes: tuple[AttributeDiff, ...] = ()
     """Stack outputs whose value differs from the one in state."""
+    notes: tuple[str, ...] = ()
+    """Fields the plan sets that their provider ignores on purpose, one line each."""
 
     def actionable(self) -> list[ResourceChange]:
         return [c for c in self.changes if c.action is not Action.NOOP]

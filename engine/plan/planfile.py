@@ -57,6 +57,7 @@ def to_document(plan: Plan, salt: str, variables_digest: str = "") -> dict:
         "drift": [{"name": f.name, "type": f.type, "kind": f.kind, "detail": f.detail,
                    "attributes": [{"path": a.path, "before": s(a.before), "after": s(a.after)}
                                   for a in f.attributes]} for f in plan.drift],
+        "notes": list(plan.notes),
     }
 
 
@@ -75,7 +76,8 @@ def from_document(doc: dict) -> Plan:
                 targets=tuple(doc["targets"]), outputs=from_storable(doc["outputs"]),
                 output_changes=tuple(AttributeDiff(o["name"], from_storable(o["before"]),
                                                    from_storable(o["after"]))
-                                     for o in doc.get("output_changes", [])))
+                                     for o in doc.get("output_changes", [])),
+                notes=tuple(doc.get("notes", ())))
 
 
 def encode(doc: dict) -> bytes:

@@ -59,12 +59,15 @@ def make_plan(stack: Stack, state: State, variables: dict[str, Any], providers: 
 
     evaluator = Evaluator(stack, variables, attributes)
     errors: list[Diagnostic] = []
+    notes: list[str] = []
+    if not options.targets:
+        errors += _output_reference_errors(stack, providers)
     for name in graph.order():
         if name not in scope or name not in stack.resources:
             continue
         try:
             planned[name] = _plan_resource(stack, state, name, evaluator, providers, planned,
-                                           options)
+                                           options, notes)
         except MlformError as exc:
             errors.extend(exc.diagnostics)
     if errors:
@@ -82,7 +85,7 @@ def make_plan(stack: Stack, state: State, variables: dict[str, Any], providers: 
     return Plan(stack=stack.name, lineage=state.lineage, serial=state.serial,
                 spec_digest=stack.digest, changes=tuple(changes), outputs=outputs,
                 targets=options.targets, drift=tuple(options.drift),
-                output_changes=output_changes)
+                output_changes=output_changes, notes=tuple(notes))
 
 
 def _check_targets(stack: Stack, state: State, options: PlanOptions) -> None:
@@ -99,7 +102,7 @@ def _check_targets(stack: Stack, state: State, options: PlanOptions) -> None:
 
 def _plan_resource(stack: Stack, state: State, name: str, evaluator: Evaluator,
                    providers: ProviderSet, planned: dict[str, ResourceChange],
-                   options: PlanOptions) -> ResourceChange:
+                   options: PlanOptions, notes: list[str]) -> ResourceChange:
     spec = stack.resources[name]
     desired = evaluator.inputs(name)
     prior = state.resources.get(name)
@@ -109,7 +112,7 @@ def _plan_resource(stack: Stack, state: State, name: str, evaluator: Evaluator,
             f"provider '{spec.provider}' cannot realise a {spec.type}",
             location=stack.location(("resources", name, "type")),
             help=f"it supports: {', '.join(sorted(provider.resource_types))}"))
-    _check(stack, name, provider, desired, evaluator)
+    notes += _check(stack, name, provider, desired, evaluator, providers)
     deps = tuple(spec.dependencies)
     lifecycle = spec.model.lifecycle
     moved_provider = prior is not None and (prior.provider != spec.provider
@@ -189,14 +192,33 @@ def create_before_destroy(rtype: str, lifecycle) -> bool:
 
 
 def _check(stack: Stack, name: str, provider, desired: dict[str, Any],
-           evaluator: Evaluator) -> None:
-    """The provider's checks of the desired inputs, before the diff: a mistake is
-    reported here at its place in the spec, not after a long apply."""
-    from ..checks import check_inputs
+           evaluator: Evaluator, providers: ProviderSet) -> list[str]:
+    """The provider's checks of the desired inputs and what it declares it supports,
+    before the diff: a mistake is reported here at its place in the spec, not after a
+    long apply. Returns the notes on fields the provider ignores on purpose."""
+    from ..checks import check_capabilities, check_inputs, unrepeated
 
-    problems = check_inputs(stack, name, provider, desired, evaluator.attributes)
+    refused, notes = check_capabilities(stack, name, provider, _provider_of(stack, providers))
+    problems = refused + unrepeated(check_inputs(stack, name, provider, desired,
+                                                 evaluator.attributes), refused)
     if problems:
         raise MlformError(*problems)
+    return notes
+
+
+def _provider_of(stack: Stack, providers: ProviderSet):
+    def provider_of(name: str):
+        try:
+            return providers.get(stack.resources[name].provider)
+        except MlformError:
+            return None  # reported where that resource is planned
+    return provider_of
+
+
+def _output_reference_errors(stack: Stack, providers: ProviderSet) -> list[Diagnostic]:
+    from ..checks import check_output_references
+
+    return check_output_references(stack, _provider_of(stack, providers))
 
 
 def _ignored(path: str, ignore: list[str]) -> bool:

@@ -19,6 +19,9 @@ from pydantic import (
     model_validator,
 )
 
+from .outputs import OUTPUT_MODELS
+from .outputs import descriptions as output_descriptions
+
 Expr = Annotated[str, StringConstraints(pattern=r"^\$\{[^}]+\}$")]
 """A string that is exactly one `${...}` reference."""
 
@@ -27,6 +30,10 @@ Duration = Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?(ms|s|m|h|d)$"
 
 ResourceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")]
 """The name of another resource in the stack (listed by `named_resources`)."""
+
+PROVIDER_SPECIFIC = "x-mlform-provider-specific"
+"""Schema marker of a field only providers of the named type understand (checked at plan,
+see `mlform.engine.capabilities`)."""
 
 T = TypeVar("T")
 Ref = Union[T, Expr]  # noqa: UP007 - a generic alias: Ref[float]
@@ -300,8 +307,8 @@ class Endpoint(ResourceBase):
     variants: dict[str, Variant]
     rollout: Rollout = Field(default_factory=Rollout)
     rollback: Rollback = Field(default_factory=Rollback)
-    port: Ref[int] | None = None
-    """Local provider: fixed port; default chosen free."""
+    port: Ref[int] | None = Field(default=None, json_schema_extra={PROVIDER_SPECIFIC: "local"})
+    """Local provider: fixed port; default chosen free. Another provider refuses it at plan."""
     feature_view: Ref[str] | None = None
     """Look features up by entity key from this feature view's online store."""
     compute: Compute = Field(default_factory=Compute)
@@ -492,59 +499,6 @@ class IncludedFile(Strict):
     outputs: dict[str, Output] = Field(default_factory=dict)
 
 
-RESOURCE_OUTPUTS: dict[str, dict[str, str]] = {
-    "dataset": {
-        "uri": "content-addressed location of this version (changes exactly when content does)",
-        "version": "short content digest",
-        "rows": "number of rows",
-        "columns": "column names",
-        "path": "where the provider stored this version",
-        "versions": "every stored version (version, rows, created)",
-    },
-    "feature_view": {
-        "uri": "content-addressed location of the materialised offline features",
-        "version": "digest of the definition and the data",
-        "online_store": "location of the online store",
-        "features": "feature names",
-    },
-    "training_job": {
-        "artifact": "location of the trained model artifact",
-        "run_id": "the run's identifier",
-        "metrics": "held-out metrics (accuracy, auc, ... / rmse, mae, r2)",
-        "device": "device the job trained on",
-        "device_note": "why it trained on another device than `compute` asked for "
-                       "(no GPU present); empty when it got what it asked",
-        "data_version": "version of the data it trained on",
-        "code_digest": "digest of the training code",
-        "runs": "past runs (run_id, status, metrics, created)",
-        "log": "path of the run's log",
-    },
-    "model": {
-        "uri": "the registered version's location (name and version)",
-        "name": "registry name",
-        "version": "registered version number",
-        "card": "location of the model card",
-        "gates": "gate results",
-        "aliases": "alias -> version",
-        "versions": "every registered version",
-    },
-    "endpoint": {
-        "url": "base URL of the service",
-        "name": "service name",
-        "traffic": "traffic share per variant",
-    },
-    "batch_job": {
-        "output_uri": "content-addressed location of the predictions",
-        "rows": "rows scored",
-    },
-    "monitor": {
-        "last_evaluation": "time and verdict of the most recent evaluation",
-        "report": "path of the latest HTML report",
-        "evaluations": "directory of stored evaluations",
-    },
-    "retraining_policy": {
-        "last_action": "what the policy last did",
-        "actions": "log of every decision",
-    },
-}
+RESOURCE_OUTPUTS: dict[str, dict[str, str]] = {rtype: output_descriptions(rtype)
+                                               for rtype in OUTPUT_MODELS}
 """Attributes each resource type exposes to references, besides `id`."""

@@ -16,6 +16,9 @@ def render(doc: dict) -> str:
         out.append(f"> ⚠️ {len(doc['drift'])} resource(s) changed outside mlform since the "
                    "last apply.")
         out.append("")
+    for note in doc.get("notes", ()):
+        out.append(f"> ℹ️ {note}")
+        out.append("")
     outputs = doc.get("output_changes", [])
     if not changes and not outputs:
         out.append("**No changes.** The stack matches the spec.")

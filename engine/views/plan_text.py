@@ -32,6 +32,10 @@ def render(doc: dict, color: bool = True, drift_lines: list[str] | None = None) 
         lines.append(c("Changes outside mlform since the last apply:", "bold"))
         lines.extend("  " + _esc(line) if color else "  " + line for line in drift_lines)
         lines.append("")
+    if doc.get("notes"):
+        lines.append(c("Notes:", "bold"))
+        lines.extend(f"  - {_e(note, color)}" for note in doc["notes"])
+        lines.append("")
     changes = [ch for ch in doc["changes"] if ch["action"] != "no-op"]
     outputs = doc.get("output_changes", [])
     if not changes and not outputs:

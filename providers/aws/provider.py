@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from mlform.engine.capabilities import TypeSupport, Unsupported
 from mlform.engine.dispatch import DispatchingProvider
 from mlform.engine.provider import Problem, ProviderContext
 
@@ -26,8 +27,40 @@ HANDLERS = {
 }
 
 
+CAPABILITIES = {
+    "dataset": TypeSupport(outputs=frozenset({"uri", "version", "path", "rows", "columns"})),
+    "training_job": TypeSupport(outputs=frozenset({
+        "artifact", "run_id", "metrics", "device", "device_note", "code_digest"})),
+    "model": TypeSupport(
+        outputs=frozenset({"uri", "name", "version", "gates"}),
+        unsupported=(Unsupported(("retirement",), "the SageMaker model registry keeps every "
+                                                  "version; retire them there", noop=True),)),
+    "endpoint": TypeSupport(
+        outputs=frozenset({"url", "name", "traffic"}),
+        unsupported=(
+            Unsupported(("feature_view",), "send full feature rows to SageMaker, or serve "
+                                           "this endpoint with the local provider"),
+            *(Unsupported(("rollback", f), "SageMaker judges each rollout step by its "
+                                           "CloudWatch alarms (max_error_rate, "
+                                           "max_p99_latency_ms), not by a request count",
+                          noop=True)
+              for f in ("min_requests", "evidence_timeout", "on_inconclusive")),
+            *(Unsupported(("logging", f), "SageMaker data capture sizes its own files",
+                          noop=True) for f in ("max_rows", "max_bytes")),
+            Unsupported(("limits",), "SageMaker sets its own request limits", noop=True),
+        )),
+    "batch_job": TypeSupport(outputs=frozenset({"output_uri"})),
+    # last_evaluation arrives with `mlform watch`, after the apply that references resolve in
+    "monitor": TypeSupport(outputs=frozenset()),
+    "retraining_policy": TypeSupport(outputs=frozenset({"last_action"})),
+}
+"""What SageMaker realises of each portable type: the outputs the handlers return, and
+the fields it does not honour (see `mlform.engine.capabilities`)."""
+
+
 class AwsProvider(DispatchingProvider):
     resource_types = frozenset(HANDLERS)
+    capabilities = CAPABILITIES
     handlers = HANDLERS
     handler_package = __package__
 

@@ -5,7 +5,9 @@ Handlers are imported lazily so that planning a stack does not import torch.
 
 from __future__ import annotations
 
+from mlform.engine.capabilities import TypeSupport
 from mlform.engine.dispatch import DispatchingProvider
+from mlform.engine.spec.outputs import OUTPUT_MODELS
 
 HANDLERS = {
     "dataset": "dataset:DatasetHandler",
@@ -21,6 +23,9 @@ HANDLERS = {
 
 class LocalProvider(DispatchingProvider):
     resource_types = frozenset(HANDLERS)
+    # Every output of every type, and every field: the portable models were drawn from it.
+    capabilities = {rtype: TypeSupport(outputs=frozenset(OUTPUT_MODELS[rtype].model_fields))
+                    for rtype in HANDLERS}
     handlers = HANDLERS
     handler_package = __package__
 

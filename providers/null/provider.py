@@ -6,9 +6,12 @@ Provider config (all optional):
     fail_rate: probability that a create fails
     store: false keeps nothing on disk (pure in-memory; for benchmarks)
 
-Per-resource knobs in `provider_options: {null: {latency: 2, fail: true}}`.
-Every input is recorded; outputs are `id` and `echo` (the inputs back). Each
-resource type it is given is accepted, so any portable type can be exercised.
+Per-resource knobs in `provider_options: {null: {latency: 2, fail: true}}`, and
+`bad_output: true` (for the engine's tests): the resource's outputs come back
+wrongly typed, as a buggy provider's would.
+Every input is recorded; outputs are those `OUTPUTS` declares for the type, made
+from a digest of the inputs. Each resource type it is given is accepted, so any
+portable type can be exercised.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import random
 import time
 from pathlib import Path
 
+from mlform.engine.capabilities import TypeSupport
 from mlform.engine.provider import (
     ApplyResponse,
     CreateRequest,
@@ -37,10 +41,23 @@ from mlform.engine.provider import (
 )
 from mlform.engine.values import from_storable
 
+OUTPUTS: dict[str, frozenset[str]] = {
+    "dataset": frozenset({"uri", "version"}),
+    "feature_view": frozenset({"uri", "version"}),
+    "training_job": frozenset({"artifact"}),
+    "model": frozenset({"uri", "name"}),
+    "endpoint": frozenset({"url", "name"}),
+    "batch_job": frozenset({"output_uri"}),
+    "monitor": frozenset(),
+    "retraining_policy": frozenset(),
+}
+"""What the null provider produces per type: references to anything else are refused
+at plan, as they would be for a real provider that lacks them."""
+
 
 class NullProvider(Provider):
-    resource_types = frozenset({"dataset", "feature_view", "training_job", "model", "endpoint",
-                                "batch_job", "monitor", "retraining_policy"})
+    resource_types = frozenset(OUTPUTS)
+    capabilities = {rtype: TypeSupport(outputs=made) for rtype, made in OUTPUTS.items()}
 
     def __init__(self, ctx):
         super().__init__(ctx)
@@ -116,7 +133,7 @@ class NullProvider(Provider):
         self._wait(req.inputs, progress)
         if self._should_fail(req.resource.name, req.inputs):
             return ApplyResponse(error=f"injected failure creating '{req.resource.name}'")
-        outputs = _outputs(rid, req.inputs)
+        outputs = _outputs(rid, req.resource.type, req.inputs)
         self._save(rid, {"inputs": _plain(req.inputs), "outputs": outputs})
         return ApplyResponse(id=rid, outputs=outputs)
 
@@ -125,7 +142,7 @@ class NullProvider(Provider):
         self._wait(req.inputs, progress)
         if self._should_fail(req.resource.name, req.inputs):
             return ApplyResponse(error=f"injected failure updating '{req.resource.name}'")
-        outputs = _outputs(rid, req.inputs)
+        outputs = _outputs(rid, req.resource.type, req.inputs)
         self._save(rid, {"inputs": _plain(req.inputs), "outputs": outputs})
         return ApplyResponse(id=rid, outputs=outputs)
 
@@ -147,9 +164,13 @@ def _plain(inputs: dict) -> dict:
     return to_storable(inputs, "null-provider")
 
 
-def _outputs(rid: str, inputs: dict) -> dict:
+def _outputs(rid: str, rtype: str, inputs: dict) -> dict:
     digest = hashlib.sha256(json.dumps(_plain(inputs), sort_keys=True, default=str)
                             .encode()).hexdigest()[:12]
     attrs = {"uri": f"null://{rid}/{digest}", "version": digest, "artifact": f"null://{rid}/artifact/{digest}",
              "url": f"http://null.invalid/{rid}", "name": rid, "output_uri": f"null://{rid}/out/{digest}"}
-    return attrs
+    made = {k: v for k, v in attrs.items() if k in OUTPUTS.get(rtype, attrs)}
+    if ((inputs.get("provider_options") or {}).get("null") or {}).get("bad_output"):
+        # a provider bug: a number where a string belongs, a declared output left out
+        made = {k: 12345 for k in list(made)[1:]}
+    return made
