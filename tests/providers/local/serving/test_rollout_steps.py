@@ -178,7 +178,7 @@ def test_a_held_rollout_resumes_at_its_step() -> None:
 
 def test_min_requests_zero_promotes_and_says_it_had_no_evidence() -> None:
     outcome, clock = rolled(FakeServer([0]), {"min_requests": 0})
-    assert outcome.error is None
+    assert outcome.error is None and not outcome.rolled_back
     assert outcome.detail.splitlines() == [
         "canary step 10%: no requests on the new variants (promoted without evidence: "
         "rollback.min_requests is 0)",
@@ -191,6 +191,7 @@ def test_client_errors_are_no_evidence_and_show_in_the_step_line() -> None:
     server = FakeServer([0], client_errors=170)
     outcome, _ = rolled(server, {"evidence_timeout": "1s"})
     assert outcome.error.startswith("rolled back: canary step 10% is inconclusive")
+    assert outcome.rolled_back  # the typed kind the endpoint's incident opens from
     assert outcome.detail == ("canary step 10%: no requests on the new variants, 170 client "
                               "errors (not counted) (inconclusive: fewer than min_requests 20)")
 
@@ -200,4 +201,5 @@ def test_a_breach_while_waiting_for_evidence_rolls_back_at_once() -> None:
     outcome, clock = rolled(server, {"evidence_timeout": "1m"})
     assert outcome.error == ("rolled back at canary step 10%: error rate 1.000 (40 of 40 "
                              "requests) > 0.05")
+    assert outcome.rolled_back
     assert clock.now < 5
