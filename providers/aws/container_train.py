@@ -1,10 +1,11 @@
 """Entry script of mlform's SageMaker training jobs (runs inside the PyTorch container).
 
-Shipped in the job's source bundle next to `mlform_job.json` and mlform's trainer
-modules (see packaging.py); never imported by mlform itself. It reads the dataset
-from the `train` channel, splits off the held-out rows (seeded, as the local
-provider does), trains with the built-in trainer or runs the job's own script under
-the contract of docs/training-scripts.md, and leaves in the model directory the
+Shipped in the job's source bundle next to `mlform_job.json` and mlform's portable
+core, `mlform.ml` (see packaging.py); never imported by mlform itself. It reads the
+dataset from the `train` channel, picks the features and splits off the held-out
+rows with `mlform.ml.split` (the same rows as on any provider), trains with the
+built-in trainer or runs the job's own script under the contract of
+docs/training-scripts.md, and leaves in the model directory the
 artifact, `metrics.json` and `holdout.csv` (for gates evaluated later). Each
 held-out metric is printed as `mlform-metric <name>=<value>`, which the job's
 MetricDefinitions turn into its FinalMetricDataList.
@@ -20,6 +21,23 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 METRIC_LINE = "mlform-metric {name}={value}"
+LEGACY_ARTIFACT = "mlform.providers.local.artifact"
+# Runs the job's own script with the artifact module also importable under the name
+# earlier releases documented (LEGACY_ARTIFACT): the bundle ships mlform.ml only, no
+# provider code, so the old name is an alias of mlform.ml.artifact set up here.
+SCRIPT_LAUNCHER = f"""\
+import runpy, sys, types
+import mlform, mlform.ml.artifact as artifact
+parent = mlform
+for name in ("providers", "local"):
+    full = parent.__name__ + "." + name
+    module = sys.modules.setdefault(full, types.ModuleType(full))
+    setattr(parent, name, module)
+    parent = module
+parent.artifact = sys.modules["{LEGACY_ARTIFACT}"] = artifact
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
 
 
 def read_table(channel: Path):
@@ -30,25 +48,6 @@ def read_table(channel: Path):
         raise SystemExit(f"no data in the training channel {channel}")
     path = files[0]
     return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-
-
-def select_features(frame, job: dict) -> list[str]:
-    target, exclude = job["target"], set(job.get("exclude") or [])
-    if target not in frame.columns:
-        raise SystemExit(f"target column '{target}' is not in the data "
-                         f"(columns: {', '.join(map(str, frame.columns))})")
-    return list(job.get("features") or
-                [str(c) for c in frame.columns if c != target and c not in exclude])
-
-
-def split(frame, job: dict, stratify: bool):
-    from sklearn.model_selection import train_test_split
-
-    target = job["target"]
-    labels = frame[target] if stratify and frame[target].value_counts().min() >= 2 else None
-    train_rows, holdout = train_test_split(frame, test_size=float(job["test_size"]),
-                                           random_state=int(job["seed"]), stratify=labels)
-    return train_rows.reset_index(drop=True), holdout.reset_index(drop=True)
 
 
 def run_script(job: dict, train_rows, holdout_path: Path, features: list[str],
@@ -66,21 +65,30 @@ def run_script(job: dict, train_rows, holdout_path: Path, features: list[str],
            "MLFORM_HYPERPARAMETERS": str(hyper_path), "MLFORM_MODEL_DIR": str(model_dir),
            "MLFORM_METRICS": str(metrics_path), "MLFORM_SEED": str(job["seed"]),
            "MLFORM_DEVICE": device}
-    code = subprocess.call([sys.executable, str(HERE / job["entrypoint"])], cwd=HERE, env=env)
+    code = subprocess.call([sys.executable, "-c", SCRIPT_LAUNCHER, str(HERE / job["entrypoint"])],
+                           cwd=HERE, env=env)
     if code != 0:
         raise SystemExit(f"{job['entrypoint']} exited with status {code}")
     return json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
 
 
 def main() -> None:
-    import torch
-
     sys.path.insert(0, str(HERE))
+    from mlform.ml.split import InputError
+
+    try:
+        train_job(json.loads((HERE / "mlform_job.json").read_text()))
+    except InputError as e:  # the job's inputs do not fit its data: one line, no traceback
+        raise SystemExit(f"error: {e}") from None
+
+
+def train_job(job: dict) -> None:
+    import torch
     from mlform.ml import trainers
     from mlform.ml.artifact import load_predictor, save_model
     from mlform.ml.metrics import evaluate
+    from mlform.ml.split import select_features, split, stratifies
 
-    job = json.loads((HERE / "mlform_job.json").read_text())
     channel = Path(os.environ.get("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train"))
     model_dir = Path(os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -88,10 +96,11 @@ def main() -> None:
     print(f"mlform training job '{job['resource']}' on {device}", flush=True)
 
     frame = read_table(channel)
-    features = select_features(frame, job)
+    features = select_features(frame, job["target"], job.get("features"),
+                               job.get("exclude") or [])
     algorithm = job.get("algorithm")
-    stratify = bool(algorithm) and trainers.TASKS[algorithm] == "classification"
-    train_rows, holdout = split(frame, job, stratify)
+    train_rows, holdout = split(frame, job["target"], float(job["test_size"]),
+                                int(job["seed"]), stratifies(algorithm))
     holdout_path = model_dir / "holdout.csv"
     holdout.to_csv(holdout_path, index=False)
 

@@ -3,8 +3,9 @@
 A bundle is a `sourcedir.tar.gz` holding an entry script, the settings it reads
 (`mlform_job.json`) and mlform's portable core (`mlform.ml`) under its package
 path, so the container trains, evaluates and serves exactly as the local
-provider does and a custom script can `import mlform.ml.artifact` there too. Bundles are built byte-for-byte
-reproducibly and stored content-addressed: uploaded once per content.
+provider does and a custom script can `import mlform.ml.artifact` there too. Bundles
+are built byte-for-byte reproducibly and stored content-addressed: uploaded once per
+content.
 """
 
 from __future__ import annotations
@@ -25,26 +26,21 @@ from .handler import describe_or_none
 SETTINGS_FILE = "mlform_job.json"
 ENTRY_SCRIPTS = {"train": "container_train.py", "evaluate": "container_evaluate.py",
                  "serve": "container_serve.py"}
-LEGACY_ARTIFACT = "mlform/providers/local/artifact.py"
-"""The name earlier releases documented for custom training scripts; it re-exports
-mlform.ml.artifact, so the bundle carries it with the package inits above it."""
+CORE_PACKAGE = "mlform.ml"
 
 
 def mlform_modules() -> dict[str, bytes]:
-    """The portable core, `mlform.ml`, module by module as installed (found without
-    importing it), plus the legacy artifact name custom scripts may import."""
-    spec = importlib.util.find_spec("mlform.ml")
-    local = importlib.util.find_spec("mlform.providers.local")
-    if spec is None or not spec.submodule_search_locations or local is None \
-            or not local.submodule_search_locations:
-        raise AwsError("mlform's portable core (mlform.ml) is missing; reinstall mlform")
+    """The portable core, `mlform.ml`, every module file of it as installed (found
+    without importing it), under its package path. Nothing of any provider is shipped:
+    the entry scripts and custom scripts import `mlform.ml.*` only."""
+    spec = importlib.util.find_spec(CORE_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise AwsError(f"mlform's portable core ({CORE_PACKAGE}) is missing; reinstall mlform")
     root = Path(next(iter(spec.submodule_search_locations)))
+    prefix = CORE_PACKAGE.replace(".", "/")
     files = {"mlform/__init__.py": b""}
     for path in sorted(root.rglob("*.py")):
-        files[f"mlform/ml/{path.relative_to(root).as_posix()}"] = path.read_bytes()
-    legacy = Path(next(iter(local.submodule_search_locations))) / "artifact.py"
-    files.update({"mlform/providers/__init__.py": b"", "mlform/providers/local/__init__.py": b"",
-                  LEGACY_ARTIFACT: legacy.read_bytes()})
+        files[f"{prefix}/{path.relative_to(root).as_posix()}"] = path.read_bytes()
     return files
 
 

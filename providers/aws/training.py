@@ -1,13 +1,13 @@
 """Training jobs: `CreateTrainingJob` in SageMaker's PyTorch container, named by its inputs.
 
 The job name is the stack, the resource and a fingerprint of everything the result
-depends on, so a create repeated after an interrupted apply describes the job first
+depends on (`mlform.ml.fingerprint`, as on every provider, plus the SageMaker
+settings), so a create repeated after an interrupted apply describes the job first
 and adopts it (waiting while it runs) instead of starting a second one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,13 @@ from mlform.engine.provider import (
     default_diff,
 )
 from mlform.engine.values import contains_unknown
+from mlform.ml.fingerprint import (
+    CODE_PATH,
+    RERUN_REASONS,
+    code_change_reason,
+    code_digest,
+    fingerprint,
+)
 
 from . import packaging
 from .compute import image_uri, instance_type
@@ -37,20 +44,13 @@ from .dataset import delete_prefix
 from .errors import AwsError
 from .handler import Handler, describe_or_none
 from .layout import split_uri
-from .naming import STACK_TAG, fingerprint, tag_dict, tags
+from .naming import STACK_TAG, tag_dict, tags
+from .naming import fingerprint as name_digest
 
-REPLACE_ON = frozenset({"dataset", "feature_view", "labels", "algorithm", "entrypoint",
-                        "target", "features", "exclude", "hyperparameters", "seed",
-                        "test_size", "provider_options"})
-REASONS = {
-    "dataset": "new data: the job must train again",
-    "feature_view": "new features: the job must train again",
-    "labels": "new labels: the job must train again",
-    "algorithm": "another trainer: the job must train again",
-    "entrypoint": "training code changed: the job must train again",
-    "hyperparameters": "hyperparameters changed: the job must train again",
-    "provider_options": "SageMaker settings of a finished job cannot change: a new job runs",
-}
+REASONS = {**RERUN_REASONS,
+           "provider_options": "SageMaker settings of a finished job cannot change: "
+                               "a new job runs"}
+REPLACE_ON = frozenset(REASONS)
 METRIC_PATTERN = r"mlform-metric {name}=([-+0-9.eE]+)"
 HELD_OUT_METRICS = ("accuracy", "auc", "f1", "log_loss", "rmse", "mae", "r2")
 SETTLED = {"Completed", "Failed", "Stopped"}
@@ -60,10 +60,8 @@ MAX_RUNTIME = 28 * 24 * 3600
 class TrainingJobHandler(Handler):
     rtype = "training_job"
 
-    def _code_digest(self, spec: Any) -> str | None:
-        if not spec.entrypoint:
-            return None
-        return hashlib.sha256(self._entrypoint_path(spec).read_bytes()).hexdigest()[:16]
+    def _code_digest(self, spec: Any) -> str:
+        return code_digest(self._entrypoint_path(spec) if spec.entrypoint else None)
 
     def _entrypoint_path(self, spec: Any) -> Path:
         path = (self.ctx.stack_dir / spec.entrypoint).resolve()
@@ -73,8 +71,10 @@ class TrainingJobHandler(Handler):
 
     def job_name(self, resource: str, inputs: dict[str, Any]) -> str:
         spec = self.spec(inputs)
-        basis = {k: v for k, v in spec.model_dump(mode="json").items() if k in REPLACE_ON}
-        return self.name(resource, fingerprint({**basis, "code": self._code_digest(spec)}))
+        fields = spec.model_dump(mode="json")
+        basis = {**fingerprint(fields, self._code_digest(spec)),
+                 "provider_options": fields["provider_options"]}
+        return self.name(resource, name_digest(basis))
 
     def check(self, req: CheckRequest) -> CheckResponse:
         # The container trains with the local provider's built-in trainers: same checks.
@@ -87,15 +87,14 @@ class TrainingJobHandler(Handler):
         base = default_diff(req, REPLACE_ON, REASONS)
         if req.prior_inputs is None or contains_unknown(req.desired_inputs):
             return base
-        spec = self.spec(req.desired_inputs)
         before = (req.prior_outputs or {}).get("code_digest")
-        now = self._code_digest(spec)
-        if spec.entrypoint and before and before != now and \
-                not any(c.path == "entrypoint" for c in base.changes):
-            change = AttributeChange("entrypoint", f"{spec.entrypoint} (sha {before})",
-                                     f"{spec.entrypoint} (sha {now})", True,
-                                     REASONS["entrypoint"])
-            return DiffResponse(changes=[*base.changes, change])
+        now = self._code_digest(self.spec(req.desired_inputs))
+        reason = code_change_reason(req.desired_inputs, before, now,
+                                    [c.path for c in base.changes])
+        if reason:
+            change = AttributeChange(CODE_PATH, before, now, True, reason)
+            return DiffResponse(changes=[*base.changes, change],
+                                note=f"{reason}: code digest {before} -> {now}")
         return base
 
     def create(self, req: CreateRequest, progress: Progress) -> ApplyResponse:

@@ -2,8 +2,9 @@
 process (`runner.py`) and kept under `runs/<job>/<run_id>/` (layout in `runs.py`).
 
 A change to what the model learns from (data, code, algorithm, hyperparameters,
-seed, split, target, features) replaces the resource with a new run. The run
-id is derived from those inputs, so `create` adopts a finished run, waits for
+seed, split, target, features) replaces the resource with a new run, for the
+reasons every provider gives (`mlform.ml.fingerprint`). The run id is derived
+from those inputs, so `create` adopts a finished run, waits for
 one that is still running (an apply interrupted mid-training), and re-runs a
 failed one.
 """
@@ -41,36 +42,28 @@ from mlform.engine.provider import (
 )
 from mlform.engine.values import contains_secret, contains_unknown, reveal
 from mlform.ml import trainers
+from mlform.ml.fingerprint import (
+    CODE_PATH,
+    RERUN_INPUTS,
+    RERUN_REASONS,
+    code_change_reason,
+    code_digest,
+    fingerprint,
+    run_id_for,
+)
 
 from ..paths import LocalPaths, run_uri
 from .runs import (
     RUNNING,
     SUCCEEDED,
     current_status,
-    file_digest,
     is_alive,
     list_runs,
     process_started,
     read_json,
-    run_id_for,
     write_json,
 )
 
-REASONS = {
-    "dataset": "new training data means a new run",
-    "feature_view": "new training data means a new run",
-    "labels": "new labels mean a new run",
-    "algorithm": "another algorithm means a new run",
-    "entrypoint": "another training script means a new run",
-    "hyperparameters": "new hyperparameters mean a new run",
-    "seed": "another seed means a new run",
-    "test_size": "another held-out split means a new run",
-    "target": "another target means a new run",
-    "features": "other features mean a new run",
-    "exclude": "other features mean a new run",
-}
-FINGERPRINT_INPUTS = ("dataset", "feature_view", "labels", "algorithm", "entrypoint",
-                      "hyperparameters", "seed", "test_size", "target", "features", "exclude")
 POLL_SECONDS = 0.2
 RUNNER_MODULE = "mlform.providers.local.training.runner"
 
@@ -105,7 +98,7 @@ class TrainingJobHandler:
             + training_problems(req.inputs, req.upstream))
 
     def diff(self, req: DiffRequest) -> DiffResponse:
-        base = default_diff(req, frozenset(REASONS), REASONS)
+        base = default_diff(req, frozenset(RERUN_INPUTS), RERUN_REASONS)
         inputs = req.desired_inputs
         try:
             code = None if contains_unknown(inputs.get("entrypoint")) else self._code_digest(inputs)
@@ -113,19 +106,17 @@ class TrainingJobHandler:
             return DiffResponse(error=str(e))
         changes, note = list(base.changes), ""
         prior_code = (req.prior_outputs or {}).get("code_digest")
-        if req.prior_inputs is not None and code and prior_code and code != prior_code \
-                and not any(c.path.split(".")[0] in ("entrypoint", "algorithm") for c in changes):
-            what = inputs.get("entrypoint") or f"built-in trainer {inputs.get('algorithm')}"
-            changes.append(AttributeChange("code_digest", prior_code, code, True,
-                                           f"{what} changed"))
-            note = f"{what} changed: code digest {prior_code} -> {code}"
+        reason = code_change_reason(inputs, prior_code, code, [c.path for c in changes]) \
+            if req.prior_inputs is not None else None
+        if reason:
+            changes.append(AttributeChange(CODE_PATH, prior_code, code, True, reason))
+            note = f"{reason}: code digest {prior_code} -> {code}"
         if req.prior_inputs is not None and not changes:
             return DiffResponse()
         planned: dict[str, Any] = {}
-        fingerprint_inputs = {k: inputs.get(k) for k in FINGERPRINT_INPUTS}
-        if code and not contains_unknown(fingerprint_inputs):
-            run_id = run_id_for(req.resource.name, self._fingerprint(inputs, code))
-            planned = {"run_id": run_id, "artifact": run_uri(req.resource.name, run_id),
+        if code and not contains_unknown({k: inputs.get(k) for k in RERUN_INPUTS}):
+            run = run_id_for(req.resource.name, fingerprint(reveal(inputs), code))
+            planned = {"run_id": run, "artifact": run_uri(req.resource.name, run),
                        "code_digest": code}
         return DiffResponse(changes=changes, planned_outputs=planned, note=note)
 
@@ -272,35 +263,26 @@ class TrainingJobHandler:
         if spec.algorithm:
             trainers.settings(spec.algorithm, spec.hyperparameters)
         code = self._code_digest(inputs)
-        run_id = run_id_for(job, self._fingerprint(inputs, code))
+        run = run_id_for(job, fingerprint(reveal(inputs), code))
         data = self._data(spec)
         entrypoint = str(self.ctx.stack_dir / spec.entrypoint) if spec.entrypoint else None
-        params = {"job": job, "run_id": run_id, "data": data, "algorithm": spec.algorithm,
+        params = {"job": job, "run_id": run, "data": data, "algorithm": spec.algorithm,
                   "entrypoint": entrypoint, "stack_dir": str(self.ctx.stack_dir),
                   "hyperparameters": spec.hyperparameters, "seed": spec.seed,
                   "test_size": spec.test_size, "target": spec.target,
                   "features": spec.features, "exclude": spec.exclude,
                   "gpus": spec.compute.gpus, "code_digest": code}
         timeout = seconds(spec.timeout) if spec.timeout else None
-        return RunPlan(job, run_id, self.paths.run(job, run_id), params, timeout)
-
-    def _fingerprint(self, inputs: dict[str, Any], code: str) -> dict[str, Any]:
-        fields = {k: reveal(inputs.get(k)) for k in FINGERPRINT_INPUTS}
-        fields["seed"] = fields["seed"] if fields["seed"] is not None else 0
-        fields["test_size"] = float(fields["test_size"]) if fields["test_size"] is not None \
-            else 0.2
-        fields["exclude"] = fields["exclude"] or []
-        fields["hyperparameters"] = fields["hyperparameters"] or {}
-        return {**fields, "code_digest": code}
+        return RunPlan(job, run, self.paths.run(job, run), params, timeout)
 
     def _code_digest(self, inputs: dict[str, Any]) -> str:
         entrypoint = inputs.get("entrypoint")
         if not entrypoint:
-            return file_digest(Path(trainers.__file__))
+            return code_digest(None)
         path = self.ctx.stack_dir / str(entrypoint)
         if not path.is_file():
             raise ValueError(f"entrypoint '{entrypoint}' not found (looked at {path})")
-        return file_digest(path)
+        return code_digest(path)
 
     def _data(self, spec) -> dict[str, Any]:
         """Where the run reads its table, and which version it is."""

@@ -3,10 +3,10 @@
     python -m mlform.providers.local.training.runner <run dir>
 
 Reads `params.json` from the run directory, splits the data into training and
-held-out rows (seeded), trains (a built-in trainer, or the job's entrypoint
-script under the contract of docs/training-scripts.md), evaluates the saved
-artifact on the held-out rows and records the result in `status.json`. Its
-stdout and stderr are the run's `train.log`.
+held-out rows (seeded, by `mlform.ml.split` as on every provider), trains (a
+built-in trainer, or the job's entrypoint script under the contract of
+docs/training-scripts.md), evaluates the saved artifact on the held-out rows and
+records the result in `status.json`. Its stdout and stderr are the run's `train.log`.
 """
 
 from __future__ import annotations
@@ -20,14 +20,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from mlform.ml.split import InputError, select_features, split, stratifies
+
 from .runs import FAILED, SUCCEEDED, read_json, write_json
 
 NO_GPU = "no GPU available: trained on CPU"
-
-
-class InputError(ValueError):
-    """The job's inputs do not fit its data (a target or feature that is not a column):
-    the user's mistake, recorded and reported in one line, with no traceback."""
 
 
 def main(argv: list[str]) -> int:
@@ -78,9 +75,8 @@ def run(run_dir: Path, params: dict[str, Any]) -> tuple[str, str]:
     features = select_features(frame, params["target"], params.get("features"),
                                params.get("exclude") or [])
     algorithm = params.get("algorithm")
-    stratify = algorithm is not None and trainers.TASKS[algorithm] == "classification"
     train_rows, holdout = split(frame, params["target"], float(params["test_size"]),
-                                int(params["seed"]), stratify)
+                                int(params["seed"]), stratifies(algorithm))
     holdout.to_parquet(run_dir / "holdout.parquet", index=False)
     artifact = run_dir / "artifact"
 
@@ -113,35 +109,6 @@ def choose_device(gpus: int) -> tuple[str, str]:
     if torch.cuda.is_available():
         return "cuda", ""
     return "cpu", NO_GPU
-
-
-def select_features(frame, target: str, features: list[str] | None,
-                    exclude: list[str]) -> list[str]:
-    columns = [str(c) for c in frame.columns]
-    if target not in columns:
-        raise InputError(f"target column '{target}' is not in the data "
-                         f"(columns: {', '.join(columns)})")
-    if features is None:
-        return [c for c in columns if c != target and c not in exclude]
-    missing = [f for f in features if f not in columns]
-    if missing:
-        raise InputError(f"feature column(s) {', '.join(map(repr, missing))} not in the data "
-                         f"(columns: {', '.join(columns)})")
-    if target in features:
-        raise InputError(f"the target '{target}' cannot also be a feature")
-    return list(features)
-
-
-def split(frame, target: str, test_size: float, seed: int, stratify: bool):
-    """(training rows, held-out rows); the same arguments always pick the same rows."""
-    from sklearn.model_selection import train_test_split
-
-    if not 0 < test_size < 1:
-        raise InputError(f"test_size must be between 0 and 1, not {test_size}")
-    labels = frame[target] if stratify and frame[target].value_counts().min() >= 2 else None
-    train_rows, holdout = train_test_split(frame, test_size=test_size, random_state=seed,
-                                           stratify=labels)
-    return train_rows.reset_index(drop=True), holdout.reset_index(drop=True)
 
 
 def run_script(run_dir: Path, params: dict[str, Any], train_rows, features: list[str],

@@ -11,28 +11,18 @@ A run lives in `runs/<job>/<run_id>/`:
     holdout.parquet the held-out rows, every column, for the registry's gates
     artifact/       the model (see `artifact.py`)
 
-The run id is a digest of the job name and the fingerprint, so the same inputs
-name the same run: a finished run is adopted, a running one waited on.
+The run id is a digest of the job name and the fingerprint
+(`mlform.ml.fingerprint.run_id_for`), so the same inputs name the same run: a finished run is adopted, a running one waited on.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
-
-
-def run_id_for(job: str, fingerprint: dict[str, Any]) -> str:
-    text = json.dumps({"job": job, **fingerprint}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def file_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

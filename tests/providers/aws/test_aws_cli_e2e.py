@@ -212,7 +212,7 @@ def test_new_data_retrains_and_rolls_the_endpoint_out_by_canary(applied, run_mlf
     assert train["reasons"] == [f"dataset transactions changed: uri {old}/data.csv -> "
                                 f"{new}/data.csv, so train must re-run"]
     assert [(a["path"], a["reason"]) for a in train["attributes"]] == [
-        ("dataset", "new data: the job must train again")]
+        ("dataset", "new training data means a new run")]
     assert changes["fraud_endpoint"]["action"] == "update"
     assert [a["path"] for a in changes["fraud_endpoint"]["attributes"]] == \
         ["variants.champion.model"]

@@ -4,6 +4,7 @@ serving functions answer mlform's request format; the evaluator measures gates."
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import subprocess
@@ -15,13 +16,30 @@ import pytest
 from aws_stack import CSV
 from mlform.providers.aws import packaging
 
+ML_ROOT = Path(importlib.util.find_spec("mlform.ml").origin).parent
+LEGACY_SCRIPT = """\
+import os
+import pandas as pd
+import torch
+import mlform.providers.local.artifact
+from mlform.providers.local.artifact import save_model
+
+train = pd.read_csv(os.environ["MLFORM_TRAIN_DATA"])
+assert mlform.providers.local.artifact.save_model is save_model
+save_model(os.environ["MLFORM_MODEL_DIR"], torch.nn.Linear(2, 1),
+           {"task": "classification", "features": ["amount", "age"], "target": "is_fraud",
+            "classes": [0, 1], "preprocessing": {
+                "amount": {"kind": "numeric", "mean": float(train.amount.mean()), "std": 1.0},
+                "age": {"kind": "numeric", "mean": float(train.age.mean()), "std": 1.0}}})
+"""
+
 JOB = {"resource": "train", "algorithm": "logistic_regression", "target": "is_fraud",
        "features": None, "exclude": [], "hyperparameters": {"epochs": 2}, "seed": 0,
        "test_size": 0.25, "gpus": 0, "entrypoint": None}
 
 
-def unpack(kind: str, settings: dict, into: Path) -> Path:
-    data = packaging.tarball(packaging.bundle(kind, settings))
+def unpack(kind: str, settings: dict, into: Path, extra: dict | None = None) -> Path:
+    data = packaging.tarball(packaging.bundle(kind, settings, extra))
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         tar.extractall(into, filter="data")
     return into
@@ -32,21 +50,71 @@ def test_bundles_are_reproducible():
     assert first == packaging.tarball(packaging.bundle("train", JOB))
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("sagemaker")
-    code = unpack("train", JOB, root / "code")
+@pytest.mark.parametrize("kind", ["train", "evaluate", "serve"])
+def test_a_bundle_ships_the_whole_portable_core_and_no_provider(kind):
+    files = packaging.bundle(kind, JOB)
+    core = {f"mlform/ml/{p.relative_to(ML_ROOT).as_posix()}": p.read_bytes()
+            for p in ML_ROOT.rglob("*.py")}
+    assert {"mlform/ml/__init__.py", "mlform/ml/split.py", "mlform/ml/fingerprint.py",
+            "mlform/ml/artifact.py", "mlform/ml/trainers.py"} <= set(core)
+    assert {name: files[name] for name in core if name in files} == core
+    assert sorted(n for n in files if n.startswith("mlform/")) == \
+        sorted(["mlform/__init__.py", *core])  # nothing of mlform.providers
+    assert b"mlform.providers" not in files[f"{kind}.py"].replace(
+        b'"mlform.providers.local.artifact"', b"")  # only the legacy alias names it
+
+
+def run_training(root: Path, job: dict, extra: dict | None = None
+                 ) -> subprocess.CompletedProcess:
+    """The bundle's train.py as SageMaker starts it: data in the train channel."""
+    code = unpack("train", job, root / "code", extra)
     channel = root / "input" / "data" / "train"
     channel.mkdir(parents=True)
     (channel / "data.csv").write_text(CSV)
-    model_dir = root / "model"
-    out = subprocess.run([sys.executable, str(code / "train.py")], capture_output=True,
-                         text=True, timeout=300, cwd=root,
-                         env={"SM_CHANNEL_TRAIN": str(channel), "SM_MODEL_DIR": str(model_dir),
-                              "PATH": "/usr/bin:/bin"})
+    return subprocess.run([sys.executable, str(code / "train.py")], capture_output=True,
+                          text=True, timeout=300, cwd=root,
+                          env={"SM_CHANNEL_TRAIN": str(channel),
+                               "SM_MODEL_DIR": str(root / "model"),
+                               "SM_OUTPUT_DATA_DIR": str(root / "output"),
+                               "PATH": "/usr/bin:/bin"})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sagemaker")
+    out = run_training(root, JOB)
     assert out.returncode == 0, out.stderr
     (root / "log.txt").write_text(out.stdout)
     return root
+
+
+@pytest.mark.slow
+def test_the_training_entry_holds_out_the_rows_mlform_ml_split_picks(trained):
+    import pandas as pd
+    from mlform.ml.split import split
+
+    _, expected = split(pd.read_csv(io.StringIO(CSV)), "is_fraud", JOB["test_size"],
+                        JOB["seed"], stratify=True)
+    held = pd.read_csv(trained / "model" / "holdout.csv")
+    pd.testing.assert_frame_equal(held, expected)
+
+
+@pytest.mark.slow
+def test_a_script_importing_the_artifact_module_by_its_old_name_still_trains(tmp_path):
+    job = {**JOB, "algorithm": None, "entrypoint": "legacy_train.py"}
+    out = run_training(tmp_path, job, {"legacy_train.py": LEGACY_SCRIPT.encode()})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads((tmp_path / "model" / "model.json").read_text())["features"] == \
+        ["amount", "age"]
+    assert "mlform-metric accuracy=" in out.stdout
+
+
+@pytest.mark.slow
+def test_a_target_that_is_no_column_fails_in_one_line(tmp_path):
+    out = run_training(tmp_path, {**JOB, "target": "fraud"})
+    assert out.returncode == 1
+    assert out.stderr.strip() == "error: target column 'fraud' is not in the data " \
+        "(columns: amount, age, gender, is_fraud)"
 
 
 @pytest.mark.slow

@@ -99,7 +99,7 @@ def test_changed_hyperparameters_force_a_new_job_with_a_reason(applied):
     diff = provider.diff(DiffRequest(ResourceRef("train", "training_job"), inputs["train"],
                                      outputs["train"], after))
     assert diff.requires_replace == ["hyperparameters.epochs"]
-    assert diff.changes[0].reason == "hyperparameters changed: the job must train again"
+    assert diff.changes[0].reason == "new hyperparameters mean a new run"
 
 
 def test_dataset_diff_plans_the_new_version_and_says_why(applied, tmp_path):
