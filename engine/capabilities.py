@@ -106,12 +106,12 @@ def field_findings(stack: Stack, name: str, provider: Provider,
             continue
         if _is_set(spec.inputs, path):
             dotted = ".".join(path)
+            kind = "" if provider_type == spec.provider else f" ({provider_type})"
             errors.append(Diagnostic(
                 f"'{dotted}' is a setting of the {owner} provider; provider "
-                f"'{spec.provider}' ({provider_type}) has no use for it",
+                f"'{spec.provider}'{kind} has no use for it",
                 location=stack.location(("resources", name) + path, key=True),
-                help=f"remove it, or keep it for {owner} runs only under "
-                     f"'provider_options: {{{owner}: {{{dotted}: ...}}}}'", address=name))
+                help=f"remove it: only a {owner} provider reads it", address=name))
     return errors, notes
 
 
