@@ -174,7 +174,7 @@ def output_problems(rtype: str, outputs: Mapping[str, Any], produced: Collection
         for err in exc.errors(include_url=False, include_input=False):
             where = ".".join(str(p) for p in err["loc"])
             got = type(_at(checked, err["loc"])).__name__
-            problems.append(f"output '{where}' is a {got}: {err['msg'].lower()}")
+            problems.append(f"output '{where}': {err['msg'].lower()} (got {got})")
     return problems
 
 

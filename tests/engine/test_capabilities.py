@@ -125,7 +125,7 @@ def test_a_provider_returning_bad_outputs_is_an_apply_error_naming_it(null_stack
     assert "provider 'null' returned outputs for model 'm' that do not fit the model " \
            "output model" in text, text
     assert "output 'uri' is missing" in text, text
-    assert "output 'name' is a int: input should be a valid string" in text, text
+    assert "output 'name': input should be a valid string (got int)" in text, text
     assert "Traceback" not in text
     state = json.loads((directory / ".mlform" / "state.json").read_text())
     recorded = state["resources"]["m"]
