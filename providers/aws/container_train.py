@@ -21,23 +21,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 METRIC_LINE = "mlform-metric {name}={value}"
-LEGACY_ARTIFACT = "mlform.providers.local.artifact"
-# Runs the job's own script with the artifact module also importable under the name
-# earlier releases documented (LEGACY_ARTIFACT): the bundle ships mlform.ml only, no
-# provider code, so the old name is an alias of mlform.ml.artifact set up here.
-SCRIPT_LAUNCHER = f"""\
-import runpy, sys, types
-import mlform, mlform.ml.artifact as artifact
-parent = mlform
-for name in ("providers", "local"):
-    full = parent.__name__ + "." + name
-    module = sys.modules.setdefault(full, types.ModuleType(full))
-    setattr(parent, name, module)
-    parent = module
-parent.artifact = sys.modules["{LEGACY_ARTIFACT}"] = artifact
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
 
 
 def read_table(channel: Path):
@@ -65,8 +48,10 @@ def run_script(job: dict, train_rows, holdout_path: Path, features: list[str],
            "MLFORM_HYPERPARAMETERS": str(hyper_path), "MLFORM_MODEL_DIR": str(model_dir),
            "MLFORM_METRICS": str(metrics_path), "MLFORM_SEED": str(job["seed"]),
            "MLFORM_DEVICE": device}
-    code = subprocess.call([sys.executable, "-c", SCRIPT_LAUNCHER, str(HERE / job["entrypoint"])],
-                           cwd=HERE, env=env)
+    # Through mlform.ml.launch: the script may import the artifact module by the name
+    # earlier releases documented, which the bundle (mlform.ml only) does not hold.
+    code = subprocess.call([sys.executable, "-m", "mlform.ml.launch",
+                            str(HERE / job["entrypoint"])], cwd=HERE, env=env)
     if code != 0:
         raise SystemExit(f"{job['entrypoint']} exited with status {code}")
     return json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}

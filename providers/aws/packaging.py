@@ -3,7 +3,8 @@
 A bundle is a `sourcedir.tar.gz` holding an entry script, the settings it reads
 (`mlform_job.json`) and mlform's portable core (`mlform.ml`) under its package
 path, so the container trains, evaluates and serves exactly as the local
-provider does and a custom script can `import mlform.ml.artifact` there too. Bundles
+provider does and a custom script can `import mlform.ml.artifact` there too (and the
+older name, through `mlform.ml.launch`). Nothing of any provider is shipped. Bundles
 are built byte-for-byte reproducibly and stored content-addressed: uploaded once per
 content.
 """

@@ -56,12 +56,11 @@ def test_a_bundle_ships_the_whole_portable_core_and_no_provider(kind):
     core = {f"mlform/ml/{p.relative_to(ML_ROOT).as_posix()}": p.read_bytes()
             for p in ML_ROOT.rglob("*.py")}
     assert {"mlform/ml/__init__.py", "mlform/ml/split.py", "mlform/ml/fingerprint.py",
-            "mlform/ml/artifact.py", "mlform/ml/trainers.py"} <= set(core)
+            "mlform/ml/launch.py", "mlform/ml/artifact.py", "mlform/ml/trainers.py"} <= set(core)
     assert {name: files[name] for name in core if name in files} == core
     assert sorted(n for n in files if n.startswith("mlform/")) == \
         sorted(["mlform/__init__.py", *core])  # nothing of mlform.providers
-    assert b"mlform.providers" not in files[f"{kind}.py"].replace(
-        b'"mlform.providers.local.artifact"', b"")  # only the legacy alias names it
+    assert b"mlform.providers" not in files[f"{kind}.py"]
 
 
 def run_training(root: Path, job: dict, extra: dict | None = None
@@ -143,14 +142,20 @@ def test_the_serving_functions_answer_mlform_requests(trained, tmp_path):
 
 @pytest.mark.slow
 def test_the_evaluator_measures_fairness_and_robustness(trained, tmp_path):
-    gates = [{"index": 1, "fairness": "demographic_parity_ratio", "sensitive_column": "gender"},
-             {"index": 2, "robustness": "gaussian_noise", "noise": 0.5,
-              "robustness_metric": "accuracy"}]
-    code = unpack("evaluate", {"gates": gates}, tmp_path / "code")
+    gates = [{"fairness": "demographic_parity_ratio", "sensitive_column": "gender"},
+             {"robustness": "gaussian_noise", "noise": 0.5, "robustness_metric": "accuracy",
+              "max": 0.9}]
+    code = unpack("evaluate", {"gates": gates, "seed": 3, "sensitive": [[1, "max"]]},
+                  tmp_path / "code")
     output = tmp_path / "out" / "evaluation.json"
     out = subprocess.run([sys.executable, str(code / "evaluate.py"), str(trained / "model"),
                           str(output)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    values = json.loads(output.read_text())["gates"]
-    assert [v["index"] for v in values] == [1, 2]
-    assert 0.0 <= values[0]["value"] <= 1.0
+    written = json.loads(output.read_text())
+    assert written["format"] == 2
+    fairness, robustness = written["gates"]
+    assert (fairness["kind"], robustness["kind"]) == ("fairness", "robustness")
+    assert 0.0 <= fairness["measured"] <= 1.0
+    assert set(fairness["groups"]) == {"f", "m"}
+    assert (robustness["max"], robustness["sensitive"]) == (None, ["max"])
+    assert "0.9" not in robustness["gate"]
