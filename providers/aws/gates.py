@@ -1,20 +1,24 @@
-"""Model gates on SageMaker: metric gates read the training job's final metrics;
-fairness and robustness gates run mlform's evaluator as a Processing job.
+"""Model gates on SageMaker, judged by `mlform.ml.gates` as on every provider.
 
-The Processing job is named by the artifact and the gates, reads the artifact (with
-its held-out rows) and writes `evaluation.json` to
+Metric gates alone read the training job's final metrics (`mlform.ml.metrics` on the
+same held-out rows, printed by the training container). Any fairness or robustness
+gate runs mlform's evaluator as a Processing job, which judges every gate of the
+model on the held-out rows left next to the artifact, seeded with the training
+job's seed, and writes `evaluation.json` to
 `s3://<bucket>/<prefix>/<stack>/evaluations/<model>/<digest>/`:
 
-    {"gates": [{"index": <position in the model's gates>, "value": <measured>}]}
+    {"format": 2, "gates": [<GateResult.to_dict()>, ...]}   # in the gates' order
 """
 
 from __future__ import annotations
 
+import io
 import json
-from dataclasses import dataclass
+import tarfile
 from typing import Any
 
 from mlform.engine.provider import Progress
+from mlform.ml.gates import GateResult, metric_gates
 
 from . import packaging
 from .compute import image_uri, instance_type
@@ -24,51 +28,9 @@ from .layout import split_uri
 from .naming import fingerprint, tag_dict, tags
 
 EVALUATION_FILE = "evaluation.json"
+EVALUATION_FORMAT = 2
 CODE_DIR, MODEL_DIR, OUTPUT_DIR = ("/opt/ml/processing/code", "/opt/ml/processing/model",
                                    "/opt/ml/processing/output")
-
-
-@dataclass(frozen=True)
-class GateResult:
-    gate: str
-    value: float
-    min: float | None
-    max: float | None
-    sensitive: tuple[str, ...] = ()
-    """Bounds ("min", "max") written from sensitive values: judged, never shown or stored."""
-
-    @property
-    def passed(self) -> bool:
-        return (self.min is None or self.value >= self.min) and \
-            (self.max is None or self.value <= self.max)
-
-    def to_json(self, reveal: bool = False) -> dict[str, Any]:
-        """What outputs, state and package metadata keep; `reveal` only for fingerprints."""
-        out = {"gate": self.gate, "value": self.value, "min": self._shown("min", reveal),
-               "max": self._shown("max", reveal), "passed": self.passed}
-        return out | ({"sensitive": list(self.sensitive)} if self.sensitive else {})
-
-    def failure(self) -> str:
-        which = "min" if self.min is not None and self.value < self.min else "max"
-        bound = f"{which} {'(sensitive)' if which in self.sensitive else getattr(self, which)}"
-        return f"gate '{self.gate}' failed: measured {self.value:.4g}, {bound}"
-
-    def _shown(self, bound: str, reveal: bool) -> float | None:
-        return getattr(self, bound) if reveal or bound not in self.sensitive else None
-
-
-def label(gate: Any) -> str:
-    if gate.metric:
-        return gate.metric
-    if gate.fairness:
-        return f"{gate.fairness} by {gate.sensitive_column}"
-    return f"{gate.robustness} ({gate.robustness_metric or 'main metric'}, noise {gate.noise})"
-
-
-def bounds(gate: Any) -> tuple[float | None, float | None]:
-    if gate.fairness == "four_fifths_rule" and gate.min is None and gate.max is None:
-        return 0.8, None  # the rule itself: the lowest selection rate ratio is at least 4/5
-    return gate.min, gate.max
 
 
 def training_job_of(artifact: str) -> str:
@@ -89,37 +51,48 @@ class GateRunner:
         """Each gate's result; `sensitive` holds (gate index, bound) of hidden bounds."""
         if not spec.gates:
             return []
-        values: dict[int, float] = {}
-        metric_gates = [(i, g) for i, g in enumerate(spec.gates) if g.metric]
-        if metric_gates:
-            metrics = self._training_metrics(spec.artifact)
-            for i, gate in metric_gates:
-                if gate.metric not in metrics:
-                    raise AwsError(f"gate '{gate.metric}': training job "
-                                   f"{training_job_of(spec.artifact)} reported no such "
-                                   f"metric (it reported: {', '.join(sorted(metrics))})")
-                values[i] = metrics[gate.metric]
-        if len(metric_gates) < len(spec.gates):
-            values.update(self._evaluate(resource, spec, progress))
-        return [GateResult(label(g), float(values[i]), *bounds(g),
-                           sensitive=tuple(sorted(b for j, b in sensitive if j == i)))
-                for i, g in enumerate(spec.gates)]
+        job = self._training_job(spec.artifact)
+        if all(g.metric for g in spec.gates):
+            metrics = {m["MetricName"]: float(m["Value"])
+                       for m in job.get("FinalMetricDataList", [])}
+            return metric_gates(spec.gates, metrics,
+                                f"training job {job['TrainingJobName']}", sensitive)
+        return self._evaluate(resource, spec, self._seed(job), sensitive, progress)
 
-    def _training_metrics(self, artifact: str) -> dict[str, float]:
-        desc = self.h.clients.sagemaker.describe_training_job(
+    def _training_job(self, artifact: str) -> dict[str, Any]:
+        return self.h.clients.sagemaker.describe_training_job(
             TrainingJobName=training_job_of(artifact))
-        return {m["MetricName"]: float(m["Value"]) for m in desc.get("FinalMetricDataList", [])}
 
-    def _evaluate(self, resource: str, spec: Any, progress: Progress) -> dict[int, float]:
-        """Fairness and robustness values from the Processing job's evaluation.json."""
+    def _seed(self, job: dict[str, Any]) -> int:
+        """The seed the training job ran with, from the settings in its source bundle
+        (the robustness noise is seeded with it, as on every provider)."""
+        source = json.loads(job.get("HyperParameters", {})
+                            .get("sagemaker_submit_directory", "null") or "null")
+        if not source:
+            return 0
+        bucket, key = split_uri(source)
+        body = describe_or_none(self.h.clients.s3.get_object, Bucket=bucket, Key=key)
+        if body is None:
+            raise AwsError(f"the source bundle {source} of training job "
+                           f"{job['TrainingJobName']} is gone; its seed is unknown")
+        with tarfile.open(fileobj=io.BytesIO(body["Body"].read())) as tar:
+            member = tar.extractfile(packaging.SETTINGS_FILE)
+            settings = json.loads(member.read()) if member else {}
+        return int(settings.get("seed") or 0)
+
+    def _evaluate(self, resource: str, spec: Any, seed: int,
+                  sensitive: frozenset[tuple[int, str]], progress: Progress
+                  ) -> list[GateResult]:
+        """Every gate's result from the Processing job's evaluation.json."""
         h, sm = self.h, self.h.clients.sagemaker
-        gates = [{"index": i, **g.model_dump(mode="json")} for i, g in enumerate(spec.gates)
-                 if not g.metric]
-        digest = fingerprint({"artifact": spec.artifact, "gates": gates})
+        settings = {"gates": [g.model_dump(mode="json") for g in spec.gates], "seed": seed,
+                    "sensitive": sorted([i, b] for i, b in sensitive)}
+        digest = fingerprint({"artifact": spec.artifact, "format": EVALUATION_FORMAT,
+                              **settings})
         name = h.name(resource, "eval", digest)
         output_key = h.layout.evaluation_key(resource, digest)
         if describe_or_none(sm.describe_processing_job, ProcessingJobName=name) is None:
-            self._start(resource, spec, name, gates, output_key, progress)
+            self._start(resource, spec, name, settings, output_key, progress)
         desc = h.wait(lambda: sm.describe_processing_job(ProcessingJobName=name),
                       "ProcessingJobStatus", {"Completed", "Failed", "Stopped"},
                       f"gate evaluation {name}", progress)
@@ -131,23 +104,23 @@ class GateRunner:
         if body is None:
             raise AwsError(f"gate evaluation job {name} completed but wrote no "
                            f"{h.layout.uri(output_key)}")
-        found = {int(g["index"]): float(g["value"])
-                 for g in json.loads(body["Body"].read())["gates"]}
-        missing = [g["index"] for g in gates if g["index"] not in found]
-        if missing:
-            raise AwsError(f"{h.layout.uri(output_key)} lacks the value of gate(s) {missing}")
-        return found
+        found = json.loads(body["Body"].read())
+        if found.get("format") != EVALUATION_FORMAT or \
+                len(found.get("gates", [])) != len(spec.gates):
+            raise AwsError(f"{h.layout.uri(output_key)} holds no result for each of the "
+                           f"{len(spec.gates)} gate(s)")
+        return [GateResult.from_dict(g) for g in found["gates"]]
 
-    def _start(self, resource: str, spec: Any, name: str, gates: list[dict[str, Any]],
+    def _start(self, resource: str, spec: Any, name: str, settings: dict[str, Any],
                output_key: str, progress: Progress) -> None:
         h = self.h
         options = h.options(spec)
-        data = packaging.tarball(packaging.bundle("evaluate", {"gates": gates}))
+        data = packaging.tarball(packaging.bundle("evaluate", settings))
         code_key = h.layout.code_key(resource, packaging.digest(data))
         packaging.upload_once(h.clients.s3, h.cfg.bucket, code_key, data,
                               tag_dict(tags(h.ctx.stack, resource, h.rtype)))
         output_prefix = h.layout.uri(output_key.rsplit("/", 1)[0])
-        progress(f"evaluating fairness/robustness gates with processing job {name}")
+        progress(f"evaluating {len(spec.gates)} gate(s) with processing job {name}")
         h.clients.sagemaker.create_processing_job(
             ProcessingJobName=name,
             RoleArn=h.cfg.role_arn,

@@ -67,8 +67,11 @@ class ModelHandler(Handler):
                 ModelPackageGroupDescription=(HIDDEN if "description" in hidden else
                                               spec.description or
                                               f"mlform model {ref.name} of {self.ctx.stack}"))
+        # the gates as written (sensitive bounds included: a changed bound is a new
+        # version) and what they measured
         digest = fingerprint({"artifact": spec.artifact,
-                              "gates": [r.to_json(reveal=True) for r in results]})
+                              "gates": [g.model_dump(mode="json") for g in spec.gates],
+                              "results": [r.to_dict() for r in results]})
         container = self._container(ref.name, spec)
         model_name = self.name(ref.name, digest)
         if describe_or_none(sm.describe_model, ModelName=model_name) is None:
@@ -79,7 +82,7 @@ class ModelHandler(Handler):
             progress(f"registering a new version of {group}")
             metadata = {FINGERPRINT: digest, SAGEMAKER_MODEL: model_name,
                         "mlform:aliases": ",".join(spec.aliases),
-                        "mlform:gates": json.dumps([r.to_json() for r in results])[:1024]}
+                        "mlform:gates": json.dumps([r.to_dict() for r in results])[:1024]}
             if spec.owner:
                 metadata["mlform:owner"] = HIDDEN if "owner" in hidden else spec.owner
             use = HIDDEN if "intended_use" in hidden else spec.intended_use
@@ -126,7 +129,7 @@ class ModelHandler(Handler):
         return {"uri": package["ModelPackageArn"], "name": group,
                 "version": package.get("ModelPackageVersion"),
                 "sagemaker_model": package["CustomerMetadataProperties"][SAGEMAKER_MODEL],
-                "gates": [r.to_json() for r in results]}
+                "gates": [r.to_dict() for r in results]}
 
     def observe(self, req: ObserveRequest) -> ObserveResponse:
         arn = (req.outputs or {}).get("uri")

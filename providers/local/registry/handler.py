@@ -162,8 +162,7 @@ class ModelHandler:
         import pandas as pd
         from mlform.engine.redaction import sensitive_gate_bounds
         from mlform.ml.artifact import load_predictor
-
-        from .gates import evaluate_gates
+        from mlform.ml.gates import evaluate_gates
 
         params = read_json(run_dir / "params.json") or {}
         predictor = load_predictor(run_dir / "artifact")

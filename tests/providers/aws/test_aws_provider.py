@@ -51,8 +51,9 @@ def test_the_example_stack_is_created_in_order(applied, client):
     assert out["transactions"]["rows"] == 60
     assert out["train"]["metrics"] == {"auc": 0.93, "accuracy": 0.9}
     assert out["fraud_model"]["version"] == 1
-    assert out["fraud_model"]["gates"][0] == {"gate": "auc", "value": 0.93, "min": 0.85,
-                                              "max": None, "passed": True}
+    assert out["fraud_model"]["gates"][0] == {
+        "gate": "auc >= 0.85", "kind": "metric", "passed": True, "measured": 0.93,
+        "min": 0.85, "max": None, "detail": "", "groups": {}, "sensitive": []}
     assert out["fraud_endpoint"]["url"] == ("https://runtime.sagemaker.us-east-1.amazonaws.com"
                                             "/endpoints/fraud-fraud-endpoint/invocations")
     assert out["fraud_endpoint"]["traffic"] == {"champion": 100.0}
@@ -118,7 +119,7 @@ def test_a_failed_gate_names_gate_value_and_threshold_and_registers_nothing(appl
     provider, _, outputs = applied
     answer = create(provider, "strict_model", "model",
                     model_inputs(outputs["train"]["artifact"], min_auc=0.97))
-    assert answer.error == ("gate 'auc' failed: measured 0.93, min 0.97; "
+    assert answer.error == ("gate 'auc >= 0.97' failed: measured 0.9300; "
                             "model 'strict_model' was not registered")
     groups = client("sagemaker").list_model_package_groups()["ModelPackageGroupSummaryList"]
     assert [g["ModelPackageGroupName"] for g in groups] == ["fraud-fraud-model"]
@@ -131,18 +132,21 @@ def test_fairness_gates_read_the_processing_job_output(applied, client):
     gate = {"fairness": "demographic_parity_difference", "sensitive_column": "gender",
             "max": 0.1}
     spec = {"artifact": outputs["train"]["artifact"], "gates": [gate]}
+    from mlform.ml.gates import GateResult
     from mlform.providers.aws.naming import fingerprint
 
     handler = provider.handler("model")
-    gates = [{"index": 0, **handler.spec(spec).gates[0].model_dump(mode="json")}]
-    key = handler.layout.evaluation_key("fair_model",
-                                        fingerprint({"artifact": spec["artifact"],
-                                                     "gates": gates}))
+    settings = {"gates": [handler.spec(spec).gates[0].model_dump(mode="json")],
+                "seed": 0, "sensitive": []}
+    key = handler.layout.evaluation_key("fair_model", fingerprint(
+        {"artifact": spec["artifact"], "format": 2, **settings}))
+    label = "demographic_parity_difference(gender): demographic_parity_difference <= 0.1"
+    result = GateResult(label, "fairness", False, 0.25, None, 0.1)
     client("s3").put_object(Bucket=BUCKET, Key=key,
-                            Body=json.dumps({"gates": [{"index": 0, "value": 0.25}]}))
+                            Body=json.dumps({"format": 2, "gates": [result.to_dict()]}))
     answer = create(provider, "fair_model", "model", spec)
-    assert answer.error == ("gate 'demographic_parity_difference by gender' failed: "
-                            "measured 0.25, max 0.1; model 'fair_model' was not registered")
+    assert answer.error == (f"gate '{label}' failed: measured 0.2500; "
+                            "model 'fair_model' was not registered")
     jobs = client("sagemaker").list_processing_jobs()["ProcessingJobSummaries"]
     assert len(jobs) == 1 and jobs[0]["ProcessingJobName"].startswith("fraud-fair-model-eval-")
 
@@ -334,15 +338,16 @@ def test_sensitive_gate_bounds_and_card_fields_stay_hidden(applied, client):
     artifact = outputs["train"]["artifact"]
     failing = {"artifact": artifact, "gates": [{"metric": "auc", "min": Secret(0.987654)}]}
     answer = create(provider, "strict_model", "model", failing)
-    assert answer.error == ("gate 'auc' failed: measured 0.93, min (sensitive); "
+    assert answer.error == ("gate 'auc >= (sensitive)' failed: measured 0.9300; "
                             "model 'strict_model' was not registered")
     passing = {"artifact": artifact, "owner": Secret("owner-secret-41d2"),
                "intended_use": Secret("use-secret-93be"),
                "gates": [{"metric": "auc", "min": Secret(0.876543)}]}
     answer = create(provider, "quiet_model", "model", passing)
     assert answer.error is None, answer.error
-    assert answer.outputs["gates"] == [{"gate": "auc", "value": 0.93, "min": None,
-                                        "max": None, "passed": True, "sensitive": ["min"]}]
+    assert answer.outputs["gates"] == [{
+        "gate": "auc >= (sensitive)", "kind": "metric", "passed": True, "measured": 0.93,
+        "min": None, "max": None, "detail": "", "groups": {}, "sensitive": ["min"]}]
     package = client("sagemaker").describe_model_package(ModelPackageName=answer.outputs["uri"])
     stored = json.dumps(package, default=str)
     assert package["CustomerMetadataProperties"]["mlform:owner"] == "(sensitive)"

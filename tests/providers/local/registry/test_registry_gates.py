@@ -3,7 +3,7 @@ import pytest
 from mlform.engine.spec.models import Gate
 from mlform.ml.artifact import load_predictor
 from mlform.providers.local.paths import LocalPaths
-from mlform.providers.local.registry.gates import evaluate_gates
+from mlform.ml.gates import evaluate_gates
 
 pytestmark = pytest.mark.slow
 
