@@ -42,9 +42,10 @@ CAPABILITIES = {
                                            "this endpoint with the local provider"),
             *(Unsupported(("rollback", f), "SageMaker judges each rollout step by its "
                                            "CloudWatch alarms (max_error_rate, "
-                                           "max_p99_latency_ms), not by a request count",
+                                           "max_p99_latency_ms) alone",
                           noop=True)
-              for f in ("min_requests", "evidence_timeout", "on_inconclusive")),
+              for f in ("min_requests", "evidence_timeout", "on_inconclusive",
+                        "on_health_check_failure")),
             *(Unsupported(("logging", f), "SageMaker data capture sizes its own files",
                           noop=True) for f in ("max_rows", "max_bytes")),
             Unsupported(("limits",), "SageMaker sets its own request limits", noop=True),
