@@ -5,14 +5,12 @@ in `mlform plan`."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mlform.ml.datasets import content_version
 from mlform.ml.retraining import DataVersion
-
-DIGEST_CHARS = 12
 
 
 def data_version(stack_dir: Path, inputs: Mapping[str, Any] | None,
@@ -27,6 +25,4 @@ def data_version(stack_dir: Path, inputs: Mapping[str, Any] | None,
     path = stack_dir / source
     if not path.is_file():
         return DataVersion("missing", source, recorded)
-    with path.open("rb") as data:
-        current = hashlib.file_digest(data, "sha256").hexdigest()[:DIGEST_CHARS]
-    return DataVersion("read", source, recorded, current)
+    return DataVersion("read", source, recorded, content_version(path))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -22,12 +21,11 @@ from mlform.engine.provider import (
     default_diff,
 )
 from mlform.engine.values import contains_unknown
+from mlform.ml.datasets import content_version
 
 from .errors import AwsError
 from .handler import Handler, describe_or_none
 from .naming import RESOURCE_TAG, STACK_TAG, TYPE_TAG
-
-VERSION_LENGTH = 12
 
 
 class DatasetHandler(Handler):
@@ -50,7 +48,7 @@ class DatasetHandler(Handler):
 
     def _planned(self, name: str, spec: Any) -> dict[str, Any]:
         path, fmt = self._source(spec)
-        version = file_digest(path)[:VERSION_LENGTH]
+        version = content_version(path)
         key = self.layout.dataset_key(name, version, fmt)
         return {"uri": self.layout.uri(key), "version": version, "path": self.layout.uri(key)}
 
@@ -122,14 +120,6 @@ def delete_prefix(s3: Any, bucket: str, prefix: str) -> None:
         objects = [{"Key": o["Key"]} for o in page.get("Contents", [])]
         if objects:
             s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
-
-
-def file_digest(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def count_rows(path: Path, fmt: str) -> tuple[int, list[str]]:

@@ -9,7 +9,6 @@ schema and the quality rules are checked before a version is stored.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -33,19 +32,11 @@ from mlform.engine.provider import (
     default_diff,
 )
 from mlform.engine.values import contains_secret, contains_unknown, reveal
+from mlform.ml.datasets import content_version
 
 from .paths import LocalPaths, dataset_uri
 
-VERSION_LENGTH = 12
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-
-
-def content_version(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:VERSION_LENGTH]
 
 
 def read_table(path: Path, fmt: str):
