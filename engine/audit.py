@@ -18,7 +18,7 @@ import secrets
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from filelock import FileLock, Timeout
 
@@ -87,7 +87,7 @@ class AuditLog:
         problems = []
         previous_line: bytes | None = None
         previous_seq: int | None = 0
-        seen: dict[int, str] = {}
+        seen: dict[int, str | None] = {}  # seq -> the digest its entry records
         for number, line in enumerate(lines, 1):
             entry = _parse(line)
             if entry is None:
@@ -138,7 +138,7 @@ class AuditLog:
                                                      "digest": entry["digest"]}) + b"\n")
         return entry
 
-    def _head_problems(self, seen: dict[int, str], lines: list[bytes]) -> list[str]:
+    def _head_problems(self, seen: dict[int, str | None], lines: list[bytes]) -> list[str]:
         head = self._read_head()
         if head is None:
             if self.head_path.exists():
@@ -195,7 +195,7 @@ def _read(path: Path) -> bytes:
         return b""
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -36,7 +36,7 @@ def recoveries_from_apply(prior, result) -> list[tuple[str, tuple[str, ...], str
     `prior` is the state the apply started from, `result` its ApplyResult. A training
     job counts only when the whole apply succeeded: a retrain fails as a whole when its
     model's gate or its rollout fails, even if the job itself trained."""
-    found = []
+    found: list[tuple[str, tuple[str, ...], str]] = []
     after = result.state.resources
     for name, action in sorted(result.done.items()):
         res = after.get(name)
@@ -63,7 +63,7 @@ def recoveries_from_evaluation(monitor: str, evaluation: dict[str, Any] | None
         return []
     breaches = set(evaluation.get("breaches") or [])
     at = evaluation.get("time", "")
-    found = []
+    found: list[tuple[str, tuple[str, ...], str]] = []
     drift_measured = evaluation.get("verdict") in ("ok", "drift", "performance") \
         and evaluation.get("share", 0) is not None
     if drift_measured and "drift" not in breaches:

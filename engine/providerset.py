@@ -51,7 +51,8 @@ class ProviderSet:
 
     def _config_problem(self, name: str, problem: str | Problem) -> Diagnostic:
         """A configuration problem at its place in the provider's block, or at the block."""
-        path, key = ("providers", name), True
+        path: tuple[str | int, ...] = ("providers", name)
+        key = True
         if isinstance(problem, Problem):
             path, key = path + problem.path, problem.key or not problem.path
         loc = self.positions.of(path, key=key) if self.positions else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 from .diagnostics import MlformError, did_you_mean
@@ -16,7 +16,7 @@ EXTRAS = {"aws": "aws", "local": "local"}
 
 
 @cache
-def available() -> dict[str, object]:
+def available() -> dict[str, EntryPoint]:
     """Provider type -> entry point (not yet imported)."""
     return {ep.name: ep for ep in entry_points(group=GROUP)}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +84,7 @@ def secret_paths(value: Any, path: tuple = ()) -> frozenset[tuple]:
     must reveal its inputs may still show or store only as "(sensitive)"."""
     if isinstance(value, Secret):
         return frozenset({path})
+    items: Iterable[tuple[Any, Any]]
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, list | tuple):

@@ -97,7 +97,7 @@ def _as_numbers(name: str, values: Sequence[Any]):
 def _encode_categorical(name: str, values: Sequence[Any], spec: Mapping[str, Any]):
     import numpy as np
 
-    index = {str(c): i for i, c in enumerate(spec["categories"])}
+    index: dict[str | None, int] = {str(c): i for i, c in enumerate(spec["categories"])}
     codes = np.fromiter((index.get(_category_key(v), -1) for v in values), dtype=np.int64)
     if spec.get("encoding", "onehot") == "index":
         return (codes + 1).astype(np.float32)[:, None]
@@ -180,7 +180,8 @@ def load_predictor(directory: str | Path, device: str = "cpu") -> Predictor:
     model_path = Path(directory) / MODEL_FILE
     if not model_path.is_file():
         raise ValueError(f"'{directory}' is not a model artifact: {MODEL_FILE} is missing")
-    network = torch.export.load(model_path).module().to(device)
+    # Any: the exported module carries attributes (`validate_inputs`) nn.Module does not declare
+    network: Any = torch.export.load(model_path).module().to(device)
     # The exported module re-matches each call's arguments against the traced
     # structure in a Python hook, which costs as much as running this size of
     # network. The Predictor always passes one matrix whose width `encode` fixed,
@@ -225,7 +226,9 @@ class Predictor:
                 picked = (logits[:, 0] > 0.0).tolist()
             else:
                 picked = logits.argmax(axis=1).tolist()
-            return [self.classes[i] for i in picked]
+            classes = self.classes
+            assert classes is not None, "check_meta requires classes of a classifier"
+            return [classes[i] for i in picked]
         return self._regression(instances).tolist()
 
     def predict_proba(self, instances) -> list[list[float]]:

@@ -47,7 +47,7 @@ default out does not name another run."""
 def fingerprint(inputs: dict[str, Any], code: str | None) -> dict[str, Any]:
     """The run-defining inputs (secrets already revealed), defaults filled in, with the
     digest of the code that trains."""
-    fields = {k: inputs.get(k) for k in RERUN_INPUTS}
+    fields: dict[str, Any] = {k: inputs.get(k) for k in RERUN_INPUTS}
     for key, default in DEFAULTS.items():
         if fields[key] is None:
             fields[key] = default

@@ -9,7 +9,7 @@ Any provider whose training runs these trainers (local, aws) calls them from its
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 from mlform.engine.diagnostics import did_you_mean
 from mlform.engine.provider import Problem
@@ -151,7 +151,7 @@ def _unjudged(value: Any) -> bool:
     return False
 
 
-def _known_names(columns: Any) -> bool:
+def _known_names(columns: Any) -> TypeGuard[list[str | int | float]]:
     return isinstance(columns, list) and bool(columns) and \
         all(isinstance(c, str | int | float) for c in columns)
 

@@ -123,6 +123,7 @@ def train(algorithm: str, hyperparameters: dict[str, Any], frame, features: list
     if y_raw.isna().any():
         raise ValueError(f"target column '{target}' has {int(y_raw.isna().sum())} missing "
                          "value(s); drop or fill them in the dataset")
+    loss_fn: torch.nn.Module
     if task == "classification":
         classes = sorted(y_raw.unique().tolist(), key=lambda c: (str(type(c)), c))
         if len(classes) < 2:

@@ -202,6 +202,7 @@ class Applier:
         if change.action is Action.DELETE:
             return self._delete(prior, progress), "delete"
         provider = self.providers.get(change.provider)
+        assert self.stack is not None, "without a stack a plan can only delete"
         inputs = Evaluator(self.stack, self.variables, self._attributes).inputs(change.name)
         secrets["inputs"] = inputs
         if contains_unknown(inputs):
@@ -220,7 +221,8 @@ class Applier:
             deposed = prior.with_(name=self._deposed[change.name])
             self._journal("done", deposed)
         err = self._create(provider, change, inputs, progress)
-        if err and deposed is not None and change.name not in self.resources:
+        if err and prior is not None and deposed is not None \
+                and change.name not in self.resources:
             self._journal("deleted", deposed)  # a record moved back, nothing deleted
             self._journal("done", prior)
         return err, "replace"

@@ -72,13 +72,13 @@ def render_plan(doc: dict, plan, fmt: str, color: bool) -> None:
         out = {k: v for k, v in doc.items() if k != "prior_state"}
         click.echo(json.dumps(out, indent=2, sort_keys=True, default=str))
     elif fmt == "markdown":
-        from ..views.plan_markdown import render
+        from ..views.plan_markdown import render as render_markdown
 
-        click.echo(render(doc), nl=False)
+        click.echo(render_markdown(doc), nl=False)
     else:
-        from ..views.plan_text import render
+        from ..views.plan_text import render as render_text
 
-        echo(render(doc, color=color, drift_lines=drift_lines(plan.drift)), color=color)
+        echo(render_text(doc, color=color, drift_lines=drift_lines(plan.drift)), color=color)
 
 
 @click.command("plan", help="Show what apply would change, attribute by attribute, and why.")

@@ -68,6 +68,7 @@ def render_cli_reference() -> str:
     out.append(" · ".join(f"[`{name}`](#mlform-{name})" for name in COMMANDS) + "\n")
     for name in COMMANDS:
         command = cli.get_command(root, name)
+        assert command is not None, f"COMMANDS names '{name}', which the group lacks"
         out += _command(command, click.Context(command, info_name=name, parent=root), 3)
     return "\n".join(out).rstrip("\n") + "\n"
 
@@ -93,6 +94,7 @@ def _command(command: click.Command, ctx: click.Context, level: int) -> list[str
     if isinstance(command, click.Group):
         for sub_name in command.list_commands(ctx):
             sub = command.get_command(ctx, sub_name)
+            assert sub is not None, f"'{sub_name}' is listed but not found"
             out += _command(sub, click.Context(sub, info_name=sub_name, parent=ctx), level + 1)
     return out
 

@@ -170,11 +170,13 @@ def state_migrate(stack_dir, reconfigure, force, lock_timeout):
            {"from": source.describe(), "to": tracked.describe(),
             "copied": done.outcome == COPIED})
     if done.outcome == COPIED:
+        assert state is not None, "a copy leaves the copied state"
         click.echo(f"Copied the state ({_holds(state)}, lineage {state.lineage}, serial "
                    f"{state.serial}) from {source.describe()} to {tracked.describe()}.")
         click.echo(f"The copy in {source.describe()} is no longer used; remove it once "
                    "'mlform plan' shows what you expect.")
     elif done.outcome == ALREADY_THERE:
+        assert state is not None, "the target holds this state"
         click.echo(f"{tracked.describe()} already holds this state (serial {state.serial}); "
                    "this stack now uses it.")
     else:

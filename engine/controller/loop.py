@@ -11,18 +11,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from ..diagnostics import MlformError
 from .lock import holding_lock
 from .passes import PassResult, Retrain, one_pass
 from .ticks import Say
 
 
 def watch(session, say: Say, retrain: Retrain, once: bool, interval: float,
-          on_error: Callable[[Exception], None],
+          on_error: Callable[[MlformError], None],
           sleep: Callable[[float], None] = time.sleep) -> PassResult | None:
     """Run passes; returns the last pass's result (None if none finished). A KeyboardInterrupt
     ends the loop, as the person watching asked."""
-    from ..diagnostics import MlformError
-
     outcome = None
     try:
         while True:

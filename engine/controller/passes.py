@@ -12,12 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .policies import decide_policy
 from .ticks import Lock, PassResult, Say, Tick, tick_all
 
 CONTROLLER_TYPES = ("monitor", "batch_job", "feature_view")
 POLICY_TYPES = ("retraining_policy",)
+
+if TYPE_CHECKING:  # the applier imports much; the controller only names its result
+    from ..apply.applier import ApplyResult
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,7 @@ class RetrainRequest:
     """What the audit log names the apply."""
 
 
-Retrain = Callable[[RetrainRequest], object]
+Retrain = Callable[[RetrainRequest], "ApplyResult"]
 """Plans and applies a RetrainRequest under the lock already held; returns the
 ApplyResult (or raises MlformError)."""
 
@@ -60,7 +64,7 @@ def one_pass(session, say: Say, lock: Lock, retrain: Retrain) -> PassResult:
         if resp.outputs is not None and "last_evaluation" in resp.outputs:
             resolve(session.dir, recoveries_from_evaluation(
                 name, resp.outputs["last_evaluation"]), f"watch: {name}",
-                say=lambda line, name=name: say(f"{name}: {line}"))
+                say=_prefixed(say, name))
     decided = tick_all(session, POLICY_TYPES, say, lock, outcome,
                        run=lambda p, res, req: decide_policy(p, res, req, session.dir))
     for tick in decided:
@@ -109,3 +113,8 @@ def _retrain(session, tick: Tick, say: Say, lock: Lock, retrain: Retrain,
                  plan_digest=None, changes=[{"resource": job, "action": "retrain"}],
                  detail={"reason": resp.retrain, "outcome": done})
     outcome.retrains += 1
+
+
+def _prefixed(say: Say, name: str) -> Say:
+    """`say` with each line prefixed by the resource it is about."""
+    return lambda line: say(f"{name}: {line}")

@@ -468,6 +468,11 @@ class Backend(Strict):
     endpoint_url: str | None = None
 
 
+def _only_local() -> dict[str, ProviderConfig | None]:
+    """The providers of a stack that names none: the local one, with its defaults."""
+    return {"local": None}
+
+
 class ProviderConfig(BaseModel):
     """Provider settings; fields beyond `type` are the provider's own."""
 
@@ -484,7 +489,7 @@ class StackFile(Strict):
     """Stack name; prefixes what providers create."""
     include: list[str] = Field(default_factory=list)
     backend: Backend = Field(default_factory=Backend)
-    providers: dict[str, ProviderConfig | None] = Field(default_factory=lambda: {"local": None})
+    providers: dict[str, ProviderConfig | None] = Field(default_factory=_only_local)
     variables: dict[str, Variable] = Field(default_factory=dict)
     resources: dict[str, AnyResource] = Field(default_factory=dict)
     outputs: dict[str, Output] = Field(default_factory=dict)

@@ -49,10 +49,10 @@ def render_reference() -> str:
     out.append("## Resource types\n")
     out.append(", ".join(f"[`{t}`](#{t})" for t in models.RESOURCE_TYPES)
                + "\n")
-    for rtype, model in models.RESOURCE_TYPES.items():
+    for rtype, rmodel in models.RESOURCE_TYPES.items():
         out.append(f"### {rtype}\n")
-        out.append(f"{_doc(model)}\n")
-        out += _fields_table(model, nested, skip=base_fields)
+        out.append(f"{_doc(rmodel)}\n")
+        out += _fields_table(rmodel, nested, skip=base_fields)
         out.append(f"Attributes of `{rtype}`, for `${{NAME.ATTR}}` references:\n")
         out.append("| attribute | meaning |")
         out.append("|---|---|")
@@ -77,12 +77,12 @@ def render_reference() -> str:
 
 
 def _section(title: str, text: str, model: type[BaseModel], nested: list,
-             skip: set[str] = frozenset()) -> list[str]:
+             skip: frozenset[str] | set[str] = frozenset()) -> list[str]:
     return [f"## {title}\n", f"{text}\n", *_fields_table(model, nested, skip)]
 
 
-def _fields_table(model: type[BaseModel], nested: list, skip: set[str] = frozenset()
-                  ) -> list[str]:
+def _fields_table(model: type[BaseModel], nested: list,
+                  skip: frozenset[str] | set[str] = frozenset()) -> list[str]:
     rows = ["| field | type | default | description |", "|---|---|---|---|"]
     for name, field in model.model_fields.items():
         if name in skip:

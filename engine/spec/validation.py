@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from ..diagnostics import Diagnostic, did_you_mean
 from .source import Positions
@@ -26,7 +27,7 @@ def validate(model: type[BaseModel], data: Any, positions: Positions,
 
 def diagnostics_from(exc: ValidationError, data: Any, positions: Positions, prefix: tuple,
                      model: type[BaseModel]) -> list[Diagnostic]:
-    grouped: dict[tuple, list[dict]] = {}
+    grouped: dict[tuple, list[ErrorDetails]] = {}
     for err in exc.errors(include_url=False):
         path, is_key = _data_path(data, err["loc"], err["type"])
         grouped.setdefault((path, is_key), []).append(err)
@@ -42,12 +43,19 @@ def _data_path(data: Any, loc: tuple, kind: str) -> tuple[tuple, bool]:
     cur = data
     for i, seg in enumerate(loc):
         last = i == len(loc) - 1
-        if isinstance(cur, dict) and isinstance(seg, str) and seg in cur or isinstance(cur, list) and isinstance(seg, int) and 0 <= seg < len(cur):
+        if _holds(cur, seg):
             path.append(seg)
             cur = cur[seg]
         elif last and kind == "missing" and isinstance(cur, dict):
             return tuple(path) + (seg,), False
     return tuple(path), kind == "extra_forbidden"
+
+
+def _holds(container: Any, seg: str | int) -> bool:
+    """Whether `seg` is a key of the mapping, or an index of the list, `container`."""
+    if isinstance(container, dict):
+        return isinstance(seg, str) and seg in container
+    return isinstance(container, list) and isinstance(seg, int) and 0 <= seg < len(container)
 
 
 def _expected_fields(model: type[BaseModel], data: Any, path: tuple) -> list[str]:
@@ -64,7 +72,7 @@ def _expected_fields(model: type[BaseModel], data: Any, path: tuple) -> list[str
             keyed = False
             if current == "resource":  # a resource entry: its type says which model
                 rtype = data_here.get("type") if isinstance(data_here, dict) else None
-                current = RESOURCE_TYPES.get(rtype)
+                current = RESOURCE_TYPES.get(rtype) if isinstance(rtype, str) else None
             continue
         field = getattr(current, "model_fields", {}).get(seg)
         if field is None:
@@ -90,7 +98,7 @@ def _model_of(annotation: Any) -> tuple[Any, bool]:
     return None, False
 
 
-def _diagnostic(path: tuple, is_key: bool, errs: list[dict], data: Any, positions: Positions,
+def _diagnostic(path: tuple, is_key: bool, errs: list[ErrorDetails], data: Any, positions: Positions,
                 prefix: tuple, model: type[BaseModel]) -> Diagnostic:
     full = prefix + path
     where = ".".join(str(p) for p in path) or "(top level)"
@@ -136,7 +144,7 @@ def _diagnostic(path: tuple, is_key: bool, errs: list[dict], data: Any, position
                       detail="\n".join(details), help=_help_for(errs))
 
 
-def _message(err: dict) -> str:
+def _message(err: ErrorDetails) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
     if kind == "literal_error":
@@ -150,7 +158,7 @@ def _message(err: dict) -> str:
     return msg.removeprefix("Value error, ")
 
 
-def _help_for(errs: list[dict]) -> str:
+def _help_for(errs: list[ErrorDetails]) -> str:
     kind = errs[0]["type"]
     if kind == "literal_error":
         return f"use one of: {errs[0].get('ctx', {}).get('expected', '')}"
@@ -178,7 +186,7 @@ def describe_without_values(exc: ValidationError) -> str:
     errors = exc.errors(include_url=False, include_input=False)
     if len(errors) > 1:  # the "or a ${...} reference" half of a Ref[T] union
         errors = [e for e in errors if e["type"] != "string_pattern_mismatch"] or errors
-    said = {}
+    said: dict[str, None] = {}  # an ordered set: each message once, in pydantic's order
     for e in errors:
         # Union members appear in the path as type names ("float", "constrained-str").
         path = ".".join(str(p) for p in e["loc"] if not (

@@ -210,6 +210,7 @@ def _apply_entry(state: State, entry: JournalEntry, only_intended: set[str]) -> 
     was_only_intended = entry.name in only_intended
     only_intended.discard(entry.name)
     if entry.kind == "done":
+        assert reported is not None, "a 'done' entry without its resource is refused on reading"
         return state.with_resource(reported)
     if entry.kind == "deleted":
         return state.without(entry.name)

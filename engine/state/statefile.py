@@ -9,7 +9,7 @@ a damaged or too new file.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..diagnostics import Diagnostic, Location, MlformError
 from ..values import SENSITIVE_KEY, Secret, StoredSecret, from_storable, to_storable
@@ -203,5 +203,5 @@ def _field_problems(doc: dict[str, Any], fields: dict[str, tuple[tuple[type, ...
     return problems
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
