@@ -3,7 +3,9 @@
 The job name is the stack, the resource and a fingerprint of everything the result
 depends on (`mlform.ml.fingerprint`, as on every provider, plus the SageMaker
 settings), so a create repeated after an interrupted apply describes the job first
-and adopts it (waiting while it runs) instead of starting a second one.
+and adopts it (waiting while it runs) instead of starting a second one. SageMaker keeps
+a job's name forever: a job that `delete` released (a forced replacement, a retrain by
+a policy) is passed over, and the re-run takes the next name (`...-r2`, `-r3`, ...).
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ METRIC_PATTERN = r"mlform-metric {name}=([-+0-9.eE]+)"
 HELD_OUT_METRICS = ("accuracy", "auc", "f1", "log_loss", "rmse", "mae", "r2")
 SETTLED = {"Completed", "Failed", "Stopped"}
 MAX_RUNTIME = 28 * 24 * 3600
+MAX_RUNS = 100
+"""Re-runs of the same inputs looked through for a free job name."""
 
 
 class TrainingJobHandler(Handler):
@@ -69,12 +73,27 @@ class TrainingJobHandler(Handler):
             raise AwsError(f"training script '{spec.entrypoint}' not found (looked at {path})")
         return path
 
-    def job_name(self, resource: str, inputs: dict[str, Any]) -> str:
+    def job_name(self, resource: str, inputs: dict[str, Any], run: int = 1) -> str:
         spec = self.spec(inputs)
         fields = spec.model_dump(mode="json")
         basis = {**fingerprint(fields, self._code_digest(spec)),
                  "provider_options": fields["provider_options"]}
-        return self.name(resource, name_digest(basis))
+        return self.name(resource, name_digest(basis), f"r{run}" if run > 1 else "")
+
+    def _claim(self, resource: str, inputs: dict[str, Any]) -> tuple[str, dict | None]:
+        """The job this create runs or adopts, and its description (None: not started):
+        the first of the inputs' names that is free or still this stack's. Released
+        jobs (what `delete` left) are skipped, or a retrain would adopt the old run,
+        whose artifacts are gone."""
+        sm = self.clients.sagemaker
+        for run in range(1, MAX_RUNS + 1):
+            name = self.job_name(resource, inputs, run)
+            desc = describe_or_none(sm.describe_training_job, TrainingJobName=name)
+            if desc is None or tag_dict(sm.list_tags(ResourceArn=desc["TrainingJobArn"])
+                                        .get("Tags", [])).get(STACK_TAG) == self.ctx.stack:
+                return name, desc
+        raise AwsError(f"training job '{resource}' ran {MAX_RUNS} times with these inputs; "
+                       "set provider_options.aws.run to a new number to train again")
 
     def check(self, req: CheckRequest) -> CheckResponse:
         # The container trains with the local provider's built-in trainers: same checks.
@@ -99,9 +118,8 @@ class TrainingJobHandler(Handler):
 
     def create(self, req: CreateRequest, progress: Progress) -> ApplyResponse:
         spec = self.spec(req.inputs)
-        name = self.job_name(req.resource.name, req.inputs)
+        name, desc = self._claim(req.resource.name, req.inputs)
         sm = self.clients.sagemaker
-        desc = describe_or_none(sm.describe_training_job, TrainingJobName=name)
         if desc is None:
             self._start(req, spec, name, progress)
         else:
