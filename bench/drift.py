@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 import pandas as pd
 from mlform.engine.spec.models import Monitor
-from mlform.providers.local.monitoring.evaluate import feature_drift
+from mlform.ml.monitoring.evaluate import feature_drift
 
 CATEGORIES = np.array([f"level_{i}" for i in range(8)], dtype=object)
 

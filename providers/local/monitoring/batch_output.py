@@ -25,9 +25,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mlform.ml.monitoring.traffic import Traffic
+
 from ..batch import PREDICTION_COLUMN, PREDICTIONS, RUNS
 from ..paths import SCHEME, LocalPaths, batch_uri
-from .traffic import Traffic
 
 BATCH_PREFIX = f"{SCHEME}batch/"
 

@@ -3,16 +3,16 @@ evaluation that `mlform watch` runs on schedule (and, for a batch job's output, 
 soon as the job holds a new one).
 
     monitors/<name>/config.json              the inputs, as last applied
-    monitors/<name>/evaluations/<time>.json  one file per evaluation (see `evaluate`)
+    monitors/<name>/evaluations/<time>.json  one file per evaluation (`mlform.ml.monitoring`)
     monitors/<name>/report.html              the newest evaluation, for people
 
 Outputs: `report` (path of report.html), `evaluations` (the folder) and
-`last_evaluation` (None until the first evaluation):
+`last_evaluation` (None until the first evaluation; its shape is every provider's,
+see `mlform.ml.monitoring.outcome`, with `evaluation` and `report` as paths here).
 
-    {"time", "t", "verdict": ok | drift | performance | insufficient_data,
-     "breaches": [...], "drifted_features": [...], "share", "performance": {...} | None,
-     "batch_output": the output uri evaluated | None,
-     "evaluation": path of the json, "report": path of report.html}
+The evaluation itself is `mlform.ml.monitoring`'s: this handler only reads the
+endpoint's request and feedback logs (`traffic`) or a batch job's output
+(`batch_output`) and writes the evaluation and its report.
 """
 
 from __future__ import annotations
@@ -113,20 +113,19 @@ class MonitorHandler:
         stamp = datetime.fromtimestamp(req.now, UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         stored = directory / EVALUATIONS / f"{stamp}.json"
         _write(stored, json.dumps(evaluation, indent=2, sort_keys=True))
-        from .report import html
+        from mlform.ml.monitoring import outcome
+        from mlform.ml.monitoring.report import html
 
-        _write(directory / REPORT, html(evaluation))
-        summary = _last_evaluation(evaluation, stored, directory / REPORT)
-        on = f" on {output.uri}" if output else ""
+        report = directory / REPORT
+        _write(report, html(evaluation))
+        summary = outcome.last_evaluation(evaluation, str(stored), str(report))
         return TickResponse(outputs={**(req.outputs or {}), **self._outputs(name, summary)},
-                            breach=_breach(evaluation),
-                            events=[f"monitor {name}{on}: "
-                                    f"{evaluation['verdict'].replace('_', ' ')}: "
-                                    f"{evaluation['summary']} (report {directory / REPORT})"])
+                            breach=outcome.breach(evaluation),
+                            events=[outcome.event(name, evaluation, str(report))])
 
     def _evaluate(self, name: str, monitor: Monitor, now: float,
                   output: BatchOutput | None) -> dict[str, Any]:
-        from .evaluate import evaluate, read_reference
+        from mlform.ml.monitoring.evaluate import evaluate, read_reference
 
         reference = read_reference(self.paths.resolve(monitor.reference))
         if output is None:
@@ -159,7 +158,7 @@ class MonitorHandler:
         if data is None:
             raise ValueError(f"reference dataset '{monitor.reference}' not found at "
                              f"'{directory}': apply the dataset first")
-        from .performance import METRICS
+        from mlform.ml.monitoring.performance import METRICS
 
         if monitor.performance and monitor.performance.metric not in METRICS:
             raise ValueError(f"unknown performance metric '{monitor.performance.metric}': "
@@ -186,7 +185,9 @@ def _known_problems(req: CheckRequest) -> list[Problem]:
     problems = []
     metric = (req.inputs.get("performance") or {}).get("metric")
     if isinstance(metric, str):
-        from .performance import METRICS  # numpy: only for monitors that judge performance
+        from mlform.ml.monitoring.performance import (
+            METRICS,  # numpy: only for monitors that judge performance
+        )
 
         if metric not in METRICS:
             hint = did_you_mean(metric, METRICS)
@@ -233,31 +234,6 @@ def _column_names(data: Path) -> list[str]:
     import pandas as pd
 
     return list(pd.read_csv(data, nrows=0).columns)
-
-
-def _last_evaluation(evaluation: dict[str, Any], stored: Path, report: Path) -> dict[str, Any]:
-    drift = evaluation["drift"] or {}
-    return {"time": evaluation["time"], "t": evaluation["t"],
-            "verdict": evaluation["verdict"], "breaches": evaluation["breaches"],
-            "drifted_features": drift.get("drifted_features", []),
-            "share": drift.get("share"), "performance": evaluation["performance"],
-            "batch_output": evaluation["batch_output"],
-            "evaluation": str(stored), "report": str(report)}
-
-
-def _breach(evaluation: dict[str, Any]) -> dict[str, Any] | None:
-    if not evaluation["breaches"]:
-        return None
-    drifted = [f for f in evaluation["features"] if f["drifted"]]
-    values = {f["name"]: f["value"] for f in drifted}
-    thresholds = {f["name"]: f["threshold"] for f in drifted}
-    performance = evaluation["performance"]
-    if "performance" in evaluation["breaches"]:
-        values[performance["metric"]] = performance["value"]
-        thresholds[performance["metric"]] = {"min": performance["min"], "max": performance["max"]}
-    return {"kind": evaluation["verdict"], "breaches": evaluation["breaches"],
-            "features": [f["name"] for f in drifted], "values": values,
-            "thresholds": thresholds}
 
 
 def _write(path: Path, text: str) -> None:

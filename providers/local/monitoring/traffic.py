@@ -1,4 +1,5 @@
-"""An endpoint's logged traffic as a table: one row per predicted instance, oldest first.
+"""An endpoint's logged traffic read into the `Traffic` table the monitor evaluation
+(`mlform.ml.monitoring`) reads: one row per predicted instance, oldest first.
 
 The serving side writes `requests.jsonl` (older rows rotated to `requests.1.jsonl`),
 one JSON object a line:
@@ -18,31 +19,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mlform.ml.monitoring.traffic import Traffic
 
 REQUEST_LOGS = ("requests.1.jsonl", "requests.jsonl")
 """Oldest first."""
 FEEDBACK_LOG = "feedback.jsonl"
-
-
-@dataclass(frozen=True)
-class Traffic:
-    features: Any
-    """pandas DataFrame: one column per logged feature name, one row per instance."""
-    predictions: list[Any]
-    labels: list[Any]
-    """The ground truth sent as feedback for each instance; None where none was sent."""
-    times: list[float]
-
-    def __len__(self) -> int:
-        return len(self.predictions)
-
-    def rows(self, start: int, stop: int | None = None) -> Traffic:
-        return Traffic(self.features.iloc[start:stop].reset_index(drop=True),
-                       self.predictions[start:stop], self.labels[start:stop],
-                       self.times[start:stop])
 
 
 def read_traffic(endpoint_dir: Path) -> Traffic:

@@ -18,10 +18,10 @@ from mlform.engine.provider import (
     ResourceRef,
     TickRequest,
 )
+from mlform.ml.monitoring.report import render
 from mlform.providers.local.batch import PREDICTIONS, RUNS, output_version, score_file
 from mlform.providers.local.monitoring.batch_output import locate, read_batch_output
 from mlform.providers.local.monitoring.handler import MonitorHandler
-from mlform.providers.local.monitoring.report import render
 from mlform.providers.local.paths import batch_uri, dataset_uri
 
 from .conftest import COUNTRIES, FEATURES, frame

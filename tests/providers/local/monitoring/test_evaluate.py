@@ -6,7 +6,7 @@ import json
 
 import pytest
 from mlform.engine.spec.models import Monitor
-from mlform.providers.local.monitoring.evaluate import evaluate, read_reference
+from mlform.ml.monitoring.evaluate import evaluate, read_reference
 from mlform.providers.local.monitoring.traffic import read_traffic
 
 

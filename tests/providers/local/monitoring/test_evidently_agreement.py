@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from mlform.providers.local.monitoring import stats
+from mlform.ml.monitoring import stats
 
 ROWS = 3000
 

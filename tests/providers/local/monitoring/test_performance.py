@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from mlform.providers.local.monitoring.performance import score
+from mlform.ml.monitoring.performance import score
 
 
 @pytest.mark.parametrize(("metric", "labels", "predictions", "expected"), [

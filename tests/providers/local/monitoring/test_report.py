@@ -7,8 +7,8 @@ import re
 
 import pytest
 from mlform.engine.spec.models import Monitor
-from mlform.providers.local.monitoring.evaluate import evaluate, read_reference
-from mlform.providers.local.monitoring.report import render
+from mlform.ml.monitoring.evaluate import evaluate, read_reference
+from mlform.ml.monitoring.report import render
 from mlform.providers.local.monitoring.traffic import read_traffic
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mlform.providers.local.monitoring import stats
+from mlform.ml.monitoring import stats
 
 REFERENCE_ROWS = 50_000
 CURRENT_ROWS = 2_000

@@ -55,7 +55,8 @@ METRICS_TO_MAXIMISE = frozenset({"accuracy", "f1", "auc", "r2"})
 
 
 def read_reference(dataset_dir: Path, max_rows: int = REFERENCE_SAMPLE_ROWS):
-    """The dataset's rows as a DataFrame, sampled (seeded) down to `max_rows`."""
+    """The rows of a dataset folder (data.parquet or data.csv) as a DataFrame, sampled
+    (seeded) down to `max_rows`."""
     import pandas as pd
 
     if (dataset_dir / "data.parquet").exists():
@@ -64,16 +65,24 @@ def read_reference(dataset_dir: Path, max_rows: int = REFERENCE_SAMPLE_ROWS):
         frame = pd.read_csv(dataset_dir / "data.csv")
     else:
         raise FileNotFoundError(f"no data.csv or data.parquet in '{dataset_dir}'")
+    return sample_reference(frame, max_rows)
+
+
+def sample_reference(frame, max_rows: int = REFERENCE_SAMPLE_ROWS):
+    """`frame` sampled (seeded) down to `max_rows`: every provider compares with the same
+    reference rows, so the same data gives the same numbers wherever it is stored."""
     if len(frame) > max_rows:
         frame = frame.sample(n=max_rows, random_state=SAMPLE_SEED).reset_index(drop=True)
     return frame
 
 
 def evaluate(monitor, traffic: Traffic, reference, now: float, name: str = "",
-             batch_output: str | None = None) -> dict[str, Any]:
+             batch_output: str | None = None, feedback: str | None = None) -> dict[str, Any]:
     """Evaluate `traffic` against `reference` (a DataFrame) with the settings of
     `monitor`, a validated `mlform.engine.spec.models.Monitor`; `batch_output` is the
-    uri of the batch output `traffic` was read from, if it was."""
+    uri of the batch output `traffic` was read from, if it was. `feedback` says why a
+    provider has no labels to give (its platform keeps no ground truth): performance is
+    then reported unscored with that note, in the same shape."""
     current = traffic.rows(max(0, len(traffic) - monitor.window_rows))
     result: dict[str, Any] = {
         "monitor": name,
@@ -115,7 +124,7 @@ def evaluate(monitor, traffic: Traffic, reference, now: float, name: str = "",
                        "dataset_drift": dataset_drift}
     result["output_drift"] = _output_drift(traffic, len(current), monitor)
     if monitor.performance:
-        result["performance"] = _performance(monitor, traffic)
+        result["performance"] = _performance(monitor, traffic, feedback)
 
     failed_performance = bool(result["performance"]) and result["performance"]["passed"] is False
     result["breaches"] = ([*(["drift"] if dataset_drift else []),
@@ -165,13 +174,16 @@ def _output_drift(traffic: Traffic, current_rows: int, monitor) -> dict[str, Any
     return entry
 
 
-def _performance(monitor, traffic: Traffic) -> dict[str, Any]:
+def _performance(monitor, traffic: Traffic, no_feedback: str | None = None) -> dict[str, Any]:
     check = monitor.performance
     labelled = [i for i, (label, answer) in enumerate(zip(traffic.labels, traffic.predictions,
                                                           strict=True))
                 if label is not None and answer is not None][-monitor.window_rows:]
     entry = {"metric": check.metric, "value": None, "min": check.min, "max": check.max,
              "rows": len(labelled), "passed": None, "note": ""}
+    if no_feedback and not labelled:
+        entry["note"] = no_feedback
+        return entry
     if len(labelled) < monitor.min_rows:
         entry["note"] = f"fewer labelled instances than min_rows {monitor.min_rows}"
         return entry
