@@ -18,7 +18,13 @@ from aws_stack import (
     write_data,
 )
 from conftest import BUCKET
-from mlform.engine.provider import CreateRequest, DiffRequest, ResourceRef, TickRequest
+from mlform.engine.provider import (
+    CreateRequest,
+    DiffRequest,
+    Failure,
+    ResourceRef,
+    TickRequest,
+)
 from moto_extensions import SCRIPT
 
 
@@ -121,6 +127,7 @@ def test_a_failed_gate_names_gate_value_and_threshold_and_registers_nothing(appl
                     model_inputs(outputs["train"]["artifact"], min_auc=0.97))
     assert answer.error == ("gate 'auc >= 0.97' failed: measured 0.9300; "
                             "model 'strict_model' was not registered")
+    assert answer.failure == Failure.GATE_FAILED  # what a gate_failed incident opens from
     groups = client("sagemaker").list_model_package_groups()["ModelPackageGroupSummaryList"]
     assert [g["ModelPackageGroupName"] for g in groups] == ["fraud-fraud-model"]
 
@@ -147,6 +154,7 @@ def test_fairness_gates_read_the_processing_job_output(applied, client):
     answer = create(provider, "fair_model", "model", spec)
     assert answer.error == (f"gate '{label}' failed: measured 0.2500; "
                             "model 'fair_model' was not registered")
+    assert answer.failure == Failure.GATE_FAILED
     jobs = client("sagemaker").list_processing_jobs()["ProcessingJobSummaries"]
     assert len(jobs) == 1 and jobs[0]["ProcessingJobName"].startswith("fraud-fair-model-eval-")
 
@@ -207,13 +215,14 @@ def test_an_update_rolls_out_by_canary_and_deletes_the_old_config(applied, clien
     assert answer.outputs["config_name"] != outputs["fraud_endpoint"]["config_name"]
 
 
-@pytest.mark.parametrize(("outcome", "expected"), [
+@pytest.mark.parametrize(("outcome", "expected", "failure"), [
     ("rollback", "rolled back to {old}: alarm fraud-fraud-endpoint-champion-error-rate in "
-                 "ALARM; the old config {old} is kept"),
+                 "ALARM; the old config {old} is kept", Failure.ROLLED_BACK),
+    # a failed endpoint is an apply error, not a rollback: no rollback incident opens
     ("failed", "Failed during the update to {new}: alarm fraud-fraud-endpoint-champion-"
-               "error-rate in ALARM; {old} is kept"),
+               "error-rate in ALARM; {old} is kept", None),
 ], ids=["auto-rollback-to-the-old-config", "endpoint-failed"])
-def test_a_failed_update_keeps_the_old_config(applied, client, outcome, expected):
+def test_a_failed_update_keeps_the_old_config(applied, client, outcome, expected, failure):
     provider, inputs, outputs = applied
     model = _second_version(provider, inputs, outputs, client)
     SCRIPT.endpoint_updates["fraud-fraud-endpoint"] = {
@@ -225,6 +234,7 @@ def test_a_failed_update_keeps_the_old_config(applied, client, outcome, expected
                client("sagemaker").list_endpoint_configs()["EndpointConfigs"]]
     new = next(c for c in configs if c != old)
     assert answer.error.endswith(expected.format(old=old, new=new))
+    assert answer.failure == failure
     assert old in configs
 
 
@@ -340,6 +350,7 @@ def test_sensitive_gate_bounds_and_card_fields_stay_hidden(applied, client):
     answer = create(provider, "strict_model", "model", failing)
     assert answer.error == ("gate 'auc >= (sensitive)' failed: measured 0.9300; "
                             "model 'strict_model' was not registered")
+    assert answer.failure == Failure.GATE_FAILED
     passing = {"artifact": artifact, "owner": Secret("owner-secret-41d2"),
                "intended_use": Secret("use-secret-93be"),
                "gates": [{"metric": "auc", "min": Secret(0.876543)}]}
