@@ -1,19 +1,20 @@
-"""Monitors: traffic captured by the endpoint (DataCaptureConfig, to S3) compared with
-the reference dataset by mlform's own drift statistics on each `mlform watch` pass;
-each verdict is also published as CloudWatch metrics (namespace `mlform`).
+"""Monitors: traffic captured by the endpoint (DataCaptureConfig, to S3, read by
+`capture`) evaluated against the reference dataset by `mlform.ml.monitoring` on each
+`mlform watch` pass, exactly as the local provider evaluates its logged traffic: the
+same evaluation, `last_evaluation` and breach. Each evaluation is stored under
+`<prefix>/<stack>/monitors/<name>/evaluations/<time>.json` with its page at
+`.../report.html`, and published as CloudWatch metrics (namespace `mlform`).
 
-Captured requests are SageMaker's capture lines whose input is mlform's
-`{"instances": [...]}`: objects by feature name, or lists in the order of the
-monitor's `features`. With `use_model_monitor: true` a SageMaker Model Monitor
-schedule is created as well, for accounts that still offer it.
+With `use_model_monitor: true` a SageMaker Model Monitor schedule is created as well,
+for accounts that still offer it.
 """
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from mlform.engine.provider import (
@@ -34,6 +35,8 @@ from .handler import Handler, describe_or_none
 from .layout import split_uri
 
 METRIC_NAMESPACE = "mlform"
+NO_FEEDBACK = ("no feedback: SageMaker data capture holds requests and answers, not "
+               "ground truth, so performance is not scored on aws")
 
 
 class MonitorHandler(Handler):
@@ -108,83 +111,58 @@ class MonitorHandler(Handler):
         return DeleteResponse()
 
     def tick(self, req: TickRequest) -> TickResponse:
-        import numpy as np
-        import pandas as pd
-        from mlform.providers.local.monitoring import stats
+        """One evaluation by `mlform.ml.monitoring`, the same as on local: the captured
+        traffic against the reference dataset, stored (json and html report) under the
+        monitor's S3 prefix and published as CloudWatch metrics."""
+        from mlform.ml.monitoring import outcome
+        from mlform.ml.monitoring.evaluate import evaluate
+        from mlform.ml.monitoring.report import html
 
+        from .capture import read_capture
+
+        name = req.resource.name
         spec = self.spec(req.inputs)
-        current = self._captured(req.outputs["capture_uri"], spec)
-        if len(current) < spec.min_rows:
-            return TickResponse(events=[f"{len(current)} captured rows, fewer than "
-                                        f"min_rows {spec.min_rows}: no verdict yet"])
-        bucket, key = split_uri(str(spec.reference))
-        body = self.clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        reference = pd.read_parquet(io.BytesIO(body)) if key.endswith(".parquet") \
-            else pd.read_csv(io.BytesIO(body))
-        features = spec.features or [c for c in current.columns if c in reference.columns]
-        drifts = {}
-        for feature in features:
-            ref = stats.clean(reference[feature].to_numpy())
-            cur = stats.clean(current[feature].to_numpy())
-            kind = stats.feature_kind(ref)
-            method = spec.numeric_method if kind == "numeric" else spec.categorical_method
-            if kind == "text":
-                continue
-            result = getattr(stats, method)(ref, cur, getattr(spec.thresholds, method))
-            drifts[feature] = {"method": method, "value": float(result.value),
-                               "drifted": bool(result.drifted)}
-        share = float(np.mean([d["drifted"] for d in drifts.values()])) if drifts else 0.0
-        drifted = share >= spec.drift_share
-        evaluation = {"time": req.now, "rows": len(current), "drift_share": share,
-                      "drifted": drifted, "features": drifts}
-        self._publish(req.resource.name, evaluation)
-        breach = {"kind": "drift", "drift_share": share, "threshold": spec.drift_share,
-                  "features": sorted(k for k, d in drifts.items() if d["drifted"])} \
-            if drifted else None
-        return TickResponse(outputs={**req.outputs, "last_evaluation": evaluation},
-                            events=[f"drift share {share:.2f} over {len(current)} rows"
-                                    + (" (drift)" if drifted else "")], breach=breach)
+        try:
+            traffic = read_capture(self.clients.s3, req.outputs["capture_uri"],
+                                   spec.window_rows, spec.features)
+            evaluation = evaluate(spec, traffic, self._reference(str(spec.reference)),
+                                  req.now, name=name, feedback=NO_FEEDBACK)
+        except (AwsError, ValueError) as err:
+            return TickResponse(error=f"monitor '{name}' could not evaluate: {err}")
+        stamp = datetime.fromtimestamp(req.now, UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        stored = self._put(self.layout.key("monitors", name, "evaluations", f"{stamp}.json"),
+                           json.dumps(evaluation, indent=2, sort_keys=True), "application/json")
+        report = self._put(self.layout.key("monitors", name, "report.html"),
+                           html(evaluation), "text/html")
+        if evaluation["verdict"] != "insufficient_data":
+            self._publish(name, evaluation)
+        return TickResponse(
+            outputs={**req.outputs,
+                     "last_evaluation": outcome.last_evaluation(evaluation, stored, report)},
+            breach=outcome.breach(evaluation),
+            events=[outcome.event(name, evaluation, report)])
 
-    def _captured(self, capture_uri: str, spec: Any):
-        """The newest `window_rows` captured instances as a frame."""
+    def _reference(self, uri: str):
+        """The reference dataset's rows, sampled as every provider samples them."""
         import pandas as pd
+        from mlform.ml.monitoring.evaluate import sample_reference
 
-        bucket, prefix = split_uri(capture_uri)
-        pages = self.clients.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket,
-                                                                          Prefix=prefix)
-        objects = sorted((o for p in pages for o in p.get("Contents", [])),
-                         key=lambda o: o["LastModified"], reverse=True)
-        rows: list[Any] = []
-        for obj in objects:
-            text = self.clients.s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
-            for line in reversed(text.decode().splitlines()):
-                rows.extend(_instances(line))
-            if len(rows) >= spec.window_rows:
-                break
-        rows = rows[: spec.window_rows]
-        if rows and not isinstance(rows[0], dict):
-            if not spec.features:
-                raise AwsError("captured instances are lists: set the monitor's `features` "
-                               "to name their columns in order")
-            return pd.DataFrame(rows, columns=spec.features)
-        return pd.DataFrame(rows)
+        bucket, key = split_uri(uri)
+        body = self.clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        frame = pd.read_parquet(io.BytesIO(body)) if key.endswith(".parquet") \
+            else pd.read_csv(io.BytesIO(body))
+        return sample_reference(frame)
+
+    def _put(self, key: str, text: str, content_type: str) -> str:
+        self.clients.s3.put_object(Bucket=self.layout.bucket, Key=key, Body=text.encode(),
+                                   ContentType=content_type)
+        return self.layout.uri(key)
 
     def _publish(self, resource: str, evaluation: dict[str, Any]) -> None:
         dims = [{"Name": "Stack", "Value": self.ctx.stack}, {"Name": "Monitor", "Value": resource}]
         stamp = time.time()
         self.clients.cloudwatch.put_metric_data(Namespace=METRIC_NAMESPACE, MetricData=[
             {"MetricName": "DriftShare", "Dimensions": dims, "Timestamp": stamp,
-             "Value": evaluation["drift_share"]},
+             "Value": evaluation["drift"]["share"]},
             {"MetricName": "Drifted", "Dimensions": dims, "Timestamp": stamp,
-             "Value": 1.0 if evaluation["drifted"] else 0.0}])
-
-
-def _instances(line: str) -> list[Any]:
-    """The instances of one SageMaker capture line (JSON or base64-encoded JSON)."""
-    if not line.strip():
-        return []
-    endpoint_input = json.loads(line).get("captureData", {}).get("endpointInput", {})
-    data = endpoint_input.get("data", "")
-    if endpoint_input.get("encoding") == "BASE64":
-        data = base64.b64decode(data).decode()
-    return json.loads(data).get("instances", [])
+             "Value": 1.0 if "drift" in evaluation["breaches"] else 0.0}])

@@ -282,8 +282,9 @@ def test_a_monitor_judges_captured_traffic_and_publishes_the_verdict(applied, cl
     tick = provider.tick(TickRequest(ResourceRef("drift", "monitor"), spec, created.outputs,
                                      {}, {}, now=1.0))
     assert tick.error is None, tick.error
-    assert tick.outputs["last_evaluation"]["drifted"] is True
-    assert tick.breach["features"] == ["age", "amount"]
+    assert tick.outputs["last_evaluation"]["verdict"] == "drift"
+    assert tick.outputs["last_evaluation"]["drifted_features"] == ["amount", "age"]
+    assert tick.breach["features"] == ["amount", "age"]
     metrics = client("cloudwatch").list_metrics(Namespace="mlform")["Metrics"]
     assert {m["MetricName"] for m in metrics} == {"DriftShare", "Drifted"}
 
