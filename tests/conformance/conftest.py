@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from harnesses import HARNESSES, Harness
+from harnesses import HARNESSES, SLOW, Harness
 
 _AWS_TESTS = Path(__file__).resolve().parents[1] / "providers" / "aws"
 if str(_AWS_TESTS) not in sys.path:  # the aws conftest imports moto_extensions by name
@@ -26,6 +26,7 @@ moto_url = aws_conftest.moto_url
 aws = aws_conftest.aws
 
 
-@pytest.fixture(params=sorted(HARNESSES))
+@pytest.fixture(params=[pytest.param(name, marks=[pytest.mark.slow] if name in SLOW else [])
+                        for name in sorted(HARNESSES)])
 def harness(request: pytest.FixtureRequest) -> Harness:
     return HARNESSES[request.param](request)

@@ -71,6 +71,17 @@ def local_harness(request: pytest.FixtureRequest) -> Harness:
     return Harness("local", {}, {"data": DATASET}, _local_tamper)
 
 
+def local_trained_harness(request: pytest.FixtureRequest) -> Harness:
+    """The local provider with a really trained model (a few seconds of torch)."""
+    return Harness("local", {}, {
+        "data": DATASET,
+        "train": {"type": "training_job", "dataset": "${data.uri}",
+                  "algorithm": "mlp_classifier", "target": "is_fraud",
+                  "hyperparameters": {"epochs": 1}},
+        "model": {"type": "model", "artifact": "${train.artifact}"},
+    }, _local_tamper)
+
+
 # --- aws: S3 and SageMaker on moto ----------------------------------------------------
 
 def aws_harness(request: pytest.FixtureRequest) -> Harness:
@@ -101,5 +112,9 @@ def aws_harness(request: pytest.FixtureRequest) -> Harness:
 HARNESSES: dict[str, Callable[[pytest.FixtureRequest], Harness]] = {
     "null": null_harness,
     "local": local_harness,
+    "local_trained": local_trained_harness,
     "aws": aws_harness,
 }
+
+SLOW = frozenset({"local_trained"})
+"""Harnesses whose cases take more than a few seconds each (marked `slow`)."""

@@ -8,6 +8,7 @@ of an endpoint is its resource name; its files are in `LocalPaths.endpoint(name)
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,7 @@ class EndpointHandler:
         record = process.read_record(directory)
         self._stop_strays(directory, record, progress)
         if record is None:
+            shutil.rmtree(directory, ignore_errors=True)
             return DeleteResponse()
         if process.process_of(record) is not None:
             progress(f"stopping the server (pid {record.pid}, port {record.port})")
@@ -209,6 +211,10 @@ class EndpointHandler:
             except TimeoutError as e:
                 return DeleteResponse(error=str(e))
         process.record_path(directory).unlink(missing_ok=True)
+        if record.pid == (req.outputs or {}).get("pid"):
+            # Its files (config, request and feedback logs, server log) go with it, as a
+            # cloud endpoint's do; a replacement started in the same folder keeps them.
+            shutil.rmtree(directory, ignore_errors=True)
         return DeleteResponse()
 
     def running_servers(self) -> list[tuple[str, str]]:
