@@ -178,3 +178,29 @@ def test_plan_notes_survive_the_plan_file():
     plan = Plan(stack="s", lineage="l", serial=1, spec_digest="d", changes=(),
                 notes=("endpoint.web: 'limits' has no effect on provider 'aws' (why)",))
     assert from_document(to_document(plan, "salt")).notes == plan.notes
+
+
+def test_a_stack_applied_by_the_previous_version_still_plans_empty(null_stack, run_mlform):
+    # The previous null provider returned the same six keys for every type (a model's
+    # `version` a digest string): what a provider does not declare is its own data,
+    # never judged, so such a record refreshes and plans as before.
+    directory = null_stack(HEAD + "  m:\n    type: model\n    artifact: ${train.artifact}\n",
+                           **{"data.csv": "a,y\n1,0\n"})
+    assert run_mlform(["apply", "--auto-approve"], directory).returncode == 0
+    state_path = directory / ".mlform" / "state.json"
+    state = json.loads(state_path.read_text())
+    for res in state["resources"].values():
+        rid = res["id"]
+        digest = next(iter(res["outputs"].values())).rsplit("/", 1)[-1]
+        old = {"uri": f"null://{rid}/{digest}", "version": digest,
+               "artifact": f"null://{rid}/artifact/{digest}",
+               "url": f"http://null.invalid/{rid}", "name": rid,
+               "output_uri": f"null://{rid}/out/{digest}"}
+        res["outputs"] = old
+        record = directory / ".mlform" / "null" / f"{res['id']}.json"
+        stored = json.loads(record.read_text())
+        record.write_text(json.dumps({**stored, "outputs": old}))
+    state_path.write_text(json.dumps(state))
+    got = run_mlform(["plan", "--detailed-exitcode", "--no-color"], directory)
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert "No changes." in got.stdout
