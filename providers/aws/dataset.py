@@ -1,4 +1,6 @@
-"""Datasets: the source file uploaded once per content version, addressed by its digest."""
+"""Datasets: the source file uploaded once per content version, addressed by its digest,
+after it passed its declared `columns` and `quality` checks (`mlform.ml.datasets`, the
+local provider's checks and messages)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from mlform.engine.provider import (
     default_diff,
 )
 from mlform.engine.values import contains_unknown
-from mlform.ml.datasets import content_version
+from mlform.ml.datasets import check_table, checks_failed, content_version
 
 from .errors import AwsError
 from .handler import Handler, describe_or_none
@@ -76,6 +78,10 @@ class DatasetHandler(Handler):
         key = outputs["uri"].split("/", 3)[3]
         s3 = self.clients.s3
         if describe_or_none(s3.head_object, Bucket=self.cfg.bucket, Key=key) is None:
+            progress(f"checking {path.name} (version {outputs['version']})")
+            failures = check_table(_read_table(path, fmt), spec)
+            if failures:
+                return ApplyResponse(error=checks_failed(name, outputs["version"], failures))
             progress(f"uploading {path.name} to {outputs['uri']}")
             tagging = urlencode({STACK_TAG: self.ctx.stack, RESOURCE_TAG: name,
                                  TYPE_TAG: self.rtype, **spec.tags})
@@ -120,6 +126,12 @@ def delete_prefix(s3: Any, bucket: str, prefix: str) -> None:
         objects = [{"Key": o["Key"]} for o in page.get("Contents", [])]
         if objects:
             s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+
+
+def _read_table(path: Path, fmt: str):
+    import pandas as pd
+
+    return pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
 
 
 def count_rows(path: Path, fmt: str) -> tuple[int, list[str]]:
