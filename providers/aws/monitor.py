@@ -58,7 +58,7 @@ class MonitorHandler(Handler):
     def create(self, req: CreateRequest, progress: Progress) -> ApplyResponse:
         spec = self.spec(req.inputs)
         outputs = {"capture_uri": self._capture_uri(req.resource.name, spec),
-                   "last_evaluation": None}
+                   **self._stored(req.resource.name), "last_evaluation": None}
         if self.cfg.use_model_monitor:
             outputs["schedule"] = self._schedule(req.resource.name, spec)
         return ApplyResponse(id=req.resource.name, outputs=outputs)
@@ -92,7 +92,17 @@ class MonitorHandler(Handler):
     def update(self, req: UpdateRequest, progress: Progress) -> ApplyResponse:
         spec = self.spec(req.inputs)
         return ApplyResponse(id=req.resource.name, outputs={
-            **req.prior_outputs, "capture_uri": self._capture_uri(req.resource.name, spec)})
+            **req.prior_outputs, "capture_uri": self._capture_uri(req.resource.name, spec),
+            **self._stored(req.resource.name)})
+
+    def _stored(self, resource: str) -> dict[str, str]:
+        """Where evaluations and the report are kept: the `evaluations` and `report`
+        outputs every provider's monitor has."""
+        return {"evaluations": self.layout.uri(self._key(resource, "evaluations")) + "/",
+                "report": self.layout.uri(self._key(resource, "report.html"))}
+
+    def _key(self, resource: str, *parts: str) -> str:
+        return self.layout.key("monitors", resource, *parts)
 
     def observe(self, req: ObserveRequest) -> ObserveResponse:
         if req.outputs is None:
@@ -130,14 +140,13 @@ class MonitorHandler(Handler):
         except (AwsError, ValueError) as err:
             return TickResponse(error=f"monitor '{name}' could not evaluate: {err}")
         stamp = datetime.fromtimestamp(req.now, UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        stored = self._put(self.layout.key("monitors", name, "evaluations", f"{stamp}.json"),
+        stored = self._put(self._key(name, "evaluations", f"{stamp}.json"),
                            json.dumps(evaluation, indent=2, sort_keys=True), "application/json")
-        report = self._put(self.layout.key("monitors", name, "report.html"),
-                           html(evaluation), "text/html")
+        report = self._put(self._key(name, "report.html"), html(evaluation), "text/html")
         if evaluation["verdict"] != "insufficient_data":
             self._publish(name, evaluation)
         return TickResponse(
-            outputs={**req.outputs,
+            outputs={**req.outputs, **self._stored(name),
                      "last_evaluation": outcome.last_evaluation(evaluation, stored, report)},
             breach=outcome.breach(evaluation),
             events=[outcome.event(name, evaluation, report)])

@@ -52,7 +52,7 @@ CAPABILITIES = {
         )),
     "batch_job": TypeSupport(outputs=frozenset({"output_uri"})),
     # last_evaluation arrives with `mlform watch`, after the apply that references resolve in
-    "monitor": TypeSupport(outputs=frozenset()),
+    "monitor": TypeSupport(outputs=frozenset({"report", "evaluations"})),
     "retraining_policy": TypeSupport(outputs=frozenset({"last_action"})),
 }
 """What SageMaker realises of each portable type: the outputs the handlers return, and

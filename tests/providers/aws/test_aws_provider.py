@@ -272,6 +272,8 @@ def test_a_monitor_judges_captured_traffic_and_publishes_the_verdict(applied, cl
     assert created.error is None, created.error
     capture_uri = created.outputs["capture_uri"]
     assert capture_uri.endswith("/capture/fraud_endpoint/fraud-fraud-endpoint/")
+    assert created.outputs["report"] == f"s3://{BUCKET}/mlform/fraud/monitors/drift/report.html"
+    assert created.outputs["evaluations"] == f"s3://{BUCKET}/mlform/fraud/monitors/drift/evaluations/"
     shifted = {"instances": [[5000.0 + i, 90] for i in range(20)]}
     line = json.dumps({"captureData": {"endpointInput": {
         "observedContentType": "application/json", "mode": "INPUT", "encoding": "JSON",
@@ -284,6 +286,7 @@ def test_a_monitor_judges_captured_traffic_and_publishes_the_verdict(applied, cl
     assert tick.error is None, tick.error
     assert tick.outputs["last_evaluation"]["verdict"] == "drift"
     assert tick.outputs["last_evaluation"]["drifted_features"] == ["amount", "age"]
+    assert tick.outputs["last_evaluation"]["evaluation"].startswith(created.outputs["evaluations"])
     assert tick.breach["features"] == ["amount", "age"]
     metrics = client("cloudwatch").list_metrics(Namespace="mlform")["Metrics"]
     assert {m["MetricName"] for m in metrics} == {"DriftShare", "Drifted"}
