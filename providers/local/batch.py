@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlform.engine.dispatch import ResourceHandler
 from mlform.engine.durations import seconds
 from mlform.engine.provider import (
     ApplyResponse,
@@ -55,7 +56,9 @@ def output_version(model_uri: str, input_uri: str) -> str:
     return hashlib.sha256(f"{model_uri}\n{input_uri}".encode()).hexdigest()[:DIGEST_CHARS]
 
 
-class BatchJobHandler:
+class BatchJobHandler(ResourceHandler):
+    rtype = "batch_job"
+
     def __init__(self, ctx: ProviderContext):
         self.ctx = ctx
         self.paths = LocalPaths(ctx.data_dir)

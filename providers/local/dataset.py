@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlform.engine.dispatch import ResourceHandler
 from mlform.engine.provider import (
     ApplyResponse,
     AttributeChange,
@@ -68,7 +69,9 @@ def stored_versions(paths: LocalPaths, name: str) -> list[dict[str, Any]]:
     return sorted(found, key=lambda v: v["created"])
 
 
-class DatasetHandler:
+class DatasetHandler(ResourceHandler):
+    rtype = "dataset"
+
     def __init__(self, ctx: ProviderContext):
         self.ctx = ctx
         self.paths = LocalPaths(ctx.data_dir)
@@ -134,9 +137,7 @@ class DatasetHandler:
         return DeleteResponse()
 
     def _store(self, name: str, inputs: dict[str, Any], progress: Progress) -> ApplyResponse:
-        from mlform.engine.spec.models import Dataset
-
-        spec = Dataset.model_validate({**reveal(inputs), "type": "dataset"})
+        spec = self.spec(inputs)
         try:
             source, fmt = self._source(inputs)
         except ValueError as e:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlform.engine.dispatch import ResourceHandler
 from mlform.engine.provider import (
     ApplyResponse,
     AttributeChange,
@@ -46,7 +47,9 @@ ONLINE = "online.sqlite"
 DEFINITION_FIELDS = ("entity", "timestamp", "features", "ttl", "online")
 
 
-class FeatureViewHandler:
+class FeatureViewHandler(ResourceHandler):
+    rtype = "feature_view"
+
     def __init__(self, ctx: ProviderContext):
         self.ctx = ctx
         self.paths = LocalPaths(ctx.data_dir)

@@ -19,6 +19,7 @@ import shutil
 import time
 from typing import Any
 
+from mlform.engine.dispatch import ResourceHandler
 from mlform.engine.provider import (
     ApplyResponse,
     CreateRequest,
@@ -43,7 +44,9 @@ CONFIG = "config.json"
 ACTIONS = "actions.jsonl"
 
 
-class RetrainingPolicyHandler:
+class RetrainingPolicyHandler(ResourceHandler):
+    rtype = "retraining_policy"
+
     def __init__(self, ctx: ProviderContext):
         self.ctx = ctx
         self.paths = LocalPaths(ctx.data_dir)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mlform.engine import durations
+from mlform.engine.dispatch import ResourceHandler
 from mlform.engine.provider import (
     ApplyResponse,
     CheckRequest,
@@ -56,7 +57,9 @@ REPORT = "report.html"
 DATA_FILES = ("data.parquet", "data.csv")
 
 
-class MonitorHandler:
+class MonitorHandler(ResourceHandler):
+    rtype = "monitor"
+
     def __init__(self, ctx: ProviderContext):
         self.ctx = ctx
         self.paths = LocalPaths(ctx.data_dir)

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlform.engine.dispatch import ResourceHandler
 from mlform.engine.durations import seconds
 from mlform.engine.provider import (
     ApplyResponse,
@@ -47,7 +48,9 @@ REPLACE_ON = frozenset({"name"})
 REASONS = {"name": "another registry name is another registry"}
 
 
-class ModelHandler:
+class ModelHandler(ResourceHandler):
+    rtype = "model"
+
     def __init__(self, ctx: ProviderContext):
         self.ctx = ctx
         self.paths = LocalPaths(ctx.data_dir)
@@ -117,11 +120,10 @@ class ModelHandler:
     def _register(self, resource: str, inputs: dict[str, Any], progress: Progress,
                   judge_again: bool = False) -> ApplyResponse:
         from filelock import FileLock
-        from mlform.engine.spec.models import Model
         from pydantic import ValidationError
 
         try:
-            spec = Model.model_validate({**reveal(inputs), "type": "model"})
+            spec = self.spec(inputs)
         except ValidationError as e:
             from mlform.engine.spec.validation import describe_without_values
 

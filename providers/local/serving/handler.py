@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from mlform.engine.dispatch import ResourceHandler
 from mlform.engine.durations import seconds
 from mlform.engine.provider import (
     ApplyResponse,
@@ -53,7 +54,9 @@ LOADING = "loading"
 """The status /health answers while a server loads its models (see `app`)."""
 
 
-class EndpointHandler:
+class EndpointHandler(ResourceHandler):
+    rtype = "endpoint"
+
     start_timeout = 60.0
     """Seconds a new server has to load its models and answer /health."""
     stop_timeout = 10.0

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlform.engine.dispatch import ResourceHandler
 from mlform.engine.durations import seconds
 from mlform.engine.provider import (
     ApplyResponse,
@@ -79,7 +80,9 @@ class RunPlan:
     timeout_s: float | None
 
 
-class TrainingJobHandler:
+class TrainingJobHandler(ResourceHandler):
+    rtype = "training_job"
+
     def __init__(self, ctx: ProviderContext):
         self.ctx = ctx
         self.paths = LocalPaths(ctx.data_dir)
