@@ -204,3 +204,23 @@ def test_a_stack_applied_by_the_previous_version_still_plans_empty(null_stack, r
     got = run_mlform(["plan", "--detailed-exitcode", "--no-color"], directory)
     assert got.returncode == 0, got.stdout + got.stderr
     assert "No changes." in got.stdout
+
+
+def test_outputs_read_back_wrongly_typed_leave_the_record_as_it_was(null_stack, run_mlform):
+    # What a provider reads back is judged as what it returns from create: a record is
+    # not overwritten with values that do not fit the type's model.
+    directory = null_stack(HEAD, **{"data.csv": "a,y\n1,0\n"})
+    assert run_mlform(["apply", "--auto-approve"], directory).returncode == 0
+    state_path = directory / ".mlform" / "state.json"
+    before = json.loads(state_path.read_text())["resources"]["data"]["outputs"]
+    rid = json.loads(state_path.read_text())["resources"]["data"]["id"]
+    record = directory / ".mlform" / "null" / f"{rid}.json"
+    stored = json.loads(record.read_text())
+    record.write_text(json.dumps({**stored, "outputs": {**stored["outputs"], "uri": 12}}))
+    got = run_mlform(["refresh", "--no-color"], directory)
+    text = got.stdout + got.stderr
+    # reported as refresh reports a resource it cannot read: the others still refresh
+    assert "warning: data: provider 'null' returned outputs for dataset 'data' that do not fit the " \
+           "dataset output model: output 'uri': input should be a valid string (got int)" \
+           in text, text
+    assert json.loads(state_path.read_text())["resources"]["data"]["outputs"] == before
