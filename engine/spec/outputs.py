@@ -88,6 +88,8 @@ class ModelOutputs(Outputs):
     """gate results"""
     aliases: dict[str, int] | None = None
     """alias -> version"""
+    pending_aliases: dict[str, int] | None = None
+    """alias -> version it moves to once an endpoint's rollout of that version completes"""
     versions: list[dict[str, Any]] | None = None
     """every registered version"""
 

@@ -312,6 +312,7 @@ class ModelHandler(ResourceHandler):
             "uri": model_uri(name, version), "name": name, "version": version,
             "card": str(self.paths.model_version(name, version) / "card.md"),
             "gates": meta["gates"], "aliases": aliases,
+            "pending_aliases": alias_moves.pending(self.paths, name),
             "versions": [{"version": v["version"], "run_id": v["run_id"],
                           "created": v["created"], "metrics": v["metrics"],
                           "aliases": sorted(a for a, n in aliases.items() if n == v["version"]),
