@@ -2,8 +2,8 @@ import pandas as pd
 import pytest
 from mlform.engine.spec.models import Gate
 from mlform.ml.artifact import load_predictor
-from mlform.providers.local.paths import LocalPaths
 from mlform.ml.gates import evaluate_gates
+from mlform.providers.local.paths import LocalPaths
 
 pytestmark = pytest.mark.slow
 
