@@ -149,7 +149,8 @@ def _plan_resource(stack: Stack, state: State, name: str, evaluator: Evaluator,
             forced.append("(requested)")
             reasons.insert(0, options.notes.get(name, "replacement requested"))
         if forced:
-            action = Action.CREATE_DELETE if create_before_destroy(spec.type, lifecycle) \
+            action = Action.CREATE_DELETE \
+                if create_before_destroy(spec.type, lifecycle, moving=moved_provider) \
                 else Action.DELETE_CREATE
             if lifecycle.prevent_destroy:
                 raise MlformError(Diagnostic(
@@ -185,10 +186,12 @@ SERVING_TYPES = frozenset({"model", "endpoint"})
 deleting first would leave nothing serving if the new one fails (a gate, a rollout)."""
 
 
-def create_before_destroy(rtype: str, lifecycle) -> bool:
+def create_before_destroy(rtype: str, lifecycle, moving: bool = False) -> bool:
+    """The order of a replacement: the spec's, else new-first for what serves and for a
+    move to another provider (the old object stays whole until the new one exists)."""
     if lifecycle.create_before_destroy is not None:
         return lifecycle.create_before_destroy
-    return rtype in SERVING_TYPES
+    return moving or rtype in SERVING_TYPES
 
 
 def _check(stack: Stack, name: str, provider, desired: dict[str, Any],

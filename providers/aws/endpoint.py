@@ -43,7 +43,7 @@ class EndpointHandler(Handler):
     rtype = "endpoint"
 
     def check(self, req: CheckRequest) -> CheckResponse:
-        from ..input_checks import plain_model_problems
+        from mlform.engine.input_checks import plain_model_problems
 
         problems = super().check(req).problems + plain_model_problems(
             req.inputs.get("variants"), lambda model: model.startswith("arn:"))

@@ -46,7 +46,7 @@ class Handler(ResourceHandler):
     def check(self, req: CheckRequest) -> CheckResponse:
         """Problems shared by every type: tags are revealed onto AWS resources, where
         anyone who may list them reads them. Handlers add their own."""
-        from ..input_checks import sensitive_problems
+        from mlform.engine.input_checks import sensitive_problems
 
         tags = req.inputs.get("tags")
         return CheckResponse(problems=sensitive_problems(

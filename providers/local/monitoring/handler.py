@@ -65,7 +65,7 @@ class MonitorHandler(ResourceHandler):
         self.paths = LocalPaths(ctx.data_dir)
 
     def check(self, req: CheckRequest) -> CheckResponse:
-        from ...input_checks import sensitive_problems
+        from mlform.engine.input_checks import sensitive_problems
 
         problems = sensitive_problems(
             req.inputs, "monitor", "its config.json",

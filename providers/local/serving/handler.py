@@ -68,7 +68,7 @@ class EndpointHandler(ResourceHandler):
     # --- plan -----------------------------------------------------------------
 
     def check(self, req: CheckRequest) -> CheckResponse:
-        from ...input_checks import plain_model_problems
+        from mlform.engine.input_checks import plain_model_problems
 
         return CheckResponse(problems=plain_model_problems(
             req.inputs.get("variants"), lambda model: model.startswith("local://")))

@@ -90,9 +90,8 @@ class TrainingJobHandler(ResourceHandler):
     # --- plan ---------------------------------------------------------------
 
     def check(self, req: CheckRequest) -> CheckResponse:
+        from mlform.engine.input_checks import sensitive_problems
         from mlform.ml.hyperparameters import training_problems
-
-        from ...input_checks import sensitive_problems
 
         return CheckResponse(problems=sensitive_problems(
             req.inputs, "training_job", "the run's params.json",

@@ -67,7 +67,7 @@ def test_a_resource_moved_to_another_provider_is_deleted_where_it_was(null_stack
     (stack / "mlform.yaml").write_text(TWO_PROVIDERS.replace("PROVIDER", "two"))
     plan, moved = _run(stack)
     assert moved.ok, moved.failed
-    assert plan.change_for("data").action is Action.DELETE_CREATE
+    assert plan.change_for("data").action is Action.CREATE_DELETE  # the default for a move
     assert old_id not in _files(stack, "one"), "the old copy was left behind"
     assert moved.state.resources["data"].id in _files(stack, "two")
     deletes = [(e.resource, e.provider) for e in moved.effects if e.action == "delete"]
