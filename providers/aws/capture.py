@@ -11,7 +11,10 @@ current window) and the oldest ones until `window_rows` rows (the baseline the o
 drift compares with, the model's first answers). Rows between them are left unread; the
 evaluation never looks at them, so its numbers are those of reading everything.
 
-SageMaker captures no ground truth: the labels are None (performance unscored).
+Capture holds no ground truth: labels come from `ground_truth.read_ground_truth`,
+keyed by request id, which is the request's `eventMetadata.inferenceId` (the id its
+caller gave) or else its `eventId`, the key SageMaker Model Monitor merges labels by.
+A request with no labels has None for each of its instances.
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ from .errors import AwsError
 from .layout import split_uri
 
 
-def read_capture(s3: Any, capture_uri: str, window_rows: int,
-                 features: list[str] | None) -> Traffic:
+def read_capture(s3: Any, capture_uri: str, window_rows: int, features: list[str] | None,
+                 labels: dict[str, list[Any]] | None = None) -> Traffic:
     """The captured traffic under `capture_uri` that an evaluation of `window_rows`
-    rows needs; `features` names the columns of list instances."""
+    rows needs; `features` names the columns of list instances, `labels` the ground
+    truth of each request id."""
     bucket, prefix = split_uri(capture_uri)
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     objects = sorted((o for p in pages for o in p.get("Contents", [])),
@@ -54,13 +58,14 @@ def read_capture(s3: Any, capture_uri: str, window_rows: int,
         rows += sum(len(r["instances"]) for r in oldest[-1])
         start += 1
     records = [r for block in (*oldest, *newest) for r in block]
-    return _traffic(records, features)
+    return _traffic(records, features, labels or {})
 
 
-def _traffic(records: list[dict[str, Any]], features: list[str] | None) -> Traffic:
+def _traffic(records: list[dict[str, Any]], features: list[str] | None,
+             labels_by_id: dict[str, list[Any]]) -> Traffic:
     import pandas as pd
 
-    instances, predictions, times = [], [], []
+    instances, predictions, labels, times = [], [], [], []
     seen: set[str] = set()
     for record in records:
         # a request captured twice (a retried upload) counts once, as on local
@@ -70,6 +75,8 @@ def _traffic(records: list[dict[str, Any]], features: list[str] | None) -> Traff
         instances.extend(record["instances"])
         answers = record["predictions"][:len(record["instances"])]
         predictions.extend(answers + [None] * (len(record["instances"]) - len(answers)))
+        truth = labels_by_id.get(record["request_id"], [])[:len(record["instances"])]
+        labels.extend(truth + [None] * (len(record["instances"]) - len(truth)))
         times.extend([record["t"]] * len(record["instances"]))
     if instances and not isinstance(instances[0], dict):
         if not features:
@@ -78,12 +85,13 @@ def _traffic(records: list[dict[str, Any]], features: list[str] | None) -> Traff
         frame = pd.DataFrame(instances, columns=features)
     else:
         frame = pd.DataFrame(instances)
-    return Traffic(frame, predictions, [None] * len(predictions), times)
+    return Traffic(frame, predictions, labels, times)
 
 
 def _record(line: str, stamp: float) -> dict[str, Any] | None:
-    """One capture line as {"id", "t", "instances", "predictions"}; None for a blank
-    or unparsable line (one being written while we read)."""
+    """One capture line as {"id", "request_id", "t", "instances", "predictions"}; None
+    for a blank or unparsable line (one being written while we read). `id` (the eventId)
+    tells a retried upload of the same capture; `request_id` joins the ground truth."""
     try:
         capture = json.loads(line)
     except json.JSONDecodeError:
@@ -98,7 +106,9 @@ def _record(line: str, stamp: float) -> dict[str, Any] | None:
     if not isinstance(instances, list):
         return None
     predictions = answer.get("predictions") if isinstance(answer, dict) else None
-    return {"id": str(meta.get("eventId") or ""), "t": _time(meta.get("inferenceTime"), stamp),
+    event_id = str(meta.get("eventId") or "")
+    return {"id": event_id, "request_id": str(meta.get("inferenceId") or event_id),
+            "t": _time(meta.get("inferenceTime"), stamp),
             "instances": instances,
             "predictions": predictions if isinstance(predictions, list) else []}
 

@@ -5,6 +5,10 @@ same evaluation, `last_evaluation` and breach. Each evaluation is stored under
 `<prefix>/<stack>/monitors/<name>/evaluations/<time>.json` with its page at
 `.../report.html`, and published as CloudWatch metrics (namespace `mlform`).
 
+Performance is scored against ground truth the user uploads to S3 (`ground_truth`):
+by default under `<prefix>/<stack>/ground-truth/<endpoint>/`, or the monitor's
+`provider_options.aws.ground_truth_uri`; labels join the captured requests by request id.
+
 With `use_model_monitor: true` a SageMaker Model Monitor schedule is created as well,
 for accounts that still offer it.
 """
@@ -19,11 +23,14 @@ from typing import Any
 
 from mlform.engine.provider import (
     ApplyResponse,
+    CheckRequest,
+    CheckResponse,
     CreateRequest,
     DeleteRequest,
     DeleteResponse,
     ObserveRequest,
     ObserveResponse,
+    Problem,
     Progress,
     TickRequest,
     TickResponse,
@@ -35,12 +42,30 @@ from .handler import Handler, describe_or_none
 from .layout import split_uri
 
 METRIC_NAMESPACE = "mlform"
-NO_FEEDBACK = ("no feedback: SageMaker data capture holds requests and answers, not "
-               "ground truth, so performance is not scored on aws")
+
+
+def no_ground_truth(uri: str) -> str:
+    """The note of a performance check that found no labels for the window."""
+    return (f"no ground truth for the captured requests under {uri}: upload JSON lines "
+            '{"id": "<inferenceId or eventId>", "labels": [...]} there')
 
 
 class MonitorHandler(Handler):
     rtype = "monitor"
+
+    def check(self, req: CheckRequest) -> CheckResponse:
+        problems = super().check(req).problems
+        options = req.inputs.get("provider_options")
+        chosen = (options.get("aws") or {}).get("ground_truth_uri") \
+            if isinstance(options, dict) else None
+        # an unknown (a reference not yet resolved) is checked when it is known
+        if isinstance(chosen, str) and not chosen.startswith("s3://"):
+            problems.append(Problem(
+                ("provider_options", "aws", "ground_truth_uri"),
+                f"ground_truth_uri '{chosen}' is not an s3:// uri",
+                help="write the S3 prefix the labels are uploaded under: "
+                     "s3://<bucket>/<prefix>/"))
+        return CheckResponse(problems=problems)
 
     def _capture_uri(self, resource: str, spec: Any) -> str:
         if not spec.endpoint:
@@ -58,7 +83,7 @@ class MonitorHandler(Handler):
     def create(self, req: CreateRequest, progress: Progress) -> ApplyResponse:
         spec = self.spec(req.inputs)
         outputs = {"capture_uri": self._capture_uri(req.resource.name, spec),
-                   **self._stored(req.resource.name), "last_evaluation": None}
+                   **self._stored(req.resource.name, spec), "last_evaluation": None}
         if self.cfg.use_model_monitor:
             outputs["schedule"] = self._schedule(req.resource.name, spec)
         return ApplyResponse(id=req.resource.name, outputs=outputs)
@@ -93,13 +118,14 @@ class MonitorHandler(Handler):
         spec = self.spec(req.inputs)
         return ApplyResponse(id=req.resource.name, outputs={
             **req.prior_outputs, "capture_uri": self._capture_uri(req.resource.name, spec),
-            **self._stored(req.resource.name)})
+            **self._stored(req.resource.name, spec)})
 
-    def _stored(self, resource: str) -> dict[str, str]:
-        """Where evaluations and the report are kept: the `evaluations` and `report`
-        outputs every provider's monitor has."""
+    def _stored(self, resource: str, spec: Any) -> dict[str, str]:
+        """Where evaluations and the report are kept (the `evaluations` and `report`
+        outputs every provider's monitor has), and where its labels are read from."""
         return {"evaluations": self.layout.uri(self._key(resource, "evaluations")) + "/",
-                "report": self.layout.uri(self._key(resource, "report.html"))}
+                "report": self.layout.uri(self._key(resource, "report.html")),
+                "ground_truth_uri": self.ground_truth_uri(spec)}
 
     def _key(self, resource: str, *parts: str) -> str:
         return self.layout.key("monitors", resource, *parts)
@@ -129,14 +155,18 @@ class MonitorHandler(Handler):
         from mlform.ml.monitoring.report import html
 
         from .capture import read_capture
+        from .ground_truth import read_ground_truth
 
         name = req.resource.name
         spec = self.spec(req.inputs)
+        truth_uri = self.ground_truth_uri(spec)
         try:
+            # labels are read only for a monitor that scores them
+            labels = read_ground_truth(self.clients.s3, truth_uri) if spec.performance else {}
             traffic = read_capture(self.clients.s3, req.outputs["capture_uri"],
-                                   spec.window_rows, spec.features)
+                                   spec.window_rows, spec.features, labels)
             evaluation = evaluate(spec, traffic, self._reference(str(spec.reference)),
-                                  req.now, name=name, feedback=NO_FEEDBACK)
+                                  req.now, name=name, feedback=no_ground_truth(truth_uri))
         except (AwsError, ValueError) as err:
             return TickResponse(error=f"monitor '{name}' could not evaluate: {err}")
         stamp = datetime.fromtimestamp(req.now, UTC).strftime("%Y%m%dT%H%M%S.%fZ")
@@ -146,10 +176,19 @@ class MonitorHandler(Handler):
         if evaluation["verdict"] != "insufficient_data":
             self._publish(name, evaluation)
         return TickResponse(
-            outputs={**req.outputs, **self._stored(name),
+            outputs={**req.outputs, **self._stored(name, spec),
                      "last_evaluation": outcome.last_evaluation(evaluation, stored, report)},
             breach=outcome.breach(evaluation),
             events=[outcome.event(name, evaluation, report)])
+
+    def ground_truth_uri(self, spec: Any) -> str:
+        """Where the monitor's ground-truth labels are uploaded: the monitor's
+        `provider_options.aws.ground_truth_uri`, else a prefix of the provider's bucket
+        named after the endpoint."""
+        chosen = self.options(spec).get("ground_truth_uri")
+        if chosen:
+            return str(chosen)
+        return self.layout.uri(self.layout.key("ground-truth", str(spec.endpoint))) + "/"
 
     def _reference(self, uri: str):
         """The reference dataset's rows, sampled as every provider samples them."""

@@ -82,3 +82,29 @@ def test_only_the_oldest_and_newest_files_a_window_needs_are_read(client):
     traffic = read_capture(Counting(), URI, 10, None)
     assert sorted(read) == ["00.jsonl", "01.jsonl", "04.jsonl", "05.jsonl"]
     assert traffic.features["amount"].tolist() == [0.0] * 5 + [1.0] * 5 + [4.0] * 5 + [5.0] * 5
+
+
+def with_inference_id(capture_line: str, inference_id: str) -> str:
+    record = json.loads(capture_line)
+    record["eventMetadata"]["inferenceId"] = inference_id
+    return json.dumps(record)
+
+
+@pytest.mark.parametrize(("lines", "labels", "expected"), [
+    pytest.param([line("a", [{"amount": 1.0}, {"amount": 2.0}], [0, 1])], {"a": [0, 1]},
+                 [0, 1], id="labels joined by eventId"),
+    pytest.param([with_inference_id(line("a", [{"amount": 1.0}], [1]), "order-7")],
+                 {"order-7": [1], "a": [0]}, [1],
+                 id="the caller's inferenceId wins over the eventId, as in Model Monitor"),
+    pytest.param([line("a", [{"amount": 1.0}, {"amount": 2.0}], [0, 1]),
+                  line("b", [{"amount": 3.0}], [1])], {"a": [1]}, [1, None, None],
+                 id="unlabelled instances and requests are None"),
+    pytest.param([line("a", [{"amount": 1.0}], [1])], {"a": [1, 0, 0]}, [1],
+                 id="extra labels beyond the instances are dropped"),
+])
+def test_ground_truth_joins_the_captured_requests(client, lines, labels, expected):
+    s3 = client("s3")
+    put(s3, {"f.jsonl": lines})
+    traffic = read_capture(s3, URI, 100, None, labels)
+    assert traffic.labels == expected
+    assert len(traffic.labels) == len(traffic.predictions)
