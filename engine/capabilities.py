@@ -67,6 +67,16 @@ def produced(provider: Provider, rtype: str) -> frozenset[str]:
     return frozenset(OUTPUT_MODELS[rtype].model_fields) if declared is None else declared
 
 
+def portable(provider: Provider, rtype: str) -> frozenset[str] | None:
+    """The outputs state records apart from the provider's private data: every attribute
+    of the type's output model, typed and read by the engine (an aws monitor's
+    `last_evaluation` is one, though not returned on create and so not declared). None
+    when the provider declares nothing for the type: all it returns stays in outputs."""
+    if rtype not in OUTPUT_MODELS or support(provider, rtype).outputs is None:
+        return None
+    return frozenset(OUTPUT_MODELS[rtype].model_fields)
+
+
 def output_error(provider: Provider, provider_name: str, rtype: str, name: str,
                  outputs: Mapping[str, Any], require: bool = True) -> str | None:
     """The error to report when `provider` returned outputs for resource `name` that do

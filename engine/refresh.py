@@ -6,6 +6,7 @@ and the caller decides whether to keep them (`mlform refresh` does; `plan` does 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -54,6 +55,8 @@ class RefreshResult:
 
 def refresh(state: State, providers: ProviderSet, parallelism: int = 10,
             names: set[str] | None = None, hooks=None) -> RefreshResult:
+    from .capabilities import portable  # lazily, as in _bad_outputs
+
     todo = [r for r in state.resources.values() if names is None or r.name in names]
     result = RefreshResult(state=state)
     if not todo:
@@ -63,7 +66,7 @@ def refresh(state: State, providers: ProviderSet, parallelism: int = 10,
         try:
             provider = providers.get(res.provider)
             req = ObserveRequest(resource=ref(res.name, res.type, res.id), inputs=res.inputs,
-                                 outputs=res.outputs,
+                                 outputs=res.provider_outputs,
                                  idempotency_key=res.idempotency_key
                                  if res.status == "pending" else None)
             return res, provider.observe(req)
@@ -87,7 +90,7 @@ def refresh(state: State, providers: ProviderSet, parallelism: int = 10,
         if bad:  # the record stands; what the provider read back cannot be trusted
             result.errors.append(f"{res.name}: {bad}")
             continue
-        merged, finding = _merge(res, got)
+        merged, finding = _merge(res, got, portable(providers.get(res.provider), res.type))
         if merged is None:
             resources.pop(res.name, None)
         else:
@@ -109,13 +112,14 @@ def _bad_outputs(providers: ProviderSet, res: ResourceState, got: ObserveRespons
                         got.outputs, require=False)
 
 
-def _merge(res: ResourceState, got: ObserveResponse) -> tuple[ResourceState | None,
-                                                              Finding | None]:
-    """The resource as refreshed (None: it is gone), and what that reveals."""
+def _merge(res: ResourceState, got: ObserveResponse,
+           kept: Collection[str] | None) -> tuple[ResourceState | None, Finding | None]:
+    """The resource as refreshed (None: it is gone), and what that reveals. Outputs read
+    back are recorded apart from the provider's private data, `kept` being the portable ones."""
     if res.status == "pending":
         if got.exists:
-            adopted = res.with_(id=got.id or res.id, status="ready",
-                                outputs=got.outputs or res.outputs)
+            adopted = (res.with_provider_outputs(got.outputs, kept) if got.outputs
+                       else res).with_(id=got.id or res.id, status="ready")
             return adopted, Finding(res.name, res.type, "adopted",
                                     detail=f"found {got.id} created by an interrupted apply")
         return (None if res.id is None else res), None
@@ -123,8 +127,8 @@ def _merge(res: ResourceState, got: ObserveResponse) -> tuple[ResourceState | No
         return None, Finding(res.name, res.type, "deleted_outside", detail=got.detail)
     live_inputs = _overlay(res.inputs, got.inputs) if got.inputs is not None else res.inputs
     attrs = tuple(AttributeDiff(p, b, a) for p, b, a in diff_values(res.inputs, live_inputs))
-    refreshed = res.with_(inputs=live_inputs, outputs=got.outputs if got.outputs is not None
-                          else res.outputs, id=got.id or res.id)
+    refreshed = (res.with_provider_outputs(got.outputs, kept) if got.outputs is not None
+                 else res).with_(inputs=live_inputs, id=got.id or res.id)
     if not got.healthy:
         return refreshed.with_(status="tainted"), Finding(res.name, res.type, "unhealthy",
                                                           detail=got.detail)

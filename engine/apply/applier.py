@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..capabilities import output_error
+from ..capabilities import output_error, portable
 from ..diagnostics import MlformError
 from ..evaluate import Evaluator
 from ..hooks import Hooks
@@ -248,10 +248,11 @@ class Applier:
             return resp.error
         bad = output_error(provider, change.provider, change.type, change.name, resp.outputs)
         if bad:  # made, but its record would mislead: kept, and replaced by the next apply
-            self._journal("done", pending.with_(id=resp.id, outputs=resp.outputs,
-                                                status="tainted"))
+            self._journal("done", _recorded(pending, provider, resp.outputs, id=resp.id,
+                                            status="tainted"))
             return bad
-        self._journal("done", pending.with_(id=resp.id, outputs=resp.outputs, status="ready"))
+        self._journal("done", _recorded(pending, provider, resp.outputs, id=resp.id,
+                                        status="ready"))
         self._record(change.name, "create", resp.id, change.provider)
         return None
 
@@ -259,7 +260,8 @@ class Applier:
                 inputs: dict, progress) -> tuple[str | None, str]:
         assert prior is not None
         diff = provider.diff(DiffRequest(resource=ref(change.name, change.type, prior.id),
-                                         prior_inputs=prior.inputs, prior_outputs=prior.outputs,
+                                         prior_inputs=prior.inputs,
+                                         prior_outputs=prior.provider_outputs,
                                          desired_inputs=inputs))
         if diff.error:
             return diff.error, "update"
@@ -273,24 +275,24 @@ class Applier:
         self._journal("intent", prior.with_(status="pending", idempotency_key=prior.id))
         resp = provider.update(UpdateRequest(resource=ref(change.name, change.type, prior.id),
                                              prior_inputs=prior.inputs,
-                                             prior_outputs=prior.outputs, inputs=inputs,
+                                             prior_outputs=prior.provider_outputs,
+                                             inputs=inputs,
                                              changes=list(diff.changes)), progress)
         if resp.error:
             self._note_failure(change.name, resp)
             # The old inputs still stand (the next plan tries again); outputs the provider
             # returned say what is live now (a rollout held at a step).
-            self._journal("done", prior.with_(outputs=resp.outputs or prior.outputs))
+            self._journal("done", _recorded(prior, provider, resp.outputs))
             return resp.error, "update"
         bad = output_error(provider, change.provider, change.type, change.name,
-                           resp.outputs or prior.outputs)
+                           resp.outputs or prior.provider_outputs)
         if bad:
-            self._journal("done", prior.with_(outputs=resp.outputs or prior.outputs,
-                                              status="tainted"))
+            self._journal("done", _recorded(prior, provider, resp.outputs, status="tainted"))
             return bad, "update"
-        self._journal("done", prior.with_(inputs=inputs, outputs=resp.outputs or prior.outputs,
-                                          id=resp.id or prior.id, status="ready",
-                                          dependencies=tuple(change.dependencies),
-                                          updated_at=_now()))
+        self._journal("done", _recorded(prior, provider, resp.outputs, inputs=inputs,
+                                        id=resp.id or prior.id, status="ready",
+                                        dependencies=tuple(change.dependencies),
+                                        updated_at=_now()))
         self._record(change.name, "update", resp.id or prior.id, change.provider)
         return None, "update"
 
@@ -311,7 +313,8 @@ class Applier:
         provider = self.providers.get(prior.provider)
         self._journal("intent", prior.with_(status="pending"))
         resp = provider.delete(DeleteRequest(resource=ref(base, prior.type, prior.id),
-                                             inputs=prior.inputs, outputs=prior.outputs),
+                                             inputs=prior.inputs,
+                                             outputs=prior.provider_outputs),
                                progress)
         if resp.error:
             self._journal("done", prior.with_(status="tainted"))
@@ -359,3 +362,12 @@ def _free_name(name: str, taken: set[str]) -> str:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _recorded(res: ResourceState, provider, returned: dict[str, Any] | None,
+              **changes: Any) -> ResourceState:
+    """`res` recording the outputs its provider `returned`, the portable ones apart from
+    the provider's private data; none returned: what it recorded before stands."""
+    if not returned:
+        return res.with_(**changes)
+    return res.with_provider_outputs(returned, portable(provider, res.type), **changes)

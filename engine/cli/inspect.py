@@ -62,7 +62,9 @@ def show_cmd(args, as_json, no_color):
             raise MlformError.simple(f"no resource '{resource}' in state",
                                      help=did_you_mean(resource, state.resources)
                                      or "list them with 'mlform state list'")
-        doc = display(resource_to_json(res, state.salt))
+        # `outputs` are what references reach, `private` the provider's own data
+        # (always present here, so that a script need not test for it).
+        doc = {"private": {}, **display(resource_to_json(res, state.salt))}
         if as_json:
             click.echo(json.dumps(doc, indent=2, sort_keys=True, default=str))
             return
@@ -70,7 +72,8 @@ def show_cmd(args, as_json, no_color):
         return
     if as_json:
         click.echo(json.dumps({"lineage": state.lineage, "serial": state.serial,
-                               "resources": {n: display(resource_to_json(r, state.salt))
+                               "resources": {n: {"private": {},
+                                                 **display(resource_to_json(r, state.salt))}
                                              for n, r in state.resources.items()},
                                "outputs": display(state.outputs)},
                               indent=2, sort_keys=True, default=str))
@@ -105,6 +108,10 @@ def _show_resource(name: str, doc: dict) -> None:
         for row in rows or []:
             click.echo("    " + "  ".join(f"{k}={json.dumps(v, default=str)}"
                                           for k, v in row.items()))
+    if doc.get("private"):
+        click.echo("\n  private (the provider's own data; references cannot reach it):")
+        for key, value in sorted(doc["private"].items()):
+            click.echo(f"    {key} = {json.dumps(value, default=str)}")
     click.echo("\n  inputs:")
     for key, value in sorted((doc.get("inputs") or {}).items()):
         click.echo(f"    {key} = {json.dumps(value, default=str)}")

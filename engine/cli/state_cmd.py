@@ -249,10 +249,14 @@ def import_cmd(name, resource_id, stack_dir, vars_, var_files, lock_timeout):
                 f"cannot import '{name}': provider '{spec.provider}' finds no {spec.type} "
                 f"with id '{resource_id}'" + (f": {got.error}" if got.error else ""),
                 help="check the id (the provider's own name or ARN for it)")
+        from ..capabilities import portable
+
         res = ResourceState(name=name, type=spec.type, provider=spec.provider,
                             id=got.id or resource_id, inputs=got.inputs or {},
-                            outputs=got.outputs or {}, dependencies=tuple(spec.dependencies),
-                            provider_type=stack.providers[spec.provider].type)
+                            outputs={}, dependencies=tuple(spec.dependencies),
+                            provider_type=stack.providers[spec.provider].type,
+                            ).with_provider_outputs(got.outputs or {},
+                                                    portable(provider, spec.type))
         state = state.with_resource(res).next_serial()
         session.backend.write(state)
         _audit(session, "import", [{"resource": name, "action": "import"}], state.serial)

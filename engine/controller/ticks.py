@@ -13,7 +13,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..capabilities import portable
 from ..provider import TickRequest, TickResponse
+from ..state.model import split_outputs
 
 Say = Callable[[str], None]
 Lock = Callable[[], AbstractContextManager]
@@ -53,6 +55,8 @@ def tick_all(session, types: tuple[str, ...], say: Say, lock: Lock, outcome: Pas
 
     with lock():
         state = session.read_state()
+    # Other resources' outputs as references see them; the ticked one's own, merged with
+    # its provider's private data, as every provider call gets them.
     stack_outputs = {n: {**r.outputs, "id": r.id} for n, r in state.resources.items()}
     stack_inputs = {n: r.inputs for n, r in state.resources.items()}
     ticks: list[tuple[str, Any, TickResponse]] = []
@@ -60,7 +64,7 @@ def tick_all(session, types: tuple[str, ...], say: Say, lock: Lock, outcome: Pas
         if res.type not in types or res.status != "ready":
             continue
         req = TickRequest(resource=ref(name, res.type, res.id), inputs=res.inputs,
-                          outputs=res.outputs, stack_outputs=stack_outputs,
+                          outputs=res.provider_outputs, stack_outputs=stack_outputs,
                           stack_inputs=stack_inputs, now=time.time())
         try:
             resp = run(session.providers.get(res.provider), res, req)
@@ -78,7 +82,9 @@ def tick_all(session, types: tuple[str, ...], say: Say, lock: Lock, outcome: Pas
             say(f"{name}: error: {resp.error}")
             outcome.errors.append(f"{name}: {resp.error}")
         if resp.outputs is not None:
-            stack_outputs[name] = {**stack_outputs[name], **resp.outputs}
+            shared, _ = split_outputs(resp.outputs, portable(
+                session.providers.get(res.provider), res.type))
+            stack_outputs[name] = {**stack_outputs[name], **shared}
         ticks.append((name, res, resp))
     recorded = _record(session, [(n, r, t.outputs) for n, r, t in ticks
                                  if t.outputs is not None], say, lock)
@@ -90,7 +96,7 @@ def _breached(res, resp: TickResponse | None) -> bool:
     """The monitor's latest evaluation is a breach: this tick's, or the standing one."""
     if resp is not None and resp.outputs is not None:
         return resp.breach is not None
-    last = (res.outputs or {}).get("last_evaluation") or {}
+    last = res.provider_outputs.get("last_evaluation") or {}
     return bool(last.get("breaches"))
 
 
@@ -108,7 +114,9 @@ def _record(session, results: list[tuple[str, Any, dict]], say: Say, lock: Lock)
                 say(f"{name}: changed by another command while it ran; its result is not "
                     "recorded")
                 continue
-            changed = changed.with_resource(now.with_(outputs={**now.outputs, **outputs}))
+            changed = changed.with_resource(now.with_provider_outputs(
+                {**now.provider_outputs, **outputs},
+                portable(session.providers.get(now.provider), now.type)))
             recorded.add(name)
         if changed is not current:
             session.backend.write(changed.next_serial())

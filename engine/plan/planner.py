@@ -121,7 +121,7 @@ def _plan_resource(stack: Stack, state: State, name: str, evaluator: Evaluator,
     resp = provider.diff(DiffRequest(
         resource=ref(name, spec.type, base.id if base else None),
         prior_inputs=base.inputs if base else None,
-        prior_outputs=base.outputs if base else None,
+        prior_outputs=base.provider_outputs if base else None,
         desired_inputs=desired))
     if resp.error:
         raise MlformError(Diagnostic(f"cannot plan '{name}': {scrub(resp.error, desired)}",

@@ -7,6 +7,7 @@ keeps it (locking, atomic replace, journal).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -28,9 +29,36 @@ class ResourceState:
     idempotency_key: str | None = None
     provider_type: str = ""
     updated_at: str = ""
+    private: dict[str, Any] = field(default_factory=dict)
+    """What the provider returned beyond the outputs it declares (a server's pid, a
+    SageMaker model name), like Terraform's per-resource private blob: handed back to
+    the provider on every call, out of reach of references and stack outputs."""
 
     def with_(self, **changes: Any) -> ResourceState:
         return replace(self, **changes)
+
+    @property
+    def provider_outputs(self) -> dict[str, Any]:
+        """The merged view a provider gets back: its private data and the outputs, as
+        it returned them (a state of the previous format holds both in `outputs`)."""
+        return {**self.private, **self.outputs}
+
+    def with_provider_outputs(self, returned: Mapping[str, Any],
+                              portable: Collection[str] | None, **changes: Any) -> ResourceState:
+        """This resource recording what its provider `returned`: the `portable` outputs
+        (`mlform.engine.capabilities.portable`) as `outputs`, the rest as `private`.
+        None: the provider declares nothing for the type; all of it stays in `outputs`."""
+        outputs, private = split_outputs(returned, portable)
+        return replace(self, outputs=outputs, private=private, **changes)
+
+
+def split_outputs(returned: Mapping[str, Any],
+                  portable: Collection[str] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(portable, private) parts of what a provider returned; see `with_provider_outputs`."""
+    if portable is None:
+        return dict(returned), {}
+    return ({k: v for k, v in returned.items() if k in portable},
+            {k: v for k, v in returned.items() if k not in portable})
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ def _dumps_one_resource_per_line(doc: dict[str, Any]) -> str:
 
 def resource_to_json(res: ResourceState, salt: str) -> dict[str, Any]:
     """The storable form of one resource; its name is the key it is stored under."""
-    return {
+    doc = {
         "type": res.type,
         "provider": res.provider,
         "provider_type": res.provider_type,
@@ -102,6 +102,11 @@ def resource_to_json(res: ResourceState, salt: str) -> dict[str, Any]:
         "idempotency_key": res.idempotency_key,
         "updated_at": res.updated_at,
     }
+    # Only when there is some: a resource without private data is stored as the
+    # previous version stored it, byte for byte.
+    if res.private:
+        doc["private"] = to_storable(res.private, salt)
+    return doc
 
 
 def resource_from_json(name: str, data: dict[str, Any]) -> ResourceState:
@@ -118,6 +123,8 @@ def resource_from_json(name: str, data: dict[str, Any]) -> ResourceState:
         status=data["status"],
         idempotency_key=data["idempotency_key"],
         updated_at=data["updated_at"],
+        # absent in the previous format, where a provider's private data sat in outputs
+        private=from_storable(data.get("private", {})),
     )
 
 
@@ -126,6 +133,8 @@ def resource_problems(data: Any, where: str) -> list[str]:
     if not isinstance(data, dict):
         return [f"{where}: must be an object"]
     problems = _field_problems(data, _RESOURCE_FIELDS, where)
+    if not isinstance(data.get("private", {}), dict):
+        problems.append(f"{where}.private: must be an object")
     deps = data.get("dependencies")
     if isinstance(deps, list) and not all(isinstance(d, str) for d in deps):
         problems.append(f"{where}.dependencies: must be a list of resource names")

@@ -85,8 +85,12 @@ def succeed(run_mlform, args: list[str], stack: Path) -> subprocess.CompletedPro
     return done
 
 
+def shown(run_mlform, stack: Path, name: str) -> dict:
+    return json.loads(succeed(run_mlform, ["show", name, "--json"], stack).stdout)
+
+
 def outputs_of(run_mlform, stack: Path, name: str) -> dict:
-    return json.loads(succeed(run_mlform, ["show", name, "--json"], stack).stdout)["outputs"]
+    return shown(run_mlform, stack, name)["outputs"]
 
 
 def plan_is_empty(run_mlform, stack: Path) -> None:
@@ -156,7 +160,8 @@ def change_weight(sm, run_mlform, stack) -> None:
 
 
 def delete_model(sm, run_mlform, stack) -> None:
-    sm.delete_model(ModelName=outputs_of(run_mlform, stack, "fraud_model")["sagemaker_model"])
+    # the SageMaker model is the provider's private data, shown apart from the outputs
+    sm.delete_model(ModelName=shown(run_mlform, stack, "fraud_model")["private"]["sagemaker_model"])
 
 
 def weight_is_restored(sm, run_mlform, stack) -> None:
@@ -165,9 +170,10 @@ def weight_is_restored(sm, run_mlform, stack) -> None:
 
 
 def model_is_restored(sm, run_mlform, stack) -> None:
-    model = outputs_of(run_mlform, stack, "fraud_model")
-    assert model["version"] == 1  # the registered version is adopted, not registered again
-    assert sm.describe_model(ModelName=model["sagemaker_model"])["ModelName"]
+    model = shown(run_mlform, stack, "fraud_model")
+    # the registered version is adopted, not registered again
+    assert model["outputs"]["version"] == 1
+    assert sm.describe_model(ModelName=model["private"]["sagemaker_model"])["ModelName"]
 
 
 @pytest.mark.parametrize(("change", "reported", "restored"), [
