@@ -51,7 +51,7 @@ def read_traffic(endpoint_dir: Path) -> Traffic:
         run_rows.extend(instances)
         answers = list(record.get("predictions") or [])
         predictions.extend(answers + [None] * (len(instances) - len(answers)))
-        truth = labels_by_id.get(record["id"]) or []
+        truth = (labels_by_id.get(record["id"]) or [])[:len(instances)]
         labels.extend(list(truth) + [None] * (len(instances) - len(truth)))
         times.extend([float(record["t"])] * len(instances))
     if run_rows:

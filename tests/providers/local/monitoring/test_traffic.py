@@ -41,3 +41,13 @@ def test_requests_with_other_features_are_aligned_by_name(tmp_path):
 
 def test_no_log_is_no_traffic(tmp_path):
     assert len(read_traffic(tmp_path)) == 0
+
+
+def test_feedback_with_more_labels_than_instances_keeps_the_rows_aligned(tmp_path):
+    # /feedback cannot know how many instances the request had; extra labels belong to none
+    write(tmp_path / "requests.jsonl", request("a", 1.0, [[1.0, "red"]], [0]),
+          request("b", 2.0, [[2.0, "blue"]], [1]))
+    write(tmp_path / "feedback.jsonl", {"t": 3.0, "id": "a", "labels": [1, 0, 1]})
+    traffic = read_traffic(tmp_path)
+    assert traffic.labels == [1, None]
+    assert len(traffic.labels) == len(traffic.predictions) == len(traffic.features)
