@@ -203,7 +203,7 @@ def test_drift_is_reported_then_apply_restores_the_spec(applied, run_mlform, cli
 def test_new_data_retrains_and_rolls_the_endpoint_out_by_canary(applied, run_mlform,
                                                                  client):
     old = outputs_of(run_mlform, applied, "transactions")["version"]
-    old_config = outputs_of(run_mlform, applied, "fraud_endpoint")["config_name"]
+    old_config = shown(run_mlform, applied, "fraud_endpoint")["private"]["config_name"]
     write_data(applied, CSV + "1.5,33,f,1\n")
 
     plan = json.loads(succeed(run_mlform, ["plan", "--format", "json"], applied).stdout)
@@ -234,7 +234,7 @@ def test_new_data_retrains_and_rolls_the_endpoint_out_by_canary(applied, run_mlf
     }]
     sm = client("sagemaker")
     live = sm.describe_endpoint(EndpointName=ENDPOINT)
-    new_config = outputs_of(run_mlform, applied, "fraud_endpoint")["config_name"]
+    new_config = shown(run_mlform, applied, "fraud_endpoint")["private"]["config_name"]
     assert (live["EndpointStatus"], live["EndpointConfigName"]) == ("InService", new_config)
     assert new_config != old_config
     configs = sm.list_endpoint_configs()["EndpointConfigs"]
