@@ -136,6 +136,10 @@ def test_plan_and_apply_run_while_a_monitor_evaluates(stack, run_mlform, spawn_m
     assert "1 changed" in applied.stdout
 
     wait_for(lambda: not marker.exists(), proc=watch, what="the evaluation's end")
+    # the marker goes when the evaluation ends, a moment before the pass records it
+    state = directory / ".mlform" / "state.json"
+    wait_for(lambda: '"verdict": "ok"' in json.dumps(json.loads(state.read_text())[
+        "resources"]["mon"]), proc=watch, what="the evaluation recorded", seconds=60)
     out, _ = stop(watch)
     assert "mon: monitor mon: ok" in out
     # the watch recorded its evaluation onto the applied state, not over it
