@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[local,aws,dev]'
 	touch $(STAMP)
 
-.PHONY: setup quickstart test lint typecheck bench schema
+.PHONY: setup quickstart test test-fast lint typecheck bench schema
 setup: $(STAMP)
 
 quickstart: $(STAMP)
@@ -21,6 +21,13 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(MAKE) typecheck
 	$(VENV)/bin/pytest -q
+
+# For iteration: lint, types and the tests that start no server, training run or emulator
+# (a few minutes); `make test` runs everything, as CI does.
+test-fast: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(MAKE) typecheck
+	$(VENV)/bin/pytest -q -m "not e2e and not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
