@@ -13,6 +13,28 @@ from mlform.engine.provider import (
     UpdateRequest,
 )
 
+TRAINED_MODEL_STACK = """\
+version: 1
+stack: fraud
+providers:
+  sagemaker: {{type: aws, region: {region}, role_arn: "{role}", bucket: {bucket},
+              endpoint_url: "{url}", poll_interval: 0.01}}
+resources:
+  transactions:
+    type: dataset
+    source: data/transactions.csv
+  train:
+    type: training_job
+    dataset: ${{transactions.uri}}
+    algorithm: mlp_classifier
+    target: is_fraud
+  fraud_model:
+    type: model
+    artifact: ${{train.artifact}}
+"""
+"""A stack file on the aws provider, data to model, for `str.format(region=, role=,
+bucket=, url=)`; tests append the resources they are about."""
+
 CSV = "amount,age,gender,is_fraud\n" + "".join(
     f"{i * 3.5 % 97},{20 + i % 40},{'fm'[i % 2]},{int(i % 7 == 0)}\n" for i in range(60))
 

@@ -8,28 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from aws_stack import write_data
+from aws_stack import TRAINED_MODEL_STACK, write_data
 from conftest import BUCKET, REGION, ROLE
 
-HEAD = """\
-version: 1
-stack: fraud
-providers:
-  sagemaker: {{type: aws, region: {region}, role_arn: "{role}", bucket: {bucket},
-              endpoint_url: "{url}", poll_interval: 0.01}}
-resources:
-  transactions:
-    type: dataset
-    source: data/transactions.csv
-  train:
-    type: training_job
-    dataset: ${{transactions.uri}}
-    algorithm: mlp_classifier
-    target: is_fraud
-  fraud_model:
-    type: model
-    artifact: ${{train.artifact}}
-"""
+HEAD = TRAINED_MODEL_STACK
 ENDPOINT = """\
   fraud_endpoint:
     type: endpoint

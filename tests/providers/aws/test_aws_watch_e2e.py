@@ -9,30 +9,13 @@ import json
 import time
 
 import pytest
-from aws_stack import write_data
+from aws_stack import TRAINED_MODEL_STACK, write_data
 from conftest import BUCKET, REGION, ROLE
 from moto_extensions import SCRIPT
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-STACK = """\
-version: 1
-stack: fraud
-providers:
-  sagemaker: {{type: aws, region: {region}, role_arn: "{role}", bucket: {bucket},
-              endpoint_url: "{url}", poll_interval: 0.01}}
-resources:
-  transactions:
-    type: dataset
-    source: data/transactions.csv
-  train:
-    type: training_job
-    dataset: ${{transactions.uri}}
-    algorithm: mlp_classifier
-    target: is_fraud
-  fraud_model:
-    type: model
-    artifact: ${{train.artifact}}
+STACK = TRAINED_MODEL_STACK + """\
   nightly:
     type: retraining_policy
     training_job: train
