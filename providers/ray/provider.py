@@ -1,0 +1,90 @@
+"""The ray provider: each verb goes to the handler of the resource's type.
+
+Handlers are imported on first use; ray is imported when the first job client is made.
+Every Ray failure becomes a response error in words (see errors.py), never a raise.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from mlform.engine.capabilities import TypeSupport
+from mlform.engine.dispatch import DispatchingProvider
+from mlform.engine.provider import Problem, ProviderContext
+
+from . import config as ray_config
+from .errors import RayError
+
+HANDLERS = {
+    "dataset": "dataset:DatasetHandler",
+    "training_job": "training:TrainingJobHandler",
+    "model": "model:ModelHandler",
+    "batch_job": "batch:BatchJobHandler",
+    "endpoint": "endpoint:EndpointHandler",
+    "monitor": "monitor:MonitorHandler",
+    "retraining_policy": "policy:RetrainingPolicyHandler",
+}
+
+
+CAPABILITIES = {
+    "dataset": TypeSupport(outputs=frozenset({"uri", "version", "path", "rows", "columns"})),
+    "training_job": TypeSupport(outputs=frozenset({
+        "artifact", "run_id", "metrics", "device", "device_note", "code_digest"})),
+    "model": TypeSupport(outputs=frozenset({"uri", "name", "version", "gates"})),
+    "batch_job": TypeSupport(outputs=frozenset({"output_uri"})),
+    # endpoint, monitor and retraining_policy: declared by their handlers' author
+    "endpoint": TypeSupport(outputs=frozenset({"url", "name", "traffic"})),
+    "monitor": TypeSupport(outputs=frozenset({"report", "evaluations"})),
+    "retraining_policy": TypeSupport(outputs=frozenset({"last_action"})),
+}
+"""What a Ray cluster realises of each portable type: the outputs the handlers return,
+and the fields it does not honour (see `mlform.engine.capabilities`)."""
+
+
+class RayProvider(DispatchingProvider):
+    resource_types = frozenset(HANDLERS)
+    capabilities = CAPABILITIES
+    handlers = HANDLERS
+    handler_package = __package__
+
+    def __init__(self, ctx: ProviderContext):
+        super().__init__(ctx)
+        self._cluster: Any = None
+        self._cluster_lock = threading.Lock()  # verbs on parallel threads share one
+
+    def validate_config(self) -> list[Problem]:
+        return ray_config.problems(self.ctx.config)
+
+    @property
+    def cluster(self) -> Any:
+        """The cluster connection (`cluster.Cluster`), made on first use."""
+        with self._cluster_lock:
+            if self._cluster is None:
+                from .cluster import Cluster
+
+                problems = self.validate_config()
+                if problems:
+                    raise RayError(f"provider '{self.ctx.provider_name}' is misconfigured: "
+                                   + "; ".join(map(str, problems)))
+                self._cluster = Cluster(ray_config.load(self.ctx.config), self.ctx.stack_dir)
+            return self._cluster
+
+    def make_handler(self, cls: type) -> Any:
+        return cls(self.ctx, self.cluster)
+
+    def failure(self, exc: Exception, req: Any) -> str | None:
+        if isinstance(exc, RayError | ValueError):
+            return str(exc)
+        if isinstance(exc, ImportError) and "ray" in str(exc):
+            return f"the ray provider cannot load: {exc}: pip install 'mlform[ray]'"
+        if type(exc).__module__.startswith("ray"):
+            return f"Ray refused: {str(exc).strip()[:500]}"
+        if isinstance(exc, ConnectionError):
+            return str(RayError(f"lost the Ray cluster at {self.cluster.cfg.address}: {exc}"))
+        return None
+
+    def list_owned(self) -> list[tuple[str, str]]:
+        from .ownership import list_owned
+
+        return list_owned(self.ctx.stack, self.cluster)
