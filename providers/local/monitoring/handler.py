@@ -132,7 +132,7 @@ class MonitorHandler(ResourceHandler):
 
         reference = read_reference(self.paths.resolve(monitor.reference))
         if output is None:
-            from .traffic import read_traffic
+            from mlform.ml.serving.traffic import read_traffic
 
             traffic = read_traffic(self.paths.endpoint(monitor.endpoint))
             return evaluate(monitor, traffic, reference, now, name=name)

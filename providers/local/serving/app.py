@@ -39,17 +39,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import math
-import os
 import random
-import re
 import threading
 import time
 from pathlib import Path
 
 import anyio
+from mlform.ml.serving.metrics import CONTENT_TYPE, ServingMetrics
+from mlform.ml.serving.parsing import BadRequest, RequestIds, feedback_problem
+from mlform.ml.serving.parsing import encode as _encode
+from mlform.ml.serving.parsing import instances as _instances
+from mlform.ml.serving.parsing import json_object as _json_object
+from mlform.ml.serving.reqlog import FEEDBACK_FILE, REQUESTS_FILE, JsonlLog, request_line
+from mlform.ml.serving.stats import CLIENT_ERROR, ERROR, OK, RecentOutcomes
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -60,10 +64,7 @@ from starlette.routing import Route
 
 from .config import CONFIG_FILE, ServingConfig, write_config
 from .loader import ModelStore, choose_device, import_torch
-from .metrics import CONTENT_TYPE, ServingMetrics
-from .reqlog import FEEDBACK_FILE, REQUESTS_FILE, JsonlLog, request_line
 from .router import CANARY, Router
-from .stats import CLIENT_ERROR, ERROR, OK, RecentOutcomes
 
 log = logging.getLogger("mlform.serving")
 
@@ -75,10 +76,6 @@ OFFLOAD_THREADS = 4
 """Large requests scored at once; more wait their turn (off the event loop)."""
 CLIENT_FAULTS = (ValueError, TypeError, KeyError, OverflowError)
 """What a predictor raises for instances it cannot take."""
-
-
-class BadRequest(Exception):
-    """The request cannot be served as sent; the message says why."""
 
 
 class Rejected(Exception):
@@ -321,12 +318,10 @@ class ServingApp:
             body = _json_object(await request.body())
         except BadRequest as e:
             return _error(400, str(e))
-        rid, labels = body.get("id"), body.get("labels")
-        if not isinstance(rid, str) or not rid:
-            return _error(400, "'id' must be the id of a prediction response (a string)")
-        if not isinstance(labels, list) or not labels:
-            return _error(400, "'labels' must be a non-empty list: the true value of each "
-                               "instance of that request, in order")
+        problem = feedback_problem(body)
+        if problem:
+            return _error(400, problem)
+        rid, labels = body["id"], body["labels"]
         answer = JSONResponse({"accepted": True, "id": rid}, status_code=202)
         self.feedback_log.append({"t": time.time(), "id": rid, "labels": labels})
         return answer
@@ -384,24 +379,6 @@ class ServingApp:
                              "tracks": self.outcomes.since(since)})
 
 
-class RequestIds:
-    """Request ids: 32 hex digits, a random half fixed for the server's life and a
-    counter. Unique across restarts as uuid4 is, at a tenth of its cost."""
-
-    def __init__(self) -> None:
-        self._prefix = os.urandom(8).hex()
-        self._count = 0
-
-    def next(self) -> str:
-        self._count += 1
-        return f"{self._prefix}{self._count:016x}"
-
-
-_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False,
-                           separators=(",", ":")).encode
-"""JSON text as Starlette's JSONResponse writes it (NaN is refused, not sent)."""
-
-
 async def _read_body(receive) -> bytes | None:
     """The request body, or None when the client disconnected first."""
     chunks = []
@@ -432,51 +409,6 @@ async def _send_error(send, status: int, message: str, close: bool = False) -> N
 def _described(variants) -> dict:
     return {name: {"model": v.model, "weight": v.weight, "shadow": v.shadow}
             for name, v in variants.items()}
-
-
-_MAYBE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
-"""A `\\uD800`-style escape or the UTF-8 form of a surrogate: a lone one may follow."""
-
-
-def _json_object(raw: bytes) -> dict:
-    try:
-        body = json.loads(raw)
-    except RecursionError:
-        raise BadRequest("the body nests arrays or objects too deeply") from None
-    except ValueError as e:  # not JSON, not UTF-8, or an integer of thousands of digits
-        raise BadRequest(f"the body must be a JSON object: {e}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    if _MAYBE_SURROGATE.search(raw) and _has_lone_surrogate(body):
-        # no UTF-8 text holds one: answering or logging the request would fail later
-        raise BadRequest("the body holds a lone UTF-16 surrogate (such as \"\\ud800\"), "
-                         "which is not text")
-    return body
-
-
-def _has_lone_surrogate(value) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
-
-
-def _instances(body: dict) -> list:
-    instances = body.get("instances")
-    if not isinstance(instances, list) or not instances:
-        raise BadRequest("'instances' must be a non-empty list of instances, each a list of "
-                         "feature values or an object keyed by feature name")
-    return instances
 
 
 async def _internal_error(_request: Request, exc: Exception) -> Response:

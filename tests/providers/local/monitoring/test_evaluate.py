@@ -7,7 +7,7 @@ import json
 import pytest
 from mlform.engine.spec.models import Monitor
 from mlform.ml.monitoring.evaluate import evaluate, read_reference
-from mlform.providers.local.monitoring.traffic import read_traffic
+from mlform.ml.serving.traffic import read_traffic
 
 
 def monitor(reference_uri: str, **fields) -> Monitor:

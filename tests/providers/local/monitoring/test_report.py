@@ -9,7 +9,7 @@ import pytest
 from mlform.engine.spec.models import Monitor
 from mlform.ml.monitoring.evaluate import evaluate, read_reference
 from mlform.ml.monitoring.report import render
-from mlform.providers.local.monitoring.traffic import read_traffic
+from mlform.ml.serving.traffic import read_traffic
 
 
 @pytest.fixture

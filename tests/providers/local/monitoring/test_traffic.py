@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mlform.providers.local.monitoring.traffic import read_traffic
+from mlform.ml.serving.traffic import read_traffic
 
 
 def write(path, *records, tail: str = "") -> None:

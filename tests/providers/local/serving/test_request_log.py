@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
-from mlform.providers.local.serving.reqlog import JsonlLog, request_line, rolled_path
+from mlform.ml.serving.reqlog import JsonlLog, request_line, rolled_path
 
 
 def rows(path: Path) -> list[dict]:

@@ -1,7 +1,7 @@
-"""An endpoint's logged traffic read into the `Traffic` table the monitor evaluation
+"""An endpoint's logged traffic (`reqlog`) read into the `Traffic` table the monitor evaluation
 (`mlform.ml.monitoring`) reads: one row per predicted instance, oldest first.
 
-The serving side writes `requests.jsonl` (older rows rotated to `requests.1.jsonl`),
+The serving side (any provider's) writes `requests.jsonl` (older rows rotated to `requests.1.jsonl`),
 one JSON object a line:
 
     {"t": unix_time, "id": request_id, "variant": name, "model": model_uri,
