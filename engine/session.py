@@ -125,6 +125,10 @@ def make_backend(stack_dir: Path, cfg) -> Backend:
                                      help="pip install 'mlform[aws]'") from None
         return S3Backend(bucket=cfg.bucket, key=cfg.key, region=cfg.region,
                          endpoint_url=cfg.endpoint_url)
+    if cfg.type == "gcs":
+        from .state.gcs_backend import GcsBackend
+
+        return GcsBackend(bucket=cfg.bucket, prefix=cfg.prefix, endpoint_url=cfg.endpoint_url)
     from .state.local_backend import LocalBackend
 
     return LocalBackend(stack_dir, cfg.path)
@@ -134,7 +138,7 @@ def backend_from_settings(stack_dir: Path, settings: dict[str, Any]) -> Backend:
     """The backend that recorded settings (`state.record.backend_settings`) describe."""
     from types import SimpleNamespace
 
-    fields = ("type", "path", "bucket", "key", "region", "endpoint_url")
+    fields = ("type", "path", "bucket", "key", "prefix", "region", "endpoint_url")
     return make_backend(stack_dir, SimpleNamespace(**{f: settings.get(f) for f in fields}))
 
 

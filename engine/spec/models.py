@@ -459,13 +459,27 @@ class Output(Strict):
 
 class Backend(Strict):
     model_config = ConfigDict(extra="allow")
-    type: Literal["local", "s3"] = "local"
+    type: Literal["local", "s3", "gcs"] = "local"
     path: str | None = None
     """Local backend: state file path (default `.mlform/state.json`)."""
     bucket: str | None = None
+    """S3 and GCS backends: the bucket that holds the state."""
     key: str | None = None
+    prefix: str | None = None
+    """GCS backend: the folder in the bucket; the state is `<prefix>/state.json`."""
     region: str | None = None
     endpoint_url: str | None = None
+    """S3 and GCS backends: another API endpoint (an emulator, a private endpoint)."""
+
+    @model_validator(mode="after")
+    def _gcs_fields(self) -> Backend:
+        if self.type == "gcs" and not self.bucket:
+            raise ValueError("the gcs backend needs 'bucket' (and a 'prefix' per stack): "
+                             "backend: {type: gcs, bucket: my-bucket, prefix: stacks/fraud}")
+        if self.type == "gcs" and self.key is not None:
+            raise ValueError("the gcs backend takes 'prefix', not 'key': the state is "
+                             "'<prefix>/state.json'")
+        return self
 
 
 def _only_local() -> dict[str, ProviderConfig | None]:

@@ -56,6 +56,9 @@ def backend_settings(cfg: Any) -> dict[str, Any]:
     if cfg.type == "s3":
         return {"type": "s3", "bucket": cfg.bucket, "key": (cfg.key or "").lstrip("/"),
                 "region": cfg.region, "endpoint_url": _without_userinfo(cfg.endpoint_url)}
+    if cfg.type == "gcs":
+        return {"type": "gcs", "bucket": cfg.bucket, "prefix": (cfg.prefix or "").strip("/"),
+                "endpoint_url": _without_userinfo(cfg.endpoint_url)}
     return {"type": "local", "path": cfg.path or DEFAULT_LOCAL_PATH}
 
 
@@ -66,13 +69,17 @@ def same_backend(a: dict[str, Any], b: dict[str, Any]) -> bool:
     if a.get("type") == "local":
         return os.path.normpath(a.get("path") or DEFAULT_LOCAL_PATH) == \
             os.path.normpath(b.get("path") or DEFAULT_LOCAL_PATH)
-    return all(a.get(k) == b.get(k) for k in ("bucket", "key", "endpoint_url"))
+    return all(a.get(k) == b.get(k) for k in ("bucket", "key", "prefix", "endpoint_url"))
 
 
 def describe_settings(settings: dict[str, Any]) -> str:
     """The backend as the backends describe themselves in messages."""
     if settings.get("type") == "s3":
         return f"s3 state 's3://{settings.get('bucket')}/{settings.get('key')}'"
+    if settings.get("type") == "gcs":
+        from .gcs_backend import object_name
+
+        return f"gcs state 'gs://{settings.get('bucket')}/{object_name(settings.get('prefix'))}'"
     return f"local state '{settings.get('path') or DEFAULT_LOCAL_PATH}'"
 
 
