@@ -10,6 +10,7 @@ from typing import TypeVar
 from .custom_jobs import CustomJobs
 from .errors import BY_HTTP, ApiError, permission_denied, quota_exceeded
 from .frontend import Router, Server
+from .models import Models
 from .state import Store
 
 # The quota a 429 names, per method (what the real service reports for these calls).
@@ -43,6 +44,8 @@ class VertexFake:
                    lambda g, q, b: (200, self.store.get_operation(g["name"])))
         self.custom_jobs = CustomJobs(self.store)
         self.custom_jobs.register(router)
+        self.models = Models(self.store)
+        self.models.register(router)
         self._server = Server(router)
         self.url = self._server.url
 
