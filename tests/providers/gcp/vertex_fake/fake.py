@@ -5,12 +5,15 @@ from __future__ import annotations
 import collections
 import threading
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .custom_jobs import CustomJobs
+from .endpoints import Endpoints
 from .errors import BY_HTTP, ApiError, permission_denied, quota_exceeded
 from .frontend import Router, Server
 from .models import Models
+from .monitoring import Monitoring
+from .prediction import Prediction, Stats
 from .state import Store
 
 # The quota a 429 names, per method (what the real service reports for these calls).
@@ -32,7 +35,7 @@ class VertexFake:
     `fail_next`, `hold_jobs`, `inject_errors`."""
 
     def __init__(self, storage_url: str, work_dir: Path, project: str, region: str,
-                 project_number: str):
+                 project_number: str, deploy_timeout: float):
         work_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(project=project, project_number=project_number, region=region,
                            storage_url=storage_url, work_dir=work_dir)
@@ -46,6 +49,11 @@ class VertexFake:
         self.custom_jobs.register(router)
         self.models = Models(self.store)
         self.models.register(router)
+        self.endpoints = Endpoints(self.store, self.models, deploy_timeout)
+        self.endpoints.register(router)
+        self.stats = Stats()
+        Prediction(self.store, self.endpoints, self.stats).register(router)
+        Monitoring(self.store, self.stats).register(router)
         self._server = Server(router)
         self.url = self._server.url
 
@@ -73,12 +81,30 @@ class VertexFake:
         """Stop serving and stop every process the fake started."""
         self._server.stop()
         self.custom_jobs.stop()
+        self.endpoints.stop()
 
     # -- test controls ------------------------------------------------------------------------
 
     def job_log(self, job_name: str) -> str:
         """What a custom job's process wrote (stdout, then stderr)."""
         return self.custom_jobs.log(job_name)
+
+    def inject_errors(self, endpoint_id: str, deployed_model_id: str, rate: float) -> None:
+        """Answer 500 for `rate` (0..1) of the predictions routed to that deployed model,
+        counted in the statistics as any 5xx is; 0 turns it off."""
+        self.stats.error_rates[(endpoint_id, deployed_model_id)] = rate
+
+    def prediction_stats(self, endpoint_id: str, deployed_model_id: str) -> dict[str, Any]:
+        """`requests`, `responses` (code -> count) and `latencies_ms` of the predictions routed
+        to a deployed model so far."""
+        events = self.stats.of(endpoint_id, deployed_model_id)
+        return {"requests": len(events), "responses": dict(collections.Counter(e.code for e in events)),
+                "latencies_ms": [e.latency_ms for e in events]}
+
+    def serving_log(self, deployed_model_id: str) -> str:
+        """What a deployed model's serving container wrote (stdout, then stderr)."""
+        return "".join(p.read_text(errors="replace") for name in ("stdout.log", "stderr.log")
+                       for p in sorted(self.store.work_dir.glob(f"endpoints/*/{deployed_model_id}/{name}")))
 
     def fail_next(self, method: str, code: int, message: str | None = None) -> None:
         """Fail the next call of RPC `method` (e.g. "CreateCustomJob", "Predict") with HTTP
@@ -108,11 +134,12 @@ class VertexFake:
 
 
 def start_vertex_fake(storage_url: str, work_dir: Path, project: str = "test",
-                      region: str = "us-central1", *, project_number: str = "123456789012"
-                      ) -> VertexFake:
+                      region: str = "us-central1", *, project_number: str = "123456789012",
+                      deploy_timeout: float = 60.0) -> VertexFake:
     """Start the fake on a free loopback port. Jobs and containers it runs reach GCS at
-    `storage_url` and keep their working directories and logs under `work_dir`."""
-    return VertexFake(storage_url, Path(work_dir), project, region, project_number)
+    `storage_url` and keep their working directories and logs under `work_dir`; a serving
+    container that is not healthy within `deploy_timeout` seconds fails its deployment."""
+    return VertexFake(storage_url, Path(work_dir), project, region, project_number, deploy_timeout)
 
 
 __all__ = ["VertexFake", "start_vertex_fake"]
