@@ -28,7 +28,7 @@ import threading
 import time
 from typing import Any
 
-from ..diagnostics import MlformError
+from ..diagnostics import Diagnostic, MlformError
 from .backend import Backend, JournalEntry, LockHeld, LockInfo
 from .local_backend import journal_line, parse_journal_line, replay_journal
 from .model import State
@@ -118,12 +118,12 @@ class GcsBackend(Backend):
         def gen(g: int) -> str:
             return f"generation {g}" if g else "no state"
 
-        return GenerationMismatch.simple(
+        return GenerationMismatch(Diagnostic(
             f"the state in {self.describe()} was written by someone else since this command "
             f"read it; this command's state was not written",
             detail=f"read {gen(expected)}, found {gen(found)} (was its lock removed with "
                    "'mlform state unlock' while this command ran?)",
-            help="run 'mlform plan' to see the state as it is now, and apply again")
+            help="run 'mlform plan' to see the state as it is now, and apply again"))
 
     # --- lock -----------------------------------------------------------------------
 
