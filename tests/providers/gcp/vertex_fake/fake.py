@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .batch_jobs import BatchPredictionJobs
 from .custom_jobs import CustomJobs
 from .endpoints import Endpoints
 from .errors import BY_HTTP, ApiError, permission_denied, quota_exceeded
@@ -51,6 +52,8 @@ class VertexFake:
         self.models.register(router)
         self.endpoints = Endpoints(self.store, self.models, deploy_timeout)
         self.endpoints.register(router)
+        self.batch_jobs = BatchPredictionJobs(self.store, self.models, deploy_timeout)
+        self.batch_jobs.register(router)
         self.stats = Stats()
         Prediction(self.store, self.endpoints, self.stats).register(router)
         Monitoring(self.store, self.stats).register(router)
@@ -81,13 +84,15 @@ class VertexFake:
         """Stop serving and stop every process the fake started."""
         self._server.stop()
         self.custom_jobs.stop()
+        self.batch_jobs.stop()
         self.endpoints.stop()
 
     # -- test controls ------------------------------------------------------------------------
 
     def job_log(self, job_name: str) -> str:
-        """What a custom job's process wrote (stdout, then stderr)."""
-        return self.custom_jobs.log(job_name)
+        """What a custom or batch prediction job's process wrote (stdout, then stderr)."""
+        jobs = self.batch_jobs if "/batchPredictionJobs/" in job_name else self.custom_jobs
+        return jobs.log(job_name)
 
     def inject_errors(self, endpoint_id: str, deployed_model_id: str, rate: float) -> None:
         """Answer 500 for `rate` (0..1) of the predictions routed to that deployed model,
