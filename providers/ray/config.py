@@ -43,6 +43,13 @@ class RayConfig(BaseModel):
     """Longest wait per resource type: `{training_job: 2h, endpoint: 30m}`."""
     poll_interval: float = Field(default=1.0, gt=0)
     """Seconds between two status reads of a running job."""
+    serve_host: str = "127.0.0.1"
+    """Where Ray Serve's HTTP proxy listens, when mlform is the first to start Serve on
+    the cluster (Serve keeps the options it was started with). `0.0.0.0` for every
+    interface, as clients from other machines need."""
+    serve_port: int = Field(default=8000, ge=1, le=65535)
+    """The port of Ray Serve's HTTP proxy (same proviso); endpoints are served under it
+    at `/<stack>/<endpoint>`."""
 
     @field_validator("address")
     @classmethod

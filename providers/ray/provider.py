@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from mlform.engine.capabilities import TypeSupport
+from mlform.engine.capabilities import TypeSupport, Unsupported
 from mlform.engine.dispatch import DispatchingProvider
 from mlform.engine.provider import Problem, ProviderContext
 
@@ -33,9 +33,17 @@ CAPABILITIES = {
         "artifact", "run_id", "metrics", "device", "device_note", "code_digest"})),
     "model": TypeSupport(outputs=frozenset({"uri", "name", "version", "gates"})),
     "batch_job": TypeSupport(outputs=frozenset({"output_uri"})),
-    # endpoint, monitor and retraining_policy: declared by their handlers' author
-    "endpoint": TypeSupport(outputs=frozenset({"url", "name", "traffic"})),
-    "monitor": TypeSupport(outputs=frozenset({"report", "evaluations"})),
+    "endpoint": TypeSupport(outputs=frozenset({"url", "name", "traffic"}), unsupported=(
+        Unsupported(("feature_view",), "feature_view lookups are served by the local "
+                    "provider only: send full feature rows to a Ray Serve endpoint"),
+        *(Unsupported(("limits", bound), "Ray Serve's HTTP proxy reads requests: its "
+                      "request_timeout_s (Serve's http_options) bounds them", noop=True)
+          for bound in ("max_header_bytes", "header_timeout", "body_timeout",
+                        "idle_timeout")))),
+    "monitor": TypeSupport(outputs=frozenset({"report", "evaluations", "last_evaluation"}),
+                           unsupported=(Unsupported(("batch_job",), "on ray a monitor "
+                                        "watches an endpoint's logged requests: set "
+                                        "'endpoint' to an endpoint's id"),)),
     "retraining_policy": TypeSupport(outputs=frozenset({"last_action"})),
 }
 """What a Ray cluster realises of each portable type: the outputs the handlers return,
@@ -86,5 +94,7 @@ class RayProvider(DispatchingProvider):
 
     def list_owned(self) -> list[tuple[str, str]]:
         from .ownership import list_owned
+        from .serving.serve_api import owned_applications
 
-        return list_owned(self.ctx.stack, self.cluster)
+        return list_owned(self.ctx.stack, self.cluster) + owned_applications(
+            self.ctx.stack, self.cluster.cfg)
