@@ -37,3 +37,28 @@ class Cluster:
                 except (ConnectionError, OSError, RuntimeError, ValueError) as exc:
                     raise unreachable(self.cfg.address, exc) from None
             return self._jobs
+
+    def gpus(self) -> float | None:
+        """GPUs on the cluster's live nodes now, from the dashboard's node summary; None
+        when it cannot tell (no node reported yet, an older dashboard)."""
+        import httpx
+
+        try:
+            answer = httpx.get(f"{self.cfg.address}/nodes", params={"view": "summary"},
+                               timeout=10)
+            nodes = answer.json()["data"]["summary"]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None
+        alive = [n.get("raylet", {}) for n in nodes if n.get("raylet", {}).get("state") == "ALIVE"]
+        if not alive:
+            return None
+        return float(sum(r.get("resourcesTotal", {}).get("GPU", 0.0) for r in alive))
+
+    def require_storage(self) -> Path:
+        """The storage root, which must exist: a missing one is usually a volume that is
+        not mounted here, and writing under it would fill this machine's disk instead."""
+        if not self.storage.is_dir():
+            raise RayError(f"the shared storage {self.storage} does not exist on this machine: "
+                           "mount the filesystem the cluster's nodes share there (or create "
+                           "the folder), or set 'storage' to where it is mounted")
+        return self.storage

@@ -78,7 +78,23 @@ def stop_shared() -> None:
         _cluster = None
 
 
-def start() -> RayCluster:
+def start(attempts: int = 3) -> RayCluster:
+    """Start a cluster; on a loaded machine Ray's own 30-second wait for the raylet can
+    run out, so a start that exits is tried again (with fresh ports)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return _start_once()
+        except _StartFailed:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
+class _StartFailed(RuntimeError):
+    """`ray start` exited before its dashboard answered."""
+
+
+def _start_once() -> RayCluster:
     # A short path: Ray's unix sockets live under the temp dir (at most 107 characters).
     temp_dir = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
     storage = Path(tempfile.mkdtemp(prefix="mlform-ray-storage-"))
@@ -110,7 +126,7 @@ def _wait_for_jobs_api(cluster: RayCluster) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if cluster.process.poll() is not None:
-            raise RuntimeError("ray start exited: "
+            raise _StartFailed("ray start exited: "
                                + (cluster.temp_dir / "ray-start.log").read_text()[-3000:])
         try:
             if httpx.get(f"{cluster.address}/api/jobs/", timeout=2).status_code == 200:
