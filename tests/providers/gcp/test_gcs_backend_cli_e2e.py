@@ -12,6 +12,8 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from mlform.engine.state.backend import LockInfo
+from mlform.engine.state.gcs_backend import GcsBackend
 
 pytestmark = pytest.mark.e2e
 
@@ -129,17 +131,21 @@ def test_a_killed_apply_leaves_a_readable_state_and_state_unlock_removes_its_loc
     assert plan.returncode == 0, plan.stdout + plan.stderr
 
 
-def test_a_state_written_while_an_apply_ran_is_not_overwritten(stack, bucket, run_mlform,
+def test_a_state_written_while_an_apply_ran_is_not_overwritten(gcs, stack, bucket,
                                                                spawn_mlform):
     """Someone removes a running apply's lock and writes the state: the apply's final write
     is refused (compare-and-swap on the generation it read), theirs stands."""
-    stack.slow(3)
+    stack.slow(4)
     first = spawn_mlform(["apply", "--auto-approve"], stack.dir)
     lock = wait_inside_apply(bucket, first)
-    assert run_mlform(["state", "unlock", lock["id"]], stack.dir).returncode == 0
-    removed = run_mlform(["state", "rm", "a"], stack.dir)
-    assert removed.returncode == 0, removed.stderr
+    other = GcsBackend(bucket.name, PREFIX, endpoint_url=gcs.url)
+    other.unlock(lock["id"], force=True)
+    mine = LockInfo.mine("state rm")
+    other.lock(mine)
+    other.write(other.read().without("a").next_serial())
+    other.unlock(mine.id)
     theirs = stored(bucket)
+    assert first.poll() is None, "the apply ended before its state was written behind its back"
 
     out, err = first.communicate(timeout=60)
     assert first.returncode == 1
