@@ -74,8 +74,8 @@ class Endpoints:
             if endpoint_id in self.endpoints:
                 raise ApiError("ALREADY_EXISTS",
                                f"Endpoint {self.store.parent}/endpoints/{endpoint_id} already exists.")
-            endpoint = {k: copy.deepcopy(v) for k, v in body.items()
-                        if k in ("displayName", "description", "labels")}
+            output_only = ("name", "deployedModels", "trafficSplit", "createTime", "updateTime", "etag")
+            endpoint = {k: copy.deepcopy(v) for k, v in body.items() if k not in output_only}
             endpoint.setdefault("labels", {})
             stamp = now()
             endpoint.update(name=f"{self.store.parent}/endpoints/{endpoint_id}", deployedModels=[],

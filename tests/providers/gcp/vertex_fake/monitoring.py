@@ -27,7 +27,7 @@ RESPONSE_COUNT = "aiplatform.googleapis.com/prediction/online/response_count"
 LATENCIES = "aiplatform.googleapis.com/prediction/online/prediction_latencies"
 RESOURCE = "aiplatform.googleapis.com/Endpoint"
 _TERM = re.compile(r'^\s*(?P<key>[a-z_.]+)\s*=\s*"(?P<value>[^"]*)"\s*$')
-BUCKETS = {"numFiniteBuckets": 20, "growthFactor": 2.0, "scale": 1.0}  # ms: 1, 2, 4, ...
+BUCKETS: dict[str, Any] = {"numFiniteBuckets": 20, "growthFactor": 2.0, "scale": 1.0}  # ms: 1, 2, 4, ...
 
 
 class Monitoring:
@@ -39,9 +39,9 @@ class Monitoring:
 
     def register(self, r: Router) -> None:
         r.add("GET", r"/v3/projects/(?P<mproject>[^/]+)/timeSeries", "ListTimeSeries",
-              "monitoring.timeSeries.list", self.list)
+              "monitoring.timeSeries.list", self.list_series)
 
-    def list(self, g: dict[str, str], q: dict[str, str], body: dict[str, Any]) -> tuple[int, Any]:
+    def list_series(self, g: dict[str, str], q: dict[str, str], body: dict[str, Any]) -> tuple[int, Any]:
         if g["mproject"] not in (self.store.project, self.store.project_number):
             raise permission_denied("monitoring.timeSeries.list", f"projects/{g['mproject']}")
         terms = _parse(q.get("filter", ""))

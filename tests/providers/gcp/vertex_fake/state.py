@@ -66,9 +66,9 @@ class Store:
     def start_operation(self, resource: str, metadata_type: str) -> dict[str, Any]:
         """A new, unfinished operation under `resource` (a resource name, or the location)."""
         op_id = self.new_id()
-        op = {"name": f"{resource}/operations/{op_id}",
-              "metadata": {"@type": V1 + metadata_type,
-                           "genericMetadata": {"createTime": now(), "updateTime": now()}}}
+        op: dict[str, Any] = {"name": f"{resource}/operations/{op_id}",
+                              "metadata": {"@type": V1 + metadata_type,
+                                           "genericMetadata": {"createTime": now(), "updateTime": now()}}}
         with self.lock:
             self.operations[op["name"]] = op
         return op
