@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from google.api_core import exceptions
 from google.cloud.aiplatform_v1 import JobServiceClient, JobState, types
 from vertex_fake import VertexFake
@@ -108,8 +109,11 @@ def test_list_filters_on_labels_cancel_and_delete(vertex: VertexFake, job_client
     with pytest.raises(exceptions.BadRequest, match="cancel it first"):
         job_client.delete_custom_job(name=a.name)
     for job in (a, b):
+        while job_client.get_custom_job(name=job.name).state != JobState.JOB_STATE_RUNNING:
+            time.sleep(0.05)
         job_client.cancel_custom_job(name=job.name)
         assert _wait(job_client, job.name).state == JobState.JOB_STATE_CANCELLED
+        assert vertex.custom_jobs.processes[job.name.rsplit("/", 1)[1]].popen.poll() is not None
     job_client.delete_custom_job(name=a.name).result(timeout=30)
     with pytest.raises(exceptions.NotFound):
         job_client.get_custom_job(name=a.name)
@@ -147,6 +151,21 @@ def test_fail_next_fails_one_call_with_the_service_error(vertex: VertexFake, job
     assert text in str(info.value)
     with pytest.raises(exceptions.BadRequest):  # the next call is served (and validated)
         job_client.create_custom_job(parent=parent, custom_job=types.CustomJob(display_name="x"))
+
+
+def test_operations_are_served_where_the_rest_client_polls_them(vertex: VertexFake,
+                                                                job_client: JobServiceClient,
+                                                                tmp_path: Path) -> None:
+    script = tmp_path / "ok.py"
+    script.write_text("")
+    parent = f"projects/{vertex.project}/locations/{vertex.region}"
+    job = _wait(job_client, job_client.create_custom_job(parent=parent, custom_job=_job(script)).name)
+    operation = job_client.delete_custom_job(name=job.name).operation
+    for prefix in ("ui", "v1"):
+        reply = requests.get(f"{vertex.url}/{prefix}/{operation.name}", timeout=5).json()
+        assert reply["done"] is True
+        assert reply["response"]["@type"] == "type.googleapis.com/google.protobuf.Empty"
+        assert reply["metadata"]["@type"].endswith("aiplatform.v1.DeleteOperationMetadata")
 
 
 def test_errors_for_unknown_names_projects_and_regions(vertex: VertexFake, job_client: JobServiceClient) -> None:

@@ -72,6 +72,7 @@ class BatchPredictionJobs(Jobs):
             done, failed = self._predict(job_id, job, replica, instances)
         finally:
             replica.stop()
+        self.check_cancelled(job_id)
         stamp = datetime.now(UTC).strftime("%Y_%m_%dT%H_%M_%S_%f")[:-3] + "Z"
         out = (f"{job['outputConfig']['gcsDestination']['outputUriPrefix'].rstrip('/')}/"
                f"prediction-{model['displayName']}-{stamp}")

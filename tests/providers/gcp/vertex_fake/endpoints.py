@@ -118,7 +118,7 @@ class Endpoints:
     def delete(self, g: dict[str, str], q: dict[str, str], body: dict[str, Any]) -> tuple[int, Any]:
         with self.store.lock:
             endpoint = self.endpoint(g)
-            if endpoint["deployedModels"]:
+            if endpoint["deployedModels"] or g["id"] in self.busy:
                 ids = [d["id"] for d in endpoint["deployedModels"]]
                 raise ApiError("FAILED_PRECONDITION",
                                f"Endpoint {endpoint['name']} has deployed models {ids}; undeploy "
