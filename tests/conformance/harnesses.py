@@ -109,12 +109,38 @@ def aws_harness(request: pytest.FixtureRequest) -> Harness:
     }, tamper)
 
 
+# --- slurm: a real single-host cluster (tests/providers/slurm/slurm_cluster.py) ------
+
+def slurm_harness(request: pytest.FixtureRequest) -> Harness:
+    """Trains for real in a Slurm job (a few seconds), on the session's cluster."""
+    import sys
+
+    here = str(Path(__file__).resolve().parents[1] / "providers" / "slurm")
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    from slurm_cluster import session_cluster
+
+    session_cluster(request)  # SLURM_CONF names it in the environment the provider inherits
+
+    def tamper(stack_dir: Path, res: ResourceState) -> str:
+        shutil.rmtree(stack_dir / "shared" / "conformance" / "datasets" / res.name)
+        return "deleted_outside"
+
+    return Harness("slurm", {"storage": "shared", "poll_seconds": 0.2}, {
+        "data": DATASET,
+        "train": {"type": "training_job", "dataset": "${data.uri}",
+                  "algorithm": "logistic_regression", "target": "is_fraud",
+                  "hyperparameters": {"epochs": 1}},
+    }, tamper)
+
+
 HARNESSES: dict[str, Callable[[pytest.FixtureRequest], Harness]] = {
     "null": null_harness,
     "local": local_harness,
     "local_trained": local_trained_harness,
     "aws": aws_harness,
+    "slurm": slurm_harness,
 }
 
-SLOW = frozenset({"local_trained"})
+SLOW = frozenset({"local_trained", "slurm"})
 """Harnesses whose cases take more than a few seconds each (marked `slow`)."""
