@@ -23,10 +23,10 @@ NAME = f"{PREFIX}/state.json"
 
 
 @pytest.fixture
-def make(gcs, gcs_bucket, no_gcp_credentials):
-    """`make()`: a new backend on the test's bucket, through the endpoint override (the way a
-    stack's `backend:` makes it, so with anonymous credentials)."""
-    return lambda: GcsBackend(gcs_bucket, PREFIX + "/", endpoint_url=gcs.url)
+def make(gcs, gcs_bucket):
+    """`make()`: a new backend on the test's bucket, with its own client (the commands these
+    tests start make theirs from `endpoint_url`, as a stack's `backend:` does)."""
+    return lambda: GcsBackend(gcs_bucket, PREFIX + "/", client=gcs.client())
 
 
 @pytest.fixture
@@ -266,9 +266,9 @@ def test_a_damaged_state_suggests_only_a_backup_that_exists(make, bucket, with_b
     assert ("there is no backup of it to restore" in help_text) is not with_backup
 
 
-def test_a_missing_bucket_is_named(gcs, no_gcp_credentials):
+def test_a_missing_bucket_is_named(gcs):
     with pytest.raises(MlformError) as caught:
-        GcsBackend("no-such-bucket-here", PREFIX, endpoint_url=gcs.url).read()
+        GcsBackend("no-such-bucket-here", PREFIX, client=gcs.client()).read()
     diagnostic = caught.value.diagnostics[0]
     assert diagnostic.summary == \
         "cannot read the state: the bucket 'no-such-bucket-here' does not exist"

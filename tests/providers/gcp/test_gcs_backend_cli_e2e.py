@@ -138,7 +138,7 @@ def test_a_state_written_while_an_apply_ran_is_not_overwritten(gcs, stack, bucke
     stack.slow(4)
     first = spawn_mlform(["apply", "--auto-approve"], stack.dir)
     lock = wait_inside_apply(bucket, first)
-    other = GcsBackend(bucket.name, PREFIX, endpoint_url=gcs.url)
+    other = GcsBackend(bucket.name, PREFIX, client=gcs.client())
     other.unlock(lock["id"], force=True)
     mine = LockInfo.mine("state rm")
     other.lock(mine)
