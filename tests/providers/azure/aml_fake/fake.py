@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .assets import Assets
+from .blob import Storage
 from .credential import FakeCredential
 from .errors import DEFAULT_CODES, AzureError, authorization_failed, throttled
 from .frontend import Router, Server
+from .history import History
+from .jobs import Jobs
 from .state import Store
 from .tls import make_certificate
 from .workspace import Workspace
@@ -47,6 +50,10 @@ class AmlFake:
         self.workspace.register(router)
         self.assets = Assets(self.store)
         self.assets.register(router)
+        self.storage = Storage(self.store)
+        self.jobs = Jobs(self.store, self.assets, self.storage)
+        self.jobs.register(router)
+        History(self.store, self.jobs).register(router)
         self._server = Server(router, self.cert, self.key)
         self.url = self._server.url
         self.store.url = self.url
@@ -100,8 +107,13 @@ class AmlFake:
     def stop(self) -> None:
         """Stop serving and stop every process the fake started."""
         self._server.stop()
+        self.jobs.stop()
 
     # -- test controls ------------------------------------------------------------------------
+
+    def job_log(self, name: str) -> str:
+        """What a command job's process wrote (stdout, then stderr): its user_logs/std_log.txt."""
+        return self.jobs.log(name)
 
     def fail_next(self, operation: str, status: int, message: str | None = None) -> None:
         """Fail the next call of `operation` (e.g. "CreateOrUpdateJob", "GetOnlineEndpoint",
