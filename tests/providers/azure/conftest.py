@@ -66,3 +66,33 @@ def aml_env(aml: AmlFake, monkeypatch: pytest.MonkeyPatch) -> AmlFake:
 def ml_client(aml_env: AmlFake) -> Any:
     """A real `azure.ai.ml.MLClient` bound to the fake's workspace."""
     return aml_env.ml_client()
+
+
+def provider_settings(aml: AmlFake, azurite: Azurite, **more: Any) -> dict[str, Any]:
+    """The `azure` provider's settings for the fake's workspace: the fake's endpoints as a
+    custom cloud, Azurite as the blob endpoint, the token from AZURE_ACCESS_TOKEN and the
+    storage key from AZURE_STORAGE_KEY (see `provider_env`)."""
+    return {"type": "azure", "subscription_id": aml.subscription,
+            "resource_group": aml.resource_group, "workspace": aml.workspace_name,
+            "storage_account": azurite.account_name, "container": aml.container,
+            "credential": "token", "storage_key_env": "AZURE_STORAGE_KEY",
+            "cloud": {"name": "MLFormTest", **aml.cloud_metadata, "blob_endpoint": azurite.url},
+            "poll_interval": 0.2, **more}
+
+
+def provider_env(aml: AmlFake, azurite: Azurite) -> dict[str, str]:
+    """The environment an `mlform` command on the fake needs: trust its certificate, a
+    token (unsigned, JWT-shaped as the SDK decodes it) and Azurite's well-known key."""
+    scope = aml.cloud_metadata["resource_manager"] + ".default"
+    return {**aml.env(), "AZURE_ACCESS_TOKEN": aml.credential().get_token(scope).token,
+            "AZURE_STORAGE_KEY": azurite.account_key}
+
+
+@pytest.fixture
+def azure_env(aml: AmlFake, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+              ) -> dict[str, str]:
+    """`provider_env`, set in this test's process too (until the test ends)."""
+    env = provider_env(aml, azurite)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env

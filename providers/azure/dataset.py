@@ -1,0 +1,169 @@
+"""Datasets: the source file uploaded to blob once per content version, addressed by its
+digest, after it passed its declared `columns` and `quality` checks (`mlform.ml.datasets`,
+the local provider's checks and messages), and registered as a `uri_file` data asset
+version (`<stack>-<name>`, version = the content digest) so it shows in the workspace."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from mlform.engine.provider import (
+    ApplyResponse,
+    CreateRequest,
+    DeleteRequest,
+    DeleteResponse,
+    DiffRequest,
+    DiffResponse,
+    ObserveRequest,
+    ObserveResponse,
+    Progress,
+    UpdateRequest,
+    default_diff,
+)
+from mlform.engine.values import contains_unknown
+from mlform.ml.datasets import check_table, checks_failed, content_version
+
+from .errors import AzureError, is_not_found
+from .handler import Handler
+
+
+class DatasetHandler(Handler):
+    rtype = "dataset"
+
+    def _source(self, spec: Any) -> tuple[Path, str]:
+        """The local file and its format (csv or parquet)."""
+        source = str(spec.source)
+        if "://" in source:
+            raise AzureError(f"dataset source '{source}': the azure provider uploads local "
+                             "files; give a path relative to the stack directory")
+        path = (self.ctx.stack_dir / source).resolve()
+        if not path.is_file():
+            raise AzureError(f"dataset source '{source}' not found (looked at {path})")
+        fmt = spec.format or path.suffix.lstrip(".").lower()
+        if fmt not in ("csv", "parquet"):
+            raise AzureError(f"dataset source '{source}': cannot tell csv from parquet by its "
+                             "extension; set `format: csv` or `format: parquet`")
+        return path, fmt
+
+    def _planned(self, name: str, spec: Any) -> dict[str, Any]:
+        path, fmt = self._source(spec)
+        version = content_version(path)
+        uri = self.layout.uri(self.layout.dataset_key(name, version, fmt))
+        return {"uri": uri, "version": version, "path": uri}
+
+    def diff(self, req: DiffRequest) -> DiffResponse:
+        if contains_unknown(req.desired_inputs.get("source")):
+            return default_diff(req)
+        planned = self._planned(req.resource.name, self.spec(req.desired_inputs))
+        base = default_diff(req)
+        before = (req.prior_outputs or {}).get("version")
+        note = ""
+        if before and before != planned["version"]:
+            note = f"source content changed: version {before} -> {planned['version']}"
+        return DiffResponse(changes=base.changes, planned_outputs=planned, note=note)
+
+    def create(self, req: CreateRequest, progress: Progress) -> ApplyResponse:
+        return self._upload(req.resource.name, req.inputs, progress)
+
+    def update(self, req: UpdateRequest, progress: Progress) -> ApplyResponse:
+        return self._upload(req.resource.name, req.inputs, progress)
+
+    def _upload(self, name: str, inputs: dict[str, Any], progress: Progress) -> ApplyResponse:
+        spec = self.spec(inputs)
+        path, fmt = self._source(spec)
+        outputs = self._planned(name, spec)
+        key = self.layout.key_of(outputs["uri"])
+        blob = self.blob(name)
+        if not blob.exists(key):
+            progress(f"checking {path.name} (version {outputs['version']})")
+            failures = check_table(read_table(path, fmt), spec)
+            if failures:
+                return ApplyResponse(error=checks_failed(name, outputs["version"], failures))
+            progress(f"uploading {path.name} to {outputs['uri']}")
+            blob.upload_file(key, str(path), self.tags(name, spec))
+        else:
+            progress(f"version {outputs['version']} already in {outputs['uri']}")
+        self._register(name, spec, outputs)
+        return ApplyResponse(id=outputs["uri"], outputs=self._outputs(name, spec))
+
+    def _register(self, name: str, spec: Any, outputs: dict[str, Any]) -> None:
+        """The data asset version of this content, unless registered already."""
+        from azure.ai.ml.constants import AssetTypes
+        from azure.ai.ml.entities import Data
+
+        asset, version = self.asset_name(name), str(outputs["version"])
+        if self.clients.get_or_none("data", lambda: self.ml.data.get(asset, version=version),
+                                    name) is not None:
+            return
+        data = Data(name=asset, version=version, type=AssetTypes.URI_FILE,
+                    path=outputs["uri"], tags=self.tags(name, spec),
+                    description=spec.description or f"mlform dataset {name} of "
+                                                    f"{self.ctx.stack}")
+        self.clients.call("data", lambda: self.ml.data.create_or_update(data), resource=name)
+
+    def _outputs(self, name: str, spec: Any) -> dict[str, Any]:
+        """The outputs of the version the source holds now: where it is stored, and its
+        rows and columns, read from the local file rather than downloaded again."""
+        path, fmt = self._source(spec)
+        rows, columns = count_rows(path, fmt)
+        planned = self._planned(name, spec)
+        return {**planned, "rows": rows, "columns": columns,
+                "data_asset": f"azureml:{self.asset_name(name)}:{planned['version']}"}
+
+    def observe(self, req: ObserveRequest) -> ObserveResponse:
+        uri = (req.outputs or {}).get("uri")
+        if not uri and req.inputs and not contains_unknown(req.inputs):
+            uri = self._planned(req.resource.name, self.spec(req.inputs))["uri"]
+        if not uri:
+            return ObserveResponse(exists=False)
+        if not self.blob(req.resource.name).exists(self.layout.key_of(uri)):
+            return ObserveResponse(exists=False, detail=f"{uri} is gone")
+        if not req.outputs and req.inputs:
+            # adopting an interrupted create: answer what the create would have returned,
+            # or the resources that reference this one plan against nothing
+            return ObserveResponse(exists=True, id=uri, outputs=self._outputs(
+                req.resource.name, self.spec(req.inputs)))
+        return ObserveResponse(exists=True, id=uri, outputs=req.outputs)
+
+    def delete(self, req: DeleteRequest, progress: Progress) -> DeleteResponse:
+        """Every stored version goes, and the data asset's versions are archived (Azure ML
+        keeps asset versions; archived ones are hidden from lists and from `list_owned`)."""
+        name = req.resource.name
+        self.blob(name).delete_prefix(self.layout.key("datasets", name) + "/")
+        asset = self.asset_name(name)
+        try:
+            versions = self.clients.call("data", lambda: list(self.ml.data.list(name=asset)),
+                                         resource=name)
+        except Exception as exc:
+            if not is_not_found(exc):
+                raise
+            versions = []
+        for found in versions:
+            try:
+                self.clients.call("data", lambda v=found.version: self.ml.data.archive(
+                    asset, version=v), resource=name)
+            except Exception as exc:
+                if not is_not_found(exc):
+                    raise
+        return DeleteResponse()
+
+
+def read_table(path: Path, fmt: str) -> Any:
+    import pandas as pd
+
+    return pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
+
+
+def count_rows(path: Path, fmt: str) -> tuple[int, list[str]]:
+    """Row count and column names, without loading the table into memory."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(path)
+        return meta.metadata.num_rows, list(meta.schema_arrow.names)
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, [])
+        return sum(1 for _ in reader), header
