@@ -12,6 +12,7 @@ raised as an `AzureError` in words (errors.py).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import random
 import threading
@@ -147,6 +148,8 @@ class Clients:
                     from azure.ai.ml import MLClient
                 except ImportError:
                     raise _missing("azure-ai-ml") from None
+                # the SDK logs a warning per experimental class it touches: not the user's
+                logging.getLogger("azure.ai.ml").setLevel(logging.ERROR)
                 cfg = self.cfg
                 kwargs: dict[str, Any] = {"show_progress": False, "enable_telemetry": False}
                 if cfg.cloud.custom:

@@ -15,7 +15,7 @@ from mlform.engine.provider import Progress
 
 from .clients import Clients
 from .errors import is_not_found
-from .waiting import SETTLED, status_of, wait_for_job
+from .waiting import SETTLED, failure_reason, status_of, wait_for_job
 
 API_VERSION = "2024-04-01"
 
@@ -45,6 +45,20 @@ class Jobs:
     @staticmethod
     def tags(job: dict[str, Any]) -> dict[str, str]:
         return dict((job.get("properties") or {}).get("tags") or {})
+
+    def failure(self, name: str, job: dict[str, Any]) -> str:
+        """Why the job failed: the job's own error, else its run's in run history (where
+        Azure ML keeps a command's exit status and stderr tail)."""
+        reason = failure_reason(job)
+        if reason != "no reason given":
+            return reason
+        try:
+            details = self.clients.ml.jobs._runs_operations.get_run_details(name)
+        except Exception:  # the reason is a courtesy: the failure is reported anyway
+            return reason
+        error = getattr(details, "error", None)
+        message = getattr(getattr(error, "error", error), "message", None)
+        return " ".join(str(message).split())[-600:] if message else reason
 
     def start(self, job: Any) -> None:
         self.clients.call("jobs", lambda: self.clients.ml.jobs.create_or_update(job),

@@ -133,7 +133,7 @@ class TrainingJobHandler(Handler):
         if status != "Completed":
             # the job exists: its id goes with the error, so the next plan replaces it
             return ApplyResponse(id=name, error=(
-                f"job {name} {status.lower()}: {failure_reason(job)}; apply again to start a "
+                f"job {name} {status.lower()}: {self.jobs(resource).failure(name, job)}; apply again to start a "
                 "new run (a failed run is not adopted)"))
         return ApplyResponse(id=name, outputs=self._outputs(name, job, spec, resource))
 

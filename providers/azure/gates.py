@@ -1,0 +1,114 @@
+"""Model gates on Azure ML, judged by `mlform.ml.gates` as on every provider.
+
+Metric gates alone read the training run's held-out metrics (`metrics.json` beside the
+artifact, measured by `mlform.ml.metrics` on the same held-out rows). Any fairness or
+robustness gate runs mlform's evaluator as a command job (container_evaluate.py) with the
+artifact folder as input; it judges every gate of the model on the held-out rows left next
+to the artifact, seeded with the training run's seed, and writes `evaluation.json` to
+`<prefix>/<stack>/evaluations/<model>/<digest>/`:
+
+    {"format": 2, "gates": [<GateResult.to_dict()>, ...]}   # in the gates' order
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mlform.engine.provider import Progress
+from mlform.ml.gates import GateResult, metric_gates
+
+from .compute import environment, vm_size
+from .errors import AzureError
+from .handler import Handler
+from .jobs import Jobs
+from .naming import FINGERPRINT_TAG, fingerprint, job_name
+from .waiting import FAILED, status_of
+
+EVALUATION_FORMAT = 2
+COMMAND = "python evaluate.py --model ${{inputs.model}} --out ${{outputs.evaluation}}"
+
+
+class GateRunner:
+    def __init__(self, handler: Handler):
+        self.h = handler
+
+    def judge(self, resource: str, spec: Any, progress: Progress,
+              sensitive: frozenset[tuple[int, str]] = frozenset()) -> list[GateResult]:
+        """Each gate's result; `sensitive` holds (gate index, bound) of hidden bounds."""
+        if not spec.gates:
+            return []
+        artifact = str(spec.artifact).rstrip("/") + "/"
+        try:
+            key = self.h.layout.key_of(artifact)
+        except ValueError:
+            raise AzureError(f"model '{resource}': artifact '{spec.artifact}' is not in the "
+                             "workspace datastore; a model on azure takes an azure training "
+                             "job's `artifact`") from None
+        blob = self.h.blob(resource)
+        if all(g.metric for g in spec.gates):
+            found = blob.get(key + "metrics.json")
+            if found is None:
+                raise AzureError(f"model '{resource}': {artifact}metrics.json is missing; the "
+                                 "artifact is not an azure training job's output")
+            return metric_gates(spec.gates, json.loads(found), f"training run {artifact}",
+                                sensitive)
+        run = json.loads(blob.get(key + "run.json") or b"{}")
+        return self._evaluate(resource, spec, artifact, int(run.get("seed") or 0), sensitive,
+                              progress)
+
+    def _evaluate(self, resource: str, spec: Any, artifact: str, seed: int,
+                  sensitive: frozenset[tuple[int, str]], progress: Progress
+                  ) -> list[GateResult]:
+        """Every gate's result from the evaluation job's evaluation.json."""
+        h = self.h
+        settings = {"gates": [g.model_dump(mode="json") for g in spec.gates], "seed": seed,
+                    "sensitive": sorted([i, b] for i, b in sensitive)}
+        digest = fingerprint({"artifact": artifact, "format": EVALUATION_FORMAT, **settings})
+        out_key = h.layout.evaluation_key(resource, digest)
+        blob = h.blob(resource)
+        found = blob.get(out_key)
+        if found is None:
+            self._run(resource, spec, artifact, digest, settings, out_key, progress)
+            found = blob.get(out_key)
+        if found is None:
+            raise AzureError(f"the gate evaluation of model '{resource}' succeeded but wrote "
+                             f"no {h.layout.uri(out_key)}")
+        result = json.loads(found)
+        if result.get("format") != EVALUATION_FORMAT or \
+                len(result.get("gates", [])) != len(spec.gates):
+            raise AzureError(f"{h.layout.uri(out_key)} holds no result for each of the "
+                             f"{len(spec.gates)} gate(s)")
+        return [GateResult.from_dict(g) for g in result["gates"]]
+
+    def _run(self, resource: str, spec: Any, artifact: str, digest: str,
+             settings: dict[str, Any], out_key: str, progress: Progress) -> None:
+        """Run (or adopt, by its name) the evaluation command job and wait for it."""
+        from azure.ai.ml import Input, Output, command
+
+        h = self.h
+        jobs = Jobs(h.clients, resource)
+        for attempt in range(1, 20):
+            name = job_name(h.ctx.stack, f"{resource}-eval", digest, attempt)
+            job = jobs.read(name)
+            if job is None or (status_of(job) not in FAILED and not jobs.archived(job)):
+                break
+        if job is None:
+            options = h.options(spec)
+            code = h.upload_code(resource, "evaluate", settings, spec=spec)
+            progress(f"evaluating {len(spec.gates)} gate(s) with job {name}")
+            out_dir = out_key.rsplit("/", 1)[0] + "/"
+            jobs.start(command(
+                name=name, display_name=f"{resource} gates",
+                tags=h.tags(resource, spec, **{FINGERPRINT_TAG: digest}), code=code,
+                command=COMMAND, environment=environment(h.cfg, "training", options),
+                inputs={"model": Input(type="uri_folder", path=artifact)},
+                outputs={"evaluation": Output(type="uri_folder", path=h.layout.uri(out_dir),
+                                              mode="rw_mount")},
+                compute=options.get("compute") or h.cfg.compute_cluster,
+                instance_type=vm_size(h.cfg, "training", None, options), instance_count=1))
+        job = jobs.wait(name, f"gate evaluation {name}", h.cfg.timeout("model"), progress,
+                        "model")
+        if status_of(job) != "Completed":
+            raise AzureError(f"gate evaluation job {name} {status_of(job).lower()}: "
+                             f"{jobs.failure(name, job)}")
