@@ -59,8 +59,8 @@ class SlurmProvider(DispatchingProvider):
         self._cfg: slurm_config.SlurmConfig | None = None
         self._cfg_lock = threading.Lock()
 
-    def validate_config(self) -> list[Problem]:
-        return slurm_config.problems(self.ctx.config)
+    def validate_config(self) -> list[str | Problem]:
+        return list(slurm_config.problems(self.ctx.config))
 
     @property
     def cfg(self) -> slurm_config.SlurmConfig:

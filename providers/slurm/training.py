@@ -169,8 +169,9 @@ class TrainingJobHandler(Handler):
         plan, run_id = self._job(job, inputs)
         seen = self.runner.realise(plan, progress)
         if seen.state != SUCCEEDED:
-            if (seen.outcome or {}).get("input_error"):  # the inputs are at fault: one line
-                return ApplyResponse(error=f"training_job '{job}': {seen.outcome['error']}")
+            outcome = seen.outcome or {}
+            if outcome.get("input_error"):  # the inputs are at fault: one line
+                return ApplyResponse(error=f"training_job '{job}': {outcome['error']}")
             return ApplyResponse(error=jobs.failure_text(
                 f"training run {run_id} of job '{job}' did not succeed", seen, plan.directory))
         return ApplyResponse(id=plan.name,

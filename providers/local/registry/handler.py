@@ -278,10 +278,18 @@ class ModelHandler(ResourceHandler):
         return inputs.get("name") or resource
 
     def _run_dir(self, artifact: str) -> Path:
-        if not artifact.startswith(f"{SCHEME}runs/"):
+        if artifact.startswith("file://"):
+            # A run another provider left on a filesystem this machine shares (a slurm
+            # training job's), in a local run's layout: registered and served here.
+            from urllib.parse import unquote, urlparse
+
+            run_dir = Path(unquote(urlparse(artifact).path))
+        elif artifact.startswith(f"{SCHEME}runs/"):
+            run_dir = self.paths.resolve(artifact)
+        else:
             raise ValueError(f"artifact '{artifact}' is not a local training run; set "
-                             "'artifact: ${<training_job>.artifact}'")
-        run_dir = self.paths.resolve(artifact)
+                             "'artifact: ${<training_job>.artifact}' (a local training job's, "
+                             "or a file:// run of a slurm training job)")
         for needed in ("artifact/model.json", "holdout.parquet", "params.json"):
             if not (run_dir / needed).exists():
                 raise ValueError(f"artifact '{artifact}' is incomplete: {run_dir / needed} "
@@ -300,7 +308,7 @@ class ModelHandler(ResourceHandler):
         from mlform.ml.profile import summary
 
         uri = params.get("data", {}).get("uri")
-        if not uri:
+        if not uri or not uri.startswith(SCHEME):  # another provider's data: no profile here
             return None
         profile = read_json(self.paths.resolve(uri) / "profile.json")
         return summary(profile) if profile else None

@@ -27,6 +27,7 @@ version: 1
 stack: {directory.parent.name[:24]}
 providers:
   hpc: {{type: slurm, storage: shared, poll_seconds: 0.2}}
+  local: {{}}
 resources:
   data: {{type: dataset, provider: hpc, source: data/rows.csv}}
 {resources}""")
@@ -52,6 +53,17 @@ TRAINED = """\
     provider: hpc
     model: ${model.uri}
     dataset: ${data.uri}
+  # the pairing docs/providers/slurm.md shows: the same run registered and served here
+  local_model:
+    type: model
+    provider: local
+    artifact: ${train.artifact}
+    gates: [{metric: auc, min: 0.6}]
+  serve:
+    type: endpoint
+    provider: local
+    variants:
+      champion: {model: "${local_model.uri}", weight: 100}
 """
 
 
@@ -109,11 +121,22 @@ def _run_dir(stack: Path) -> Path:
     return runs[0]
 
 
-def test_a_job_trains_on_the_cluster_and_its_model_registers_through_its_gate(
+def test_a_job_trains_on_the_cluster_its_model_registers_through_its_gate_and_serves_here(
         slurm_cluster, run_mlform, tmp_path):
     stack = _stack(tmp_path / "stack", TRAINED)
     applied = run_mlform(["apply", "--auto-approve", "--no-color"], stack,
                          env=slurm_cluster.env, timeout=300)
+    try:
+        _check_trained(stack, applied, slurm_cluster, run_mlform, tmp_path)
+    finally:  # stops the local endpoint's server
+        destroyed = run_mlform(["destroy", "--auto-approve", "--no-color"], stack,
+                               env=slurm_cluster.env)
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+
+
+def _check_trained(stack, applied, slurm_cluster, run_mlform, tmp_path) -> None:
+    import urllib.request
+
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "submitted Slurm job" in applied.stdout
     state = _state(stack)
@@ -136,6 +159,14 @@ def test_a_job_trains_on_the_cluster_and_its_model_registers_through_its_gate(
     # the jobs have left squeue (MinJobAge 2s): the outcome records carry the result
     _until(lambda: not _jobs(slurm_cluster, f"mlform-{tmp_path.name[:24]}-"),
            "the jobs to leave squeue")
+    # a model trained on the cluster, registered and served by the local provider
+    assert state["local_model"]["outputs"]["gates"][0]["passed"]
+    request = urllib.request.Request(
+        state["serve"]["outputs"]["url"] + "/predict", method="POST",
+        data=json.dumps({"instances": [[10.0, 30], [50.0, 45]]}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert len(json.loads(answer.read())["predictions"]) == 2
     again = run_mlform(["plan", "--detailed-exitcode", "--no-color"], stack,
                        env=slurm_cluster.env)
     assert again.returncode == 0, again.stdout + again.stderr
@@ -193,3 +224,4 @@ def test_destroy_cancels_a_running_job(slurm_cluster, run_mlform, spawn_mlform, 
     assert [s for i, s in _jobs(slurm_cluster, _name(stack)) if i == job_id] in \
         ([], ["CANCELLED"])
     assert not (stack / "shared" / tmp_path.name[:24] / "runs" / "train").exists()
+
