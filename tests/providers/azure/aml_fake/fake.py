@@ -10,10 +10,13 @@ from typing import TYPE_CHECKING, Any
 from .assets import Assets
 from .blob import Storage
 from .credential import FakeCredential
+from .endpoints import OnlineEndpoints
 from .errors import DEFAULT_CODES, AzureError, authorization_failed, throttled
 from .frontend import Router, Server
 from .history import History
 from .jobs import Jobs
+from .metrics import Metrics
+from .scoring import Scoring, Stats
 from .state import Store
 from .tls import make_certificate
 from .workspace import Workspace
@@ -34,7 +37,7 @@ class AmlFake:
     Test controls: `job_log`, `fail_next`, `hold_jobs`, `inject_errors`, `scoring_stats`."""
 
     def __init__(self, blob: Azurite, work_dir: Path, subscription: str, resource_group: str,
-                 workspace: str, container: str):
+                 workspace: str, container: str, provision_delay: float, deploy_timeout: float):
         work_dir.mkdir(parents=True, exist_ok=True)
         self.cert, self.key, self.ca_bundle = make_certificate(work_dir / "tls")
         blob.create_container(container)
@@ -54,6 +57,12 @@ class AmlFake:
         self.jobs = Jobs(self.store, self.assets, self.storage)
         self.jobs.register(router)
         History(self.store, self.jobs).register(router)
+        self.online = OnlineEndpoints(self.store, self.assets, self.storage, provision_delay,
+                                      deploy_timeout)
+        self.online.register(router)
+        self.stats = Stats()
+        Scoring(self.online, self.stats).register(router)
+        Metrics(self.stats, LOCATION).register(router)
         self._server = Server(router, self.cert, self.key)
         self.url = self._server.url
         self.store.url = self.url
@@ -108,12 +117,26 @@ class AmlFake:
         """Stop serving and stop every process the fake started."""
         self._server.stop()
         self.jobs.stop()
+        self.online.stop()
 
     # -- test controls ------------------------------------------------------------------------
 
     def job_log(self, name: str) -> str:
         """What a command job's process wrote (stdout, then stderr): its user_logs/std_log.txt."""
         return self.jobs.log(name)
+
+    def inject_errors(self, endpoint: str, deployment: str, rate: float) -> None:
+        """Answer 500 for `rate` (0..1) of the scoring requests routed to that deployment,
+        counted in the metrics as any 5xx is; 0 turns it off."""
+        self.stats.error_rates[(endpoint, deployment)] = rate
+
+    def scoring_stats(self, endpoint: str, deployment: str) -> dict[str, Any]:
+        """`requests`, `responses` (status -> count), `mirrored` and `latencies_ms` of the
+        scoring requests routed to a deployment so far."""
+        events = self.stats.of(endpoint, deployment)
+        return {"requests": len(events), "mirrored": sum(e.mirrored for e in events),
+                "responses": dict(collections.Counter(e.status for e in events)),
+                "latencies_ms": [e.latency_ms for e in events]}
 
     def fail_next(self, operation: str, status: int, message: str | None = None) -> None:
         """Fail the next call of `operation` (e.g. "CreateOrUpdateJob", "GetOnlineEndpoint",
@@ -147,11 +170,15 @@ class AmlFake:
 def start_aml_fake(blob: Azurite, work_dir: Path,
                    subscription: str = "00000000-0000-0000-0000-000000000000",
                    resource_group: str = "rg", workspace: str = "ws", *,
-                   container: str = "azureml-blobstore") -> AmlFake:
+                   container: str = "azureml-blobstore", provision_delay: float = 0.3,
+                   deploy_timeout: float = 60.0) -> AmlFake:
     """Start the fake on a free loopback port (https, self-signed for 127.0.0.1). Its
     workspaceblobstore is `container` in `blob` (Azurite); jobs and scoring hosts keep their
-    directories and logs under `work_dir`."""
-    return AmlFake(blob, Path(work_dir), subscription, resource_group, workspace, container)
+    directories and logs under `work_dir`. Endpoints and deployments stay Creating/Updating/
+    Deleting for at least `provision_delay` seconds; a scoring host not ready within
+    `deploy_timeout` seconds fails its deployment."""
+    return AmlFake(blob, Path(work_dir), subscription, resource_group, workspace, container,
+                   provision_delay, deploy_timeout)
 
 
 __all__ = ["AmlFake", "start_aml_fake"]

@@ -31,7 +31,14 @@ class Workspace:
         router.add("GET", r"/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.MachineLearningServices"
                           r"/locations/(?P<location>[^/]+)/mfeOperationsStatus/(?P<op>[^/]+)",
                    "GetOperationStatus", f"{PROVIDER}/locations/operationsstatus/read",
-                   lambda r: Response(200, self.store.get_operation(r.groups["op"])))
+                   self._operation)
+
+    def _operation(self, request: Request) -> Response:
+        record = self.store.get_operation(request.groups["op"])
+        # Retry-After while running: the SDK's poller waits that long instead of its default
+        # (30s for ARM, 5s for endpoints), so tests do not sleep.
+        headers = {"Retry-After": "0.2"} if record["status"] == "InProgress" else {}
+        return Response(200, record, headers)
 
     def resource(self) -> dict[str, Any]:
         s = self.store
