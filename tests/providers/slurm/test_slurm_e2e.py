@@ -115,6 +115,20 @@ def _name(stack: Path) -> str:
     return f"mlform-{stack.parent.name[:24]}-train-"
 
 
+def _jobs_named(cluster, job_id: str) -> str:
+    return cluster.run("squeue", "--noheader", f"--jobs={job_id}", "--format=%j").strip()
+
+
+def _owned(stack: Path) -> list[tuple[str, str]]:
+    """The stack's jobs by their ownership comments, as the provider lists them."""
+    from mlform.engine.provider import ProviderContext
+    from mlform.providers.slurm import SlurmProvider
+
+    ctx = ProviderContext(stack=stack.parent.name[:24], stack_dir=stack, provider_name="hpc",
+                          config={"storage": "shared"}, data_dir=stack / ".mlform" / "hpc")
+    return SlurmProvider(ctx).list_owned()
+
+
 def _run_dir(stack: Path) -> Path:
     runs = list((stack / "shared" / stack.parent.name[:24] / "runs" / "train").iterdir())
     assert len(runs) == 1, runs
@@ -217,10 +231,13 @@ def test_destroy_cancels_a_running_job(slurm_cluster, run_mlform, spawn_mlform, 
     job_id = _running_job(slurm_cluster, first, stack)
     first.kill()
     first.communicate()
+    name = _jobs_named(slurm_cluster, job_id)
+    assert _owned(stack) == [("training_job", name)]  # what drift lists as orphans
     destroyed = run_mlform(["destroy", "--auto-approve", "--no-color"], stack,
                            env=slurm_cluster.env)
     assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
     assert f"cancelling Slurm job {job_id}" in destroyed.stdout
+    assert _owned(stack) == []
     assert [s for i, s in _jobs(slurm_cluster, _name(stack)) if i == job_id] in \
         ([], ["CANCELLED"])
     assert not (stack / "shared" / tmp_path.name[:24] / "runs" / "train").exists()
