@@ -59,7 +59,7 @@ def conclusive(window: dict | None, rollback: Rollback) -> bool:
 
 def describe(window: dict | None, rollback: Rollback) -> str:
     client_errors = (window or {}).get("client_errors") or 0
-    if answered(window) == 0:
+    if window is None or answered(window) == 0:
         text = "no requests on the new variants"
     else:
         text = (f"{window['requests']} requests, {window['errors']} errors, "

@@ -79,6 +79,6 @@ class RecentOutcomes:
             by_track.setdefault(track, []).extend(recent)
             out.setdefault(track, {"variants": {}})["variants"][variant] = \
                 summarise(recent).as_dict()
-        for track, rows in by_track.items():
-            out[track]["total"] = summarise(rows).as_dict()
+        for track, seen in by_track.items():
+            out[track]["total"] = summarise(seen).as_dict()
         return out
