@@ -242,3 +242,18 @@ def test_destroy_cancels_a_running_job(slurm_cluster, run_mlform, spawn_mlform, 
         ([], ["CANCELLED"])
     assert not (stack / "shared" / tmp_path.name[:24] / "runs" / "train").exists()
 
+
+
+def test_a_node_without_mlforms_interpreter_fails_the_job_saying_so(slurm_cluster, run_mlform,
+                                                                      tmp_path):
+    stack = _stack(tmp_path / "stack", TRAINED.split("  model:")[0])
+    text = (stack / "mlform.yaml").read_text()
+    (stack / "mlform.yaml").write_text(text.replace(
+        "poll_seconds: 0.2", "poll_seconds: 0.2, python: /nonexistent/bin/python"))
+    applied = run_mlform(["apply", "--auto-approve", "--no-color"], stack,
+                         env=slurm_cluster.env, timeout=300)
+    said = applied.stdout + applied.stderr
+    assert applied.returncode == 1
+    assert "/nonexistent/bin/python exited with status 127 without recording an outcome: " \
+           f"is mlform installed at that path on node {slurm_cluster.node}?" in said, said
+    assert "Traceback" not in said
