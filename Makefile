@@ -8,7 +8,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# The CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[local,aws,dev]'
+	$(PY) -m pip install -q -e '.[local,aws,gcp,azure,ray,dev]'
 	touch $(STAMP)
 
 .PHONY: setup quickstart test test-fast lint typecheck bench schema
