@@ -59,6 +59,8 @@ def aml_env(aml: AmlFake, monkeypatch: pytest.MonkeyPatch) -> AmlFake:
     SSL_CERT_FILE) until the test ends."""
     for name, value in aml.env().items():
         monkeypatch.setenv(name, value)
+    # MLClient(cloud=...) writes the cloud's name to os.environ; undo that after the test too.
+    monkeypatch.setenv("AZUREML_CURRENT_CLOUD", "MLFormTest")
     return aml
 
 
