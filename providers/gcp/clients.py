@@ -123,16 +123,11 @@ class Clients:
             return storage.Client(project=self.cfg.project, credentials=credentials,
                                   client_options=options)
         if service == "monitoring":
-            try:
-                from google.cloud import monitoring_v3
-            except ImportError:
-                raise GcpError("the gcp provider needs google-cloud-monitoring: "
-                               "pip install 'mlform[gcp]'") from None
-            endpoint = self.cfg.monitoring_endpoint or \
-                (self.cfg.api_endpoint if self.cfg.emulated else None)
-            return monitoring_v3.MetricServiceClient(
-                credentials=self.credentials(), transport="rest",
-                client_options={"api_endpoint": endpoint} if endpoint else None)
+            # Cloud Monitoring's Python client speaks gRPC only: its REST API is called
+            # directly (timeSeries.list is one GET), through the same credentials.
+            from google.auth.transport.requests import AuthorizedSession
+
+            return AuthorizedSession(self.credentials())
         raise ValueError(f"no client for '{service}'")
 
     # --- calls ------------------------------------------------------------------------
@@ -168,6 +163,26 @@ class Clients:
             if type(exc).__module__.startswith("google."):
                 raise GcpError(explain(exc, method, resource)) from exc
             raise
+
+    def rest_get(self, service: str, path: str, params: dict[str, Any], *,
+                 method: str, resource: str = "") -> Any:
+        """GET `path` of a REST API (Cloud Monitoring) as JSON, retried like `call`."""
+        from google.api_core.exceptions import from_http_response
+
+        if service != "monitoring":
+            raise ValueError(f"no REST API for '{service}'")
+        base = self.cfg.monitoring_endpoint or \
+            (self.cfg.api_endpoint if self.cfg.emulated else "https://monitoring.googleapis.com")
+        session = self.get(service)
+
+        def get() -> Any:
+            response = session.get(f"{base.rstrip('/')}/{path.lstrip('/')}", params=params,
+                                   timeout=CALL_TIMEOUT)
+            if response.status_code >= 400:
+                raise from_http_response(response)
+            return response.json()
+
+        return retrying(get, self.cfg.max_attempts, method, resource)
 
     @property
     def storage(self) -> Any:

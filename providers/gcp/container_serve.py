@@ -15,6 +15,7 @@ every MLFORM_LOG_FLUSH_SECONDS as one object under
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -155,7 +156,8 @@ def handler_for(serving: Serving) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(data)  # unless the caller went away
 
         def do_GET(self) -> None:
             if self.path.split("?")[0] == health_route:

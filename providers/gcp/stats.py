@@ -13,6 +13,7 @@ room for that (docs/providers/gcp.md).
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from .clients import Clients
@@ -22,23 +23,29 @@ LATENCIES = "aiplatform.googleapis.com/prediction/online/prediction_latencies"
 
 
 def _series(clients: Clients, metric: str, endpoint_id: str, deployed: str,
-            since: float, resource: str) -> list[Any]:
-    end = time.time() + 1
+            since: float, resource: str) -> list[dict[str, Any]]:
     flt = (f'metric.type = "{metric}" AND resource.labels.endpoint_id = "{endpoint_id}" '
-           f'AND resource.labels.deployed_model_id = "{deployed}"')
-    request = {"name": f"projects/{clients.cfg.project}", "filter": flt,
-               "interval": {"start_time": {"seconds": int(since), "nanos": int(since % 1 * 1e9)},
-                            "end_time": {"seconds": int(end)}},
-               "view": 0}  # FULL
-    return list(clients.call("monitoring", "list_time_series", request, resource=resource))
+           f'AND metric.labels.deployed_model_id = "{deployed}"')
+    params = {"filter": flt, "interval.startTime": _rfc3339(since),
+              "interval.endTime": _rfc3339(time.time() + 1), "view": "FULL"}
+    found: list[dict[str, Any]] = []
+    while True:
+        page = clients.rest_get("monitoring", f"v3/projects/{clients.cfg.project}/timeSeries",
+                                params, method="list_time_series", resource=resource)
+        found.extend(page.get("timeSeries") or [])
+        if not page.get("nextPageToken"):
+            return found
+        params = {**params, "pageToken": page["nextPageToken"]}
 
 
-def _stamp(ts: Any) -> float:
-    if ts is None:
+def _rfc3339(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _stamp(text: str | None) -> float:
+    if not text:
         return 0.0
-    if hasattr(ts, "timestamp"):
-        return float(ts.timestamp())
-    return float(getattr(ts, "seconds", 0)) + float(getattr(ts, "nanos", 0)) / 1e9
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def window(clients: Clients, endpoint_id: str, deployed_ids: list[str], since: float,
@@ -48,9 +55,8 @@ def window(clients: Clients, endpoint_id: str, deployed_ids: list[str], since: f
     latencies: list[tuple[float, int]] = []  # (bucket upper bound in ms, count)
     for deployed in deployed_ids:
         for series in _series(clients, RESPONSE_COUNT, endpoint_id, deployed, since, resource):
-            code = str(dict(series.metric.labels).get("response_code", "200"))
-            count = sum(int(p.value.int64_value or p.value.double_value or 0)
-                        for p in series.points if _stamp(p.interval.end_time) >= since)
+            code = str((series.get("metric") or {}).get("labels", {}).get("response_code", "200"))
+            count = sum(int(p["value"].get("int64Value") or 0) for p in _points(series, since))
             if code.startswith("4"):
                 client_errors += count
                 continue
@@ -58,41 +64,40 @@ def window(clients: Clients, endpoint_id: str, deployed_ids: list[str], since: f
             if code.startswith("5"):
                 errors += count
         for series in _series(clients, LATENCIES, endpoint_id, deployed, since, resource):
-            for point in series.points:
-                if _stamp(point.interval.end_time) >= since:
-                    latencies.extend(_buckets(point.value.distribution_value))
+            for point in _points(series, since):
+                latencies.extend(_buckets(point["value"].get("distributionValue") or {}))
     return {"requests": requests, "errors": errors, "client_errors": client_errors,
             "p99_ms": p99(latencies)}
 
 
-def _buckets(dist: Any) -> list[tuple[float, int]]:
+def _points(series: dict[str, Any], since: float) -> list[dict[str, Any]]:
+    """The series' points that end after `since` (a step's own answers)."""
+    return [p for p in series.get("points") or []
+            if _stamp((p.get("interval") or {}).get("endTime")) >= since]
+
+
+def _buckets(dist: dict[str, Any]) -> list[tuple[float, int]]:
     """(upper bound, count) per bucket of a Distribution; the mean stands in for the
     bounds when the distribution carries no buckets."""
-    counts = [int(c) for c in getattr(dist, "bucket_counts", []) or []]
-    options = getattr(dist, "bucket_options", None)
+    counts = [int(c) for c in dist.get("bucketCounts") or []]
+    options = dist.get("bucketOptions") or {}
     bounds: list[float] = []
-    if options is not None:
-        explicit = getattr(options, "explicit_buckets", None)
-        exponential = getattr(options, "exponential_buckets", None)
-        linear = getattr(options, "linear_buckets", None)
-        if explicit is not None and list(explicit.bounds):
-            bounds = [float(b) for b in explicit.bounds]
-        elif exponential is not None and exponential.num_finite_buckets:
-            bounds = [exponential.scale * exponential.growth_factor ** i
-                      for i in range(exponential.num_finite_buckets + 1)]
-        elif linear is not None and linear.num_finite_buckets:
-            bounds = [linear.offset + linear.width * i
-                      for i in range(linear.num_finite_buckets + 1)]
+    if (explicit := options.get("explicitBuckets")) and explicit.get("bounds"):
+        bounds = [float(b) for b in explicit["bounds"]]
+    elif (exponential := options.get("exponentialBuckets")):
+        n = int(exponential.get("numFiniteBuckets") or 0)
+        scale, growth = float(exponential.get("scale", 1)), float(exponential.get("growthFactor", 2))
+        bounds = [scale * growth ** i for i in range(n + 1)]
+    elif (linear := options.get("linearBuckets")):
+        n = int(linear.get("numFiniteBuckets") or 0)
+        offset, width = float(linear.get("offset", 0)), float(linear.get("width", 1))
+        bounds = [offset + width * i for i in range(n + 1)]
     if not counts or not bounds:
-        count = int(getattr(dist, "count", 0) or 0)
-        return [(float(getattr(dist, "mean", 0.0) or 0.0), count)] if count else []
+        count = int(dist.get("count") or 0)
+        return [(float(dist.get("mean") or 0.0), count)] if count else []
     # bucket 0 is underflow (< bounds[0]), bucket i is [bounds[i-1], bounds[i]), the last
-    # is overflow: its upper bound is unknown, its lower bound stands for it
-    out = []
-    for i, count in enumerate(counts):
-        upper = bounds[min(i, len(bounds) - 1)]
-        out.append((upper, count))
-    return out
+    # is overflow: its upper bound is unknown, the last finite bound stands for it
+    return [(bounds[min(i, len(bounds) - 1)], count) for i, count in enumerate(counts)]
 
 
 def p99(buckets: list[tuple[float, int]]) -> float:
@@ -101,8 +106,9 @@ def p99(buckets: list[tuple[float, int]]) -> float:
     if total == 0:
         return 0.0
     seen = 0
-    for bound, count in sorted(buckets):
+    ordered = sorted(buckets)
+    for bound, count in ordered:
         seen += count
         if seen >= 0.99 * total:
             return bound
-    return sorted(buckets)[-1][0]
+    return ordered[-1][0]
