@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,12 +24,15 @@ from typing import Any, TypeVar
 from .config import AzureConfig
 from .errors import (
     AzureError,
+    error_code,
     explain,
     is_azure_error,
     is_not_found,
     is_retried,
+    message_of,
     no_credentials,
     retry_after,
+    status_of,
 )
 
 T = TypeVar("T")
@@ -83,10 +87,31 @@ class StaticToken:
         return AccessTokenInfo(self.token, int(time.time()) + 3600)
 
 
+def prepare_sdk() -> None:
+    """azure-ai-ml reads AZUREML_CURRENT_CLOUD when it is imported and fails on a cloud it
+    does not know (a custom cloud's name, exported by an earlier MLClient in a parent
+    process): such a name is dropped before the import; MLClient sets it again."""
+    from .config import PUBLIC
+
+    if "azure.ai.ml" not in sys.modules and \
+            os.environ.get("AZUREML_CURRENT_CLOUD", "AzureCloud") not in PUBLIC:
+        os.environ.pop("AZUREML_CURRENT_CLOUD", None)
+
+
+def _quiet_polling() -> None:
+    try:
+        from azure.ai.ml._utils._azureml_polling import AzureMLPolling
+        from azure.mgmt.core.polling.arm_polling import ARMPolling
+    except ImportError:  # another SDK release: its polling may print, nothing breaks
+        return
+    AzureMLPolling.update_status = ARMPolling.update_status  # type: ignore[method-assign]
+
+
 class Clients:
     """The workspace, blob and metrics clients, shared by every handler of the provider."""
 
     def __init__(self, cfg: AzureConfig):
+        prepare_sdk()
         self.cfg = cfg
         self._lock = threading.Lock()
         self._credential: Any = None
@@ -148,8 +173,11 @@ class Clients:
                     from azure.ai.ml import MLClient
                 except ImportError:
                     raise _missing("azure-ai-ml") from None
-                # the SDK logs a warning per experimental class it touches: not the user's
+                # the SDK logs a warning per experimental class it touches, and prints a dot
+                # to stdout per poll of a deployment: neither is the user's business (the
+                # provider reports progress itself)
                 logging.getLogger("azure.ai.ml").setLevel(logging.ERROR)
+                _quiet_polling()
                 cfg = self.cfg
                 kwargs: dict[str, Any] = {"show_progress": False, "enable_telemetry": False}
                 if cfg.cloud.custom:
@@ -228,6 +256,10 @@ class Clients:
             return poller.result()
         except Exception as exc:
             if is_azure_error(exc) and not isinstance(exc, AzureError):
+                code = error_code(exc)
+                if status_of(exc) in (None, 200):  # the operation ran and failed
+                    raise AzureError(f"{what} failed: {code + ': ' if code else ''}"
+                                     f"{message_of(exc)}") from exc
                 raise AzureError(explain(exc, area, resource, self.cfg.workspace_id)) from exc
             raise
 
