@@ -74,9 +74,10 @@ def placement(compute: Any, cluster_gpus: float | None) -> Placement:
     gpus = float(compute.gpus or 0)
     note = ""
     if gpus and cluster_gpus is not None and cluster_gpus < gpus * int(compute.instances):
+        wanted = gpus * int(compute.instances)
         note = NO_GPU if not cluster_gpus else \
-            f"the Ray cluster has {cluster_gpus:g} GPU(s), fewer than the {gpus:g} per " \
-            f"instance asked for: trained on CPU"
+            f"the Ray cluster has {cluster_gpus:g} GPU(s), fewer than the {wanted:g} asked " \
+            f"for ({gpus:g} per instance): trained on CPU"
         gpus = 0.0
     memory = int(float(compute.memory_gb) * 1024 ** 3) if compute.memory_gb else None
     instances = int(compute.instances)
@@ -96,11 +97,39 @@ def is_missing(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "status code 404" in str(exc)
 
 
+RETRIES = (0.5, 1.0, 2.0, 4.0)
+"""Pauses between attempts of a call the dashboard dropped (a busy or restarting head)."""
+
+
+class RetryingClient:
+    """A `JobSubmissionClient` whose calls are tried again when the connection drops: the
+    dashboard closes connections when it is busy, and every call here is safe to repeat
+    (a repeated submit is refused as existing, which adopts)."""
+
+    def __init__(self, client: Any):
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            for pause in (*RETRIES, None):
+                try:
+                    return method(*args, **kwargs)
+                except OSError:  # requests' ConnectionError and Timeout are OSErrors
+                    if pause is None:
+                        raise
+                    time.sleep(pause)
+            raise AssertionError("unreachable")
+
+        return call
+
+
 class JobRunner:
     """Submit-or-adopt, wait and stop, over one `JobSubmissionClient`."""
 
     def __init__(self, client: Any, poll_interval: float):
-        self.client = client
+        self.client = RetryingClient(client)
         self.poll = poll_interval
 
     def info(self, sid: str) -> Any | None:

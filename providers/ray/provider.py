@@ -88,8 +88,9 @@ class RayProvider(DispatchingProvider):
             return f"the ray provider cannot load: {exc}: pip install 'mlform[ray]'"
         if type(exc).__module__.startswith("ray"):
             return f"Ray refused: {str(exc).strip()[:500]}"
-        if isinstance(exc, ConnectionError):
-            return str(RayError(f"lost the Ray cluster at {self.cluster.cfg.address}: {exc}"))
+        if isinstance(exc, OSError) and type(exc).__module__.startswith(("requests", "urllib3")):
+            return (f"lost the connection to the Ray cluster at {self.cluster.cfg.address} "
+                    f"({exc}); an apply run again adopts what was started")
         return None
 
     def list_owned(self) -> list[tuple[str, str]]:

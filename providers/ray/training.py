@@ -118,6 +118,14 @@ class TrainingJobHandler(RayHandler):
         sid = submission_id(self.ctx.stack, job, req.idempotency_key)
         runner = self.runner
         found = runner.info(sid)
+        if found is not None and status_of(found) == "SUCCEEDED" and not \
+                (self.paths.run(job, sid) / "artifact" / "model.json").is_file():
+            # A finished job whose results are gone (storage cleaned, another storage):
+            # adopting it would answer with nothing; it runs again.
+            progress(f"Ray job {sid} succeeded before but its results are gone: running "
+                     "it again")
+            runner.client.delete_job(sid)
+            found = None
         if found is None or status_of(found) in ("FAILED", "STOPPED"):
             params, where = self._prepare(job, sid, spec, req.inputs)
             progress(f"submitting Ray job {sid}")

@@ -134,13 +134,46 @@ def slurm_harness(request: pytest.FixtureRequest) -> Harness:
     }, tamper)
 
 
+# --- ray: a real single-node Ray cluster (tests/providers/ray/ray_testcluster.py) ------
+
+def ray_harness(request: pytest.FixtureRequest) -> Harness:
+    """Trains for real in a Ray job, on the session's cluster. The storage is the
+    session's, so a case that applies the same inputs as an earlier one adopts its job
+    (same submission id) rather than training again."""
+    import sys
+
+    here = str(Path(__file__).resolve().parents[1] / "providers" / "ray")
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import ray_testcluster
+
+    if not ray_testcluster.available():
+        pytest.skip("ray is not installed: pip install 'mlform[ray]'")
+    cluster = ray_testcluster.shared()
+    storage = cluster.storage / "conformance-kit"
+    storage.mkdir(exist_ok=True)
+
+    def tamper(stack_dir: Path, res: ResourceState) -> str:
+        shutil.rmtree(storage / "conformance" / "datasets" / res.name)
+        return "deleted_outside"
+
+    return Harness("ray", {"address": cluster.address, "storage": str(storage),
+                           "poll_interval": 0.2}, {
+        "data": DATASET,
+        "train": {"type": "training_job", "dataset": "${data.uri}",
+                  "algorithm": "logistic_regression", "target": "is_fraud",
+                  "hyperparameters": {"epochs": 1}},
+    }, tamper)
+
+
 HARNESSES: dict[str, Callable[[pytest.FixtureRequest], Harness]] = {
     "null": null_harness,
     "local": local_harness,
     "local_trained": local_trained_harness,
     "aws": aws_harness,
     "slurm": slurm_harness,
+    "ray": ray_harness,
 }
 
-SLOW = frozenset({"local_trained", "slurm"})
+SLOW = frozenset({"local_trained", "slurm", "ray"})
 """Harnesses whose cases take more than a few seconds each (marked `slow`)."""
