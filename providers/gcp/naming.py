@@ -60,8 +60,10 @@ def label_value(value: str) -> str:
 
 
 def label_key(key: str) -> str:
-    """A user's tag name as a label key (a lowercase letter first)."""
-    clean = label_value(key)
+    """A user's tag name as a label key (lowercase, a letter first; a key is a name the
+    user chose, so it is folded without a digest unless it is too long)."""
+    clean = re.sub(r"[^a-z0-9_-]", "-", key.lower())
+    clean = clean if len(clean) <= MAX_LABEL else label_value(key)
     return clean if clean[:1].isalpha() else f"t{clean}"[:MAX_LABEL]
 
 
