@@ -136,7 +136,8 @@ def run(raw: Any) -> Any:
         predictions = predictor.predict(rows)
     except (ValueError, KeyError, TypeError) as e:
         return bad_request(f"cannot predict these instances: {e}")
-    parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
+    given = body.get("parameters")
+    parameters = given if isinstance(given, dict) else {}
     rid = str(parameters.get("id") or uuid.uuid4().hex)
     STATE["log"].append(request_line((time.time(), rid, STATE["deployment"], STATE["model"],
                                       predictor.features, rows, None,

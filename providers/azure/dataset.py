@@ -6,6 +6,7 @@ version (`<stack>-<name>`, version = the content digest) so it shows in the work
 from __future__ import annotations
 
 import csv
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -142,8 +143,8 @@ class DatasetHandler(Handler):
             versions = []
         for found in versions:
             try:
-                self.clients.call("data", lambda v=found.version: self.ml.data.archive(
-                    asset, version=v), resource=name)
+                self.clients.call("data", partial(self.ml.data.archive, asset,
+                                                  version=found.version), resource=name)
             except Exception as exc:
                 if not is_not_found(exc):
                     raise
@@ -159,7 +160,7 @@ def read_table(path: Path, fmt: str) -> Any:
 def count_rows(path: Path, fmt: str) -> tuple[int, list[str]]:
     """Row count and column names, without loading the table into memory."""
     if fmt == "parquet":
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
         meta = pq.ParquetFile(path)
         return meta.metadata.num_rows, list(meta.schema_arrow.names)

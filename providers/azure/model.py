@@ -10,6 +10,7 @@ apply adopts the version instead of registering another. mlform's aliases are th
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from mlform.engine.provider import (
@@ -122,8 +123,9 @@ class ModelHandler(Handler):
         for version in self._versions(name, resource):
             progress(f"archiving {name}:{version.version}")
             try:
-                self.clients.call("models", lambda v=version.version: self.ml.models.archive(
-                    name, version=v), resource=resource)
+                self.clients.call("models", partial(self.ml.models.archive, name,
+                                                    version=version.version),
+                                  resource=resource)
             except Exception as exc:
                 if not is_not_found(exc):
                     raise

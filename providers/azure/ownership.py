@@ -10,6 +10,7 @@ with it on delete and is not listed separately.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from .clients import Clients
@@ -31,15 +32,19 @@ def list_owned(stack: str, clients: Clients) -> list[tuple[str, str]]:
         if _mine(endpoint, stack):
             owned.append(("endpoint", endpoint.name))
     for kind, listing in (("model", ml.models), ("dataset", ml.data)):
-        for asset in clients.call(kind, lambda listing=listing: list(listing.list())):
-            versions = clients.call(kind, lambda listing=listing, a=asset: [
-                v for v in listing.list(name=a.name) if _mine(v, stack)])
+        for asset in clients.call(kind, partial(_all, listing)):
+            versions = [v for v in clients.call(kind, partial(_all, listing, asset.name))
+                        if _mine(v, stack)]
             newest = max(versions, key=lambda v: _order(v.version), default=None)
             if newest is None:
                 continue
             owned.append(("model", f"azureml:{newest.name}:{newest.version}") if kind == "model"
                          else ("dataset", short_uri(str(newest.path))))
     return owned
+
+
+def _all(listing: Any, name: str | None = None) -> list[Any]:
+    return list(listing.list(name=name) if name else listing.list())
 
 
 def short_uri(path: str) -> str:
