@@ -122,6 +122,12 @@ class OnlineEndpoints:
         return Response(status, body, {"Azure-AsyncOperation": url, "Location": location,
                                        "Retry-After": "1"})
 
+    def _pause(self) -> None:
+        """The time an operation stays in progress: `provision_delay`, and as long as
+        `hold_provisioning` holds."""
+        time.sleep(self.provision_delay)
+        self.store.provisioning_released.wait(timeout=600)
+
     def _validate_traffic(self, endpoint: Endpoint | None, traffic: dict[str, Any],
                           mirror: dict[str, Any]) -> None:
         names = set(endpoint.deployments) if endpoint else set()
@@ -144,7 +150,7 @@ class OnlineEndpoints:
                 raise bad_request(f"Deployment {name} cannot receive both live and mirror traffic.")
 
     def _settle_endpoint(self, name: str, state: str) -> None:
-        time.sleep(self.provision_delay)
+        self._pause()
         with self.store.lock:
             endpoint = self.endpoints.get(name)
             if endpoint is not None and endpoint.resource["properties"]["provisioningState"] == state:
@@ -248,7 +254,7 @@ class OnlineEndpoints:
             endpoint.resource["properties"]["provisioningState"] = "Deleting"
 
         def settle() -> None:
-            time.sleep(self.provision_delay)
+            self._pause()
             with self.store.lock:
                 gone = self.endpoints.pop(name, None)
             if gone is not None:
@@ -359,7 +365,7 @@ class OnlineEndpoints:
 
     def _provision(self, endpoint_name: str, name: str, generation: int,
                    restart: bool) -> AzureError | None:
-        time.sleep(self.provision_delay)
+        self._pause()
         with self.store.lock:
             deployment = self.endpoints[endpoint_name].deployments[name]
             props = copy.deepcopy(deployment.resource["properties"])
@@ -420,7 +426,7 @@ class OnlineEndpoints:
             endpoint.deployments[name].resource["properties"]["provisioningState"] = "Deleting"
 
         def settle() -> None:
-            time.sleep(self.provision_delay)
+            self._pause()
             with self.store.lock:
                 ep = self.endpoints.get(endpoint_name)
                 gone = ep.deployments.pop(name, None) if ep else None

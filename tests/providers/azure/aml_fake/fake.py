@@ -34,7 +34,8 @@ STORAGE_SUFFIX = "core.windows.net"
 
 class AmlFake:
     """A running fake of Azure Resource Manager + the Azure ML workspace REST API on `url`.
-    Test controls: `job_log`, `fail_next`, `hold_jobs`, `inject_errors`, `scoring_stats`."""
+    Test controls: `job_log`, `fail_next`, `hold_jobs`, `hold_provisioning`,
+    `inject_errors`, `scoring_stats`."""
 
     def __init__(self, blob: Azurite, work_dir: Path, subscription: str, resource_group: str,
                  workspace: str, container: str, provision_delay: float, deploy_timeout: float):
@@ -48,6 +49,7 @@ class AmlFake:
                            blob_url=blob.url, account_name=blob.account_name,
                            account_key=blob.account_key, container=container)
         self.store.jobs_released.set()
+        self.store.provisioning_released.set()
         router = Router(self._take_failure, self.store.check_scope)
         self.workspace = Workspace(self.store, STORAGE_SUFFIX)
         self.workspace.register(router)
@@ -116,6 +118,7 @@ class AmlFake:
     def stop(self) -> None:
         """Stop serving and stop every process the fake started."""
         self._server.stop()
+        self.store.provisioning_released.set()
         self.jobs.stop()
         self.online.stop()
 
@@ -151,6 +154,15 @@ class AmlFake:
             self.store.jobs_released.clear()
         else:
             self.store.jobs_released.set()
+        self.store.provisioning_released.set()
+
+    def hold_provisioning(self, hold: bool) -> None:
+        """While on, online endpoint and deployment operations (create, update, delete) stay
+        in progress (Creating/Updating/Deleting); turning it off lets them finish."""
+        if hold:
+            self.store.provisioning_released.clear()
+        else:
+            self.store.provisioning_released.set()
 
     def _take_failure(self, operation: str, action: str, scope: str) -> AzureError | None:
         with self._failures_lock:

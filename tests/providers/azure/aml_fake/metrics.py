@@ -12,8 +12,9 @@ Metrics (as the service names them): RequestsPerMinute (Count; dimensions deploy
 statusCode, statusCodeClass "2xx"/"4xx"/"5xx", modelStatusCode), RequestLatency (Milliseconds,
 average/min/max/count over requests; dimension deployment), RequestLatency_P99
 (Milliseconds, the 99th percentile per interval; dimension deployment). A dimension with
-`eq '*'` splits the series by it, `eq 'x'` keeps only x (several `or`-ed values allowed with
-`deployment eq 'a' or deployment eq 'b'`); without a filter there is one series. Every interval
+`eq '*'` splits the series by every value of it, `eq 'x'` keeps only x, still one series per
+value kept (several `or`-ed values allowed: `deployment eq 'a' or deployment eq 'b'`); without
+a filter there is one series, with no metadata values. Every interval
 of the timespan has a data point; an interval with no requests has total/count 0 and no
 average, as Azure Monitor answers.
 """
@@ -151,7 +152,9 @@ class Metrics:
     def _series(self, name: str, events: list[Event], wanted: dict[str, set[str] | None],
                 start: datetime, end: datetime, interval: timedelta,
                 aggs: list[str]) -> list[dict[str, Any]]:
-        split = [d for d, values in wanted.items() if values is None]
+        # Every dimension the filter names splits the series (`eq '*'` by every value, `eq 'x'`
+        # by the values kept), as Azure Monitor answers.
+        split = list(wanted)
         groups: dict[tuple[str, ...], list[Event]] = defaultdict(list)
         for event in events:
             if any(values is not None and _dimension(event, d) not in values

@@ -51,6 +51,7 @@ class Store:
     lock: threading.RLock = field(default_factory=threading.RLock)
     operations: dict[str, dict[str, Any]] = field(default_factory=dict)
     jobs_released: threading.Event = field(default_factory=threading.Event)
+    provisioning_released: threading.Event = field(default_factory=threading.Event)
 
     @property
     def workspace_id(self) -> str:
