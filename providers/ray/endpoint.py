@@ -212,7 +212,8 @@ class EndpointHandler(RayHandler):
         resume = live.get("canary_percent") if live.get("canary") == desired["stable"] else None
         added = {app: c for app, c in variant_configs.items()
                  if app not in apps.table_apps({"stable": old})}
-        progress(f"moving traffic by {spec.rollout.strategy}: {_describe_change(old, desired)}")
+        change = _describe_change(old, desired["stable"])
+        progress(f"moving traffic by {spec.rollout.strategy}: {change}")
         if added:
             # beside the old ones, with no share of the requests yet
             serve.change(added)

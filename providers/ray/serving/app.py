@@ -328,10 +328,11 @@ def _too_large(limit: int) -> str:
 
 def router_app(args: dict[str, Any]) -> Any:
     """Serve's application builder for an endpoint's router (`apps.router_config`)."""
-    return Router.bind(args["endpoint"], args["directory"])
+    return Router.bind(args["endpoint"], args["directory"])  # type: ignore[attr-defined]
 
 
 def variant_app(args: dict[str, Any]) -> Any:
     """Serve's application builder for one variant (`apps.VariantApp.config`)."""
-    return VariantModel.bind(args["variant"], args["model"], args["path"],
-                             int(args.get("gpus", 0)), int(args.get("threads", 1)))
+    return VariantModel.bind(  # type: ignore[attr-defined]
+        args["variant"], args["model"], args["path"], int(args.get("gpus", 0)),
+        int(args.get("threads", 1)))
