@@ -129,6 +129,14 @@ def make_backend(stack_dir: Path, cfg) -> Backend:
         from .state.gcs_backend import GcsBackend
 
         return GcsBackend(bucket=cfg.bucket, prefix=cfg.prefix, endpoint_url=cfg.endpoint_url)
+    if cfg.type == "azureblob":
+        from .state.azureblob_backend import AzureBlobBackend
+
+        if not cfg.storage_account or not cfg.container or not cfg.key:
+            raise MlformError.simple("the azureblob backend needs 'storage_account', "
+                                     "'container' and 'key'")
+        return AzureBlobBackend(storage_account=cfg.storage_account, container=cfg.container,
+                                key=cfg.key, account_url=cfg.account_url)
     from .state.local_backend import LocalBackend
 
     return LocalBackend(stack_dir, cfg.path)
@@ -138,7 +146,8 @@ def backend_from_settings(stack_dir: Path, settings: dict[str, Any]) -> Backend:
     """The backend that recorded settings (`state.record.backend_settings`) describe."""
     from types import SimpleNamespace
 
-    fields = ("type", "path", "bucket", "key", "prefix", "region", "endpoint_url")
+    fields = ("type", "path", "bucket", "key", "prefix", "region", "endpoint_url",
+              "storage_account", "container", "account_url")
     return make_backend(stack_dir, SimpleNamespace(**{f: settings.get(f) for f in fields}))
 
 

@@ -8,6 +8,7 @@ so that the loader adds a dependency edge and checks the name.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, TypeVar, Union
 
 from pydantic import (
@@ -459,17 +460,26 @@ class Output(Strict):
 
 class Backend(Strict):
     model_config = ConfigDict(extra="allow")
-    type: Literal["local", "s3", "gcs"] = "local"
+    type: Literal["local", "s3", "gcs", "azureblob"] = "local"
     path: str | None = None
     """Local backend: state file path (default `.mlform/state.json`)."""
     bucket: str | None = None
     """S3 and GCS backends: the bucket that holds the state."""
     key: str | None = None
+    """S3 backend: the state object's key; Azure Blob backend: the state blob's name."""
     prefix: str | None = None
     """GCS backend: the folder in the bucket; the state is `<prefix>/state.json`."""
     region: str | None = None
     endpoint_url: str | None = None
     """S3 and GCS backends: another API endpoint (an emulator, a private endpoint)."""
+    storage_account: str | None = None
+    """Azure Blob backend: the storage account that holds the state."""
+    container: str | None = None
+    """Azure Blob backend: the blob container that holds the state (not created by mlform)."""
+    account_url: str | None = None
+    """Azure Blob backend: the account's blob endpoint, for emulators
+    (`http://127.0.0.1:10000/devstoreaccount1`) and sovereign clouds; default
+    `https://<storage_account>.blob.core.windows.net`."""
 
     @model_validator(mode="after")
     def _gcs_fields(self) -> Backend:
@@ -479,7 +489,35 @@ class Backend(Strict):
         if self.type == "gcs" and self.key is not None:
             raise ValueError("the gcs backend takes 'prefix', not 'key': the state is "
                              "'<prefix>/state.json'")
+        problem = _azureblob_problem(self) if self.type == "azureblob" else None
+        if problem:
+            raise ValueError(problem)
         return self
+
+
+def _azureblob_problem(cfg: Backend) -> str | None:
+    """What is wrong with an azureblob `backend:`, if anything (the service's naming rules)."""
+    example = ("backend: {type: azureblob, storage_account: mystate, container: tfstate, "
+               "key: stacks/fraud/state.json}")
+    if not cfg.storage_account or not cfg.container or not (cfg.key or "").strip("/"):
+        return f"the azureblob backend needs 'storage_account', 'container' and 'key': {example}"
+    for field, instead in (("bucket", "container"), ("prefix", "key"),
+                           ("endpoint_url", "account_url")):
+        if getattr(cfg, field) is not None:
+            return f"the azureblob backend takes '{instead}', not '{field}'"
+    if not re.fullmatch(r"[a-z0-9]{3,24}", cfg.storage_account):
+        return (f"'{cfg.storage_account}' is not a storage account name: 3 to 24 lowercase "
+                "letters and digits")
+    if not re.fullmatch(r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]", cfg.container):
+        return (f"'{cfg.container}' is not a container name: 3 to 63 lowercase letters, digits "
+                "and single hyphens, starting and ending with a letter or digit")
+    if (cfg.key or "").endswith("/"):
+        return f"'key' names the state blob, not a folder: '{cfg.key}state.json'"
+    url = cfg.account_url
+    if url is not None and (not re.match(r"https?://[^/?#]+", url) or "?" in url):
+        return (f"'account_url' must be the account's blob endpoint, with no SAS token "
+                f"(credentials come from the environment), not '{url}'")
+    return None
 
 
 def _only_local() -> dict[str, ProviderConfig | None]:

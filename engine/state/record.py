@@ -59,6 +59,10 @@ def backend_settings(cfg: Any) -> dict[str, Any]:
     if cfg.type == "gcs":
         return {"type": "gcs", "bucket": cfg.bucket, "prefix": (cfg.prefix or "").strip("/"),
                 "endpoint_url": _without_userinfo(cfg.endpoint_url)}
+    if cfg.type == "azureblob":
+        return {"type": "azureblob", "storage_account": cfg.storage_account,
+                "container": cfg.container, "key": (cfg.key or "").lstrip("/"),
+                "account_url": _endpoint_only(cfg.account_url)}
     return {"type": "local", "path": cfg.path or DEFAULT_LOCAL_PATH}
 
 
@@ -69,7 +73,8 @@ def same_backend(a: dict[str, Any], b: dict[str, Any]) -> bool:
     if a.get("type") == "local":
         return os.path.normpath(a.get("path") or DEFAULT_LOCAL_PATH) == \
             os.path.normpath(b.get("path") or DEFAULT_LOCAL_PATH)
-    return all(a.get(k) == b.get(k) for k in ("bucket", "key", "prefix", "endpoint_url"))
+    return all(a.get(k) == b.get(k) for k in ("bucket", "key", "prefix", "endpoint_url",
+                                              "storage_account", "container", "account_url"))
 
 
 def describe_settings(settings: dict[str, Any]) -> str:
@@ -80,6 +85,12 @@ def describe_settings(settings: dict[str, Any]) -> str:
         from .gcs_backend import object_name
 
         return f"gcs state 'gs://{settings.get('bucket')}/{object_name(settings.get('prefix'))}'"
+    if settings.get("type") == "azureblob":
+        from .azureblob_backend import blob_url
+
+        return "azureblob state '{}'".format(blob_url(
+            settings.get("storage_account") or "", settings.get("container") or "",
+            settings.get("key") or "", settings.get("account_url")))
     return f"local state '{settings.get('path') or DEFAULT_LOCAL_PATH}'"
 
 
@@ -109,6 +120,12 @@ class RecordStore:
         private_dir(self.dir)
         data = json.dumps(record.to_json(), indent=2, sort_keys=True).encode() + b"\n"
         write_atomically(self.path, data)
+
+
+def _endpoint_only(url: str | None) -> str | None:
+    """An account URL without credentials (user:password@, a SAS query) or a trailing '/'."""
+    url = _without_userinfo(url)
+    return urlunsplit(urlsplit(url)._replace(query="", fragment="")).rstrip("/") if url else url
 
 
 def _without_userinfo(url: str | None) -> str | None:
