@@ -12,6 +12,7 @@ raised as an `AzureError` in words (errors.py).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import random
@@ -96,6 +97,13 @@ def prepare_sdk() -> None:
     if "azure.ai.ml" not in sys.modules and \
             os.environ.get("AZUREML_CURRENT_CLOUD", "AzureCloud") not in PUBLIC:
         os.environ.pop("AZUREML_CURRENT_CLOUD", None)
+    # every handler imports from these on first use: a missing one is said here, once
+    for module, package in (("azure.ai.ml", "azure-ai-ml"),
+                            ("azure.storage.blob", "azure-storage-blob")):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise _missing(package) from None
 
 
 def _quiet_polling() -> None:

@@ -157,9 +157,9 @@ def _is_quota(code: str, message: str) -> bool:
 
 def quota_name(message: str) -> str:
     """The quota a quota failure names: `Standard DSv2 Family vCPUs`, or as quoted."""
-    for pattern in (r"[Qq]uota '([^']+)'", r"for quota ([A-Z][\w ]+?vCPUs)",
-                    r"([A-Z][\w ]+ Family vCPUs)", r"([A-Za-z ]+ (?:vCPUs|[Ee]ndpoints?|"
-                                                   r"[Dd]eployments?) quota)"):
+    for pattern in (r"[Qq]uota '([^']+)'",
+                    r"((?:Standard|Total Regional|Low-priority|Dedicated)[\w -]*?vCPUs)",
+                    r"((?:[Ee]ndpoints?|[Dd]eployments?|[Ii]nstances?) (?:per \w+ )?quota)"):
         found = re.search(pattern, message)
         if found:
             return f"quota '{found.group(1).strip()}'"
