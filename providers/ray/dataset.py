@@ -79,11 +79,13 @@ class DatasetHandler(RayHandler):
                 version = content_version(self._source(req.inputs)[0])
             except (RayError, OSError):
                 return ObserveResponse(exists=False)
-        meta = read_json(self.paths.dataset(name, version) / "meta.json") if version else None
-        if meta is None or not (self.paths.dataset(name, version) / meta["file"]).is_file():
-            detail = f"stored version {version} is gone from " \
-                     f"{self.paths.dataset(name, version)}" if version else ""
-            return ObserveResponse(exists=False, detail=detail)
+        if not version:
+            return ObserveResponse(exists=False)
+        stored = self.paths.dataset(name, str(version))
+        meta = read_json(stored / "meta.json")
+        if meta is None or not (stored / meta["file"]).is_file():
+            return ObserveResponse(exists=False,
+                                   detail=f"stored version {version} is gone from {stored}")
         return ObserveResponse(exists=True, id=name, outputs=self._outputs(name, meta))
 
     def create(self, req: CreateRequest, progress: Progress) -> ApplyResponse:

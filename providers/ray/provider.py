@@ -29,10 +29,23 @@ HANDLERS = {
 
 CAPABILITIES = {
     "dataset": TypeSupport(outputs=frozenset({"uri", "version", "path", "rows", "columns"})),
-    "training_job": TypeSupport(outputs=frozenset({
-        "artifact", "run_id", "metrics", "device", "device_note", "code_digest"})),
-    "model": TypeSupport(outputs=frozenset({"uri", "name", "version", "gates"})),
-    "batch_job": TypeSupport(outputs=frozenset({"output_uri"})),
+    "training_job": TypeSupport(
+        outputs=frozenset({"artifact", "run_id", "metrics", "device", "device_note",
+                           "code_digest"}),
+        unsupported=tuple(Unsupported((f,), "the ray provider trains on a dataset: set "
+                                            "'dataset: ${<dataset>.uri}'")
+                          for f in ("feature_view", "labels"))),
+    "model": TypeSupport(
+        outputs=frozenset({"uri", "name", "version", "gates"}),
+        unsupported=(Unsupported(("retirement",), "the ray registry keeps every version's "
+                                                  "artifact", noop=True),)),
+    "batch_job": TypeSupport(
+        outputs=frozenset({"output_uri"}),
+        unsupported=(Unsupported(("feature_view",), "the ray provider scores a dataset: set "
+                                                    "'dataset: ${<dataset>.uri}'"),
+                     Unsupported(("schedule",), "a ray batch job scores when an apply "
+                                                "changes its model or data; run 'mlform "
+                                                "apply' on your schedule"))),
     "endpoint": TypeSupport(outputs=frozenset({"url", "name", "traffic"}), unsupported=(
         Unsupported(("feature_view",), "feature_view lookups are served by the local "
                     "provider only: send full feature rows to a Ray Serve endpoint"),
@@ -61,8 +74,8 @@ class RayProvider(DispatchingProvider):
         self._cluster: Any = None
         self._cluster_lock = threading.Lock()  # verbs on parallel threads share one
 
-    def validate_config(self) -> list[Problem]:
-        return ray_config.problems(self.ctx.config)
+    def validate_config(self) -> list[str | Problem]:
+        return list(ray_config.problems(self.ctx.config))
 
     @property
     def cluster(self) -> Any:

@@ -171,3 +171,32 @@ def test_compute_maps_to_ray_resources(asked, cluster_gpus, entrypoint, workers,
     assert where.entrypoint == entrypoint
     assert (where.workers, where.worker_cpus, where.worker_gpus) == workers
     assert where.device_note == note
+
+
+def test_fields_a_ray_cluster_does_not_realise_are_refused_or_noted_at_plan(tmp_path,
+                                                                          run_mlform):
+    stack = write(tmp_path, '{type: ray, address: "http://127.0.0.1:1", storage: "/tmp"}',
+                  "  m: {type: model, artifact: 'ray://runs/t/x', retirement: {keep_last: 2}}\n"
+                  "  b: {type: batch_job, model: 'ray://models/m/1', dataset: '${data.uri}',"
+                  " schedule: 1h}\n"
+                  "  t: {type: training_job, entrypoint: train.py, target: is_fraud,"
+                  " dataset: '${data.uri}', compute: {instances: 2}}\n")
+    (stack / "train.py").write_text("")
+
+    refused = run_mlform(["validate", "--no-color"], stack)
+
+    assert refused.returncode == 1
+    assert "error: provider 'gpu' does not support 'schedule' on a batch_job" in refused.stderr
+    assert "help: a ray batch job scores when an apply changes its model or data" \
+        in refused.stderr
+    text = (stack / "mlform.yaml").read_text()
+    (stack / "mlform.yaml").write_text(text.replace(", schedule: 1h", ""))
+    refused = run_mlform(["plan", "--no-color"], stack)
+    assert "error: a training script runs once, in the job's entrypoint; several instances " \
+           "train a built-in algorithm with Ray Train" in refused.stderr, refused.stderr
+    (stack / "mlform.yaml").write_text(text.replace(", schedule: 1h", "")
+                                       .replace(", compute: {instances: 2}", ""))
+    noted = run_mlform(["plan", "--no-color"], stack)
+    assert noted.returncode == 0, noted.stdout + noted.stderr
+    assert "model.m: 'retirement' has no effect on provider 'gpu' (the ray registry keeps " \
+           "every version's artifact)" in noted.stdout
