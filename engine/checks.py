@@ -34,6 +34,27 @@ def check_inputs(stack: Stack, name: str, provider: Provider, inputs: dict[str, 
     return [located(stack, ("resources", name), p, address=name) for p in resp.problems]
 
 
+def unrealised_type(stack: Stack, name: str, provider: Provider) -> Diagnostic | None:
+    """The error for a resource whose provider does not realise its type, at the
+    resource's `provider:` line (its `type:` line when the provider is implied), with
+    the provider's own advice when it gives one; None when the type is realised."""
+    spec = stack.resources[name]
+    if spec.type in provider.resource_types:
+        return None
+    ptype = stack.providers[spec.provider].type
+    named = spec.provider if spec.provider == ptype else f"{spec.provider}' ({ptype})"
+    named = f"'{named}" if named.endswith(")") else f"'{named}'"
+    article = "an" if spec.type[0] in "aeiou" else "a"
+    written = "provider" in spec.model.model_fields_set
+    supported = ", ".join(sorted(provider.resource_types))
+    advice = provider.unsupported_types.get(spec.type)
+    return Diagnostic(
+        f"provider {named} cannot realise {article} {spec.type} ('{name}')",
+        location=stack.location(("resources", name, "provider" if written else "type")),
+        help=(f"{advice}; " if advice else "") + f"it realises: {supported}",
+        address=name)
+
+
 def check_capabilities(stack: Stack, name: str, provider: Provider,
                        provider_of: ProviderOf) -> tuple[list[Diagnostic], list[str]]:
     """(errors, notes) for what resource `name` asks of providers beyond what they
@@ -98,8 +119,12 @@ def validate_stack(stack: Stack, variables: Mapping[str, Any]) -> None:
         diagnostics.extend(check_output_references(stack, provider_of))
         for name, spec in stack.resources.items():
             provider = usable.get(spec.provider)
-            if provider is None or spec.type not in provider.resource_types:
-                continue  # its provider's problem is reported above, or plan reports the type
+            if provider is None:
+                continue  # its provider's problem is reported above
+            unrealised = unrealised_type(stack, name, provider)
+            if unrealised:
+                diagnostics.append(unrealised)
+                continue
             refused, _notes = check_capabilities(stack, name, provider, provider_of)
             diagnostics.extend(refused)
             try:

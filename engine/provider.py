@@ -247,6 +247,9 @@ class Provider(abc.ABC):
     #: checked at `validate` and `plan` (see `mlform.engine.capabilities`); a type
     #: left out references any output and accepts every field
     capabilities: ClassVar[Mapping[str, TypeSupport]] = {}
+    #: resource types this provider does not realise, each with what to do instead
+    #: (`validate` and `plan` show it under the error at the resource's `provider:`)
+    unsupported_types: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, ctx: ProviderContext):
         self.ctx = ctx

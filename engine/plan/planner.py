@@ -107,11 +107,11 @@ def _plan_resource(stack: Stack, state: State, name: str, evaluator: Evaluator,
     desired = evaluator.inputs(name)
     prior = state.resources.get(name)
     provider = providers.get(spec.provider)
-    if spec.type not in provider.resource_types:
-        raise MlformError(Diagnostic(
-            f"provider '{spec.provider}' cannot realise a {spec.type}",
-            location=stack.location(("resources", name, "type")),
-            help=f"it supports: {', '.join(sorted(provider.resource_types))}"))
+    from ..checks import unrealised_type
+
+    unrealised = unrealised_type(stack, name, provider)
+    if unrealised:
+        raise MlformError(unrealised)
     notes += _check(stack, name, provider, desired, evaluator, providers)
     deps = tuple(spec.dependencies)
     lifecycle = spec.model.lifecycle

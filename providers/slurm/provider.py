@@ -48,9 +48,18 @@ CAPABILITIES = {
 """What the slurm provider realises of each portable type."""
 
 
+SERVE_ELSEWHERE = ("Slurm runs batch work, not services: serve the model with a `local` or "
+                   "`ray` provider in the same stack (docs/providers/slurm.md)")
+
+
 class SlurmProvider(DispatchingProvider):
     resource_types = frozenset(HANDLERS)
     capabilities = CAPABILITIES
+    unsupported_types = {"endpoint": SERVE_ELSEWHERE,
+                         "monitor": "monitors watch an endpoint: " + SERVE_ELSEWHERE,
+                         "retraining_policy": "retraining policies act on monitors: "
+                                              + SERVE_ELSEWHERE,
+                         "feature_view": "serve features with the `local` provider"}
     handlers = HANDLERS
     handler_package = __package__
 

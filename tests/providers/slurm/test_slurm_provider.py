@@ -116,7 +116,9 @@ def test_a_misspelt_setting_is_an_error_at_its_place_with_the_fix(run_mlform, tm
     assert "Traceback" not in done.stderr
 
 
-def test_an_endpoint_on_slurm_is_refused_at_plan_naming_what_it_realises(run_mlform, tmp_path):
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_an_endpoint_on_slurm_is_refused_at_its_provider_line_saying_where_to_serve(
+        run_mlform, tmp_path, command):
     stack = _write(tmp_path / "s", more="""\
   serve:
     type: endpoint
@@ -124,11 +126,13 @@ def test_an_endpoint_on_slurm_is_refused_at_plan_naming_what_it_realises(run_mlf
     variants:
       champion: {model: "${model.uri}", weight: 100}
 """)
-    done = run_mlform(["plan", "--no-color"], stack)
+    done = run_mlform([command, "--no-color"], stack)
     assert done.returncode == 1
-    assert "error: provider 'hpc' cannot realise a endpoint" in done.stderr
-    assert "--> mlform.yaml:20:11" in done.stderr
-    assert "help: it supports: batch_job, dataset, model, training_job" in done.stderr
+    assert "error: provider 'hpc' (slurm) cannot realise an endpoint ('serve')" in done.stderr
+    assert "--> mlform.yaml:21:15" in done.stderr
+    assert ("help: Slurm runs batch work, not services: serve the model with a `local` or "
+            "`ray` provider") in done.stderr
+    assert "it realises: batch_job, dataset, model, training_job" in done.stderr
 
 
 def test_a_slurm_training_job_plans_beside_a_local_endpoint(run_mlform, tmp_path):
