@@ -226,3 +226,27 @@ def test_deployment_whose_init_crashes_fails_with_its_error(ml_client: Any, aml:
     assert ml_client.online_deployments.get("broken", name).provisioning_state == "Failed"
     assert "weights are corrupt" in ml_client.online_deployments.get_logs("broken", name, lines=20)
     ml_client.online_endpoints.begin_delete(name).result()
+
+
+def test_patch_and_token_endpoints(ml_client: Any, aml: AmlFake, assets: dict[str, str]) -> None:
+    name = f"tok-{assets['tag']}"
+    endpoint = ml_client.online_endpoints.begin_create_or_update(
+        ManagedOnlineEndpoint(name=name, auth_mode="aml_token")).result()
+    assert endpoint.auth_mode == "aml_token"
+    token = ml_client.online_endpoints.get_keys(name)
+    assert token.access_token and token.token_type == "Bearer"
+    with pytest.raises(HttpResponseError, match="authMode Key"):
+        ml_client.online_endpoints._online_operation.list_keys(
+            resource_group_name=aml.resource_group, workspace_name=aml.workspace_name,
+            endpoint_name=name)
+    # a PATCH (plain ARM REST) with tags and a traffic naming no deployment
+    url = f"{aml.url}{endpoint.id}?api-version=2023-10-01"
+    auth = {"Authorization": "Bearer x"}
+    bad = requests.patch(url, json={"properties": {"traffic": {"ghost": 100}}}, headers=auth,
+                         verify=str(aml.ca_bundle), timeout=30)
+    assert bad.status_code == 400 and "ghost" in bad.json()["error"]["message"]
+    ok = requests.patch(url, json={"tags": {"owner": "mlform"}}, headers=auth,
+                        verify=str(aml.ca_bundle), timeout=30)
+    assert ok.status_code == 202 and "Azure-AsyncOperation" in ok.headers
+    assert ml_client.online_endpoints.get(name).tags == {"owner": "mlform"}
+    ml_client.online_endpoints.begin_delete(name).result()
