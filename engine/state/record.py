@@ -60,9 +60,13 @@ def backend_settings(cfg: Any) -> dict[str, Any]:
         return {"type": "gcs", "bucket": cfg.bucket, "prefix": (cfg.prefix or "").strip("/"),
                 "endpoint_url": _without_userinfo(cfg.endpoint_url)}
     if cfg.type == "azureblob":
+        from .azureblob_backend import endpoint
+
+        url = _endpoint_only(cfg.account_url)
+        default = endpoint(cfg.storage_account, None)
         return {"type": "azureblob", "storage_account": cfg.storage_account,
                 "container": cfg.container, "key": (cfg.key or "").lstrip("/"),
-                "account_url": _endpoint_only(cfg.account_url)}
+                "account_url": None if (url or "").lower() == default else url}
     return {"type": "local", "path": cfg.path or DEFAULT_LOCAL_PATH}
 
 
