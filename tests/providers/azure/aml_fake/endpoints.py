@@ -1,6 +1,6 @@
 """Managed online endpoints and their deployments, with the service's long-running operation
 shape: PUT and DELETE answer 201/202 with an `Azure-AsyncOperation` URL to poll (and
-`Retry-After`, which the SDK's poller honours, so tests do not wait its default 5s), while the
+`retry-after-ms`, which the SDK's poller honours, so tests do not wait its default 5s), while the
 resource shows `provisioningState` Creating/Updating/Deleting until it settles on Succeeded or
 Failed.
 
@@ -120,7 +120,7 @@ class OnlineEndpoints:
         thread.start()
         location = url.replace("mfeOperationsStatus", "mfeOperationResults")
         return Response(status, body, {"Azure-AsyncOperation": url, "Location": location,
-                                       "Retry-After": "1"})
+                                       "retry-after-ms": "200"})
 
     def _pause(self) -> None:
         """The time an operation stays in progress: `provision_delay`, and as long as

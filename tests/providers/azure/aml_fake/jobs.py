@@ -205,12 +205,12 @@ class Jobs:
         url, record = self.store.start_operation()
         self.store.finish_operation(record)
         return Response(202, None, {"Location": url.replace("mfeOperationsStatus", "mfeOperationResults"),
-                                    "Retry-After": "1"})
+                                    "retry-after-ms": "200"})
 
     def _operation_result(self, request: Request) -> Response:
         record = self.store.get_operation(request.groups["op"])
         return Response(202 if record["status"] == "InProgress" else 200, None,
-                        {"Retry-After": "0.2"} if record["status"] == "InProgress" else {})
+                        {"retry-after-ms": "200"} if record["status"] == "InProgress" else {})
 
     def _delete(self, request: Request) -> Response:
         name = request.groups["name"]

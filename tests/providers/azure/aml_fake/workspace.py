@@ -35,9 +35,9 @@ class Workspace:
 
     def _operation(self, request: Request) -> Response:
         record = self.store.get_operation(request.groups["op"])
-        # Retry-After while running: the SDK's poller waits that long instead of its default
-        # (30s for ARM, 5s for endpoints), so tests do not sleep.
-        headers = {"Retry-After": "0.2"} if record["status"] == "InProgress" else {}
+        # retry-after-ms while running: the SDK's poller waits that long instead of its
+        # default (30s for ARM, 5s for endpoints), so tests do not sleep.
+        headers = {"retry-after-ms": "200"} if record["status"] == "InProgress" else {}
         return Response(200, record, headers)
 
     def resource(self) -> dict[str, Any]:
