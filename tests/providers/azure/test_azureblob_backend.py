@@ -87,6 +87,30 @@ def test_a_state_written_by_someone_else_meanwhile_is_not_overwritten(make, cont
     assert stored(container)["serial"] == 3
 
 
+@pytest.mark.parametrize("first", [False, True], ids=["if-match-etag", "if-none-match-star"])
+def test_a_state_written_after_the_check_but_before_the_upload_is_not_overwritten(
+        make, container, monkeypatch, first):
+    """The check before writing leaves a window; the upload's own condition (If-Match on the
+    etag read, or If-None-Match: * for the first state) closes it."""
+    mine, theirs = make(), make()
+    if not first:
+        mine.write(state_with(1, "a"))
+    mine.read()
+    theirs.read()
+    check = mine._get
+
+    def check_then_someone_writes(name):
+        found = check(name)
+        if name == KEY:
+            theirs.write(state_with(2, "theirs"))
+        return found
+
+    monkeypatch.setattr(mine, "_get", check_then_someone_writes)
+    with pytest.raises(EtagMismatch, match="was written by someone else"):
+        mine.write(state_with(2, "mine"))
+    assert sorted(stored(container)["resources"]) == ["theirs"]
+
+
 def test_two_first_writes_only_one_creates_the_state(make, container):
     first, second = make(), make()
     assert first.read() is None and second.read() is None
