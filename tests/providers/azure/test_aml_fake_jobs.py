@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aml_fake import AmlFake
 from azure.ai.ml import Input, Output, command
+from azure.ai.ml.entities import Data
 from azure.ai.ml.entities._assets import Code
 from azure.core.exceptions import HttpResponseError
 from azurite import Azurite
@@ -53,14 +54,16 @@ def test_command_job_runs_with_code_inputs_and_outputs(ml_client: Any, aml: AmlF
     container.upload_blob(f"data/{tag}/extra/more.txt", b"more\n")
     code = ml_client._code.create_or_update(Code(
         name=f"code-{tag}", version="1", path=f"azureml://datastores/workspaceblobstore/paths/code/{tag}/"))
+    extra = ml_client.data.create_or_update(Data(
+        name=f"extra-{tag}", version="1", type="uri_folder",
+        path=f"azureml://datastores/workspaceblobstore/paths/data/{tag}/extra/"))
     name = f"train-{tag}"
     job = ml_client.jobs.create_or_update(_job(
         name, "python train.py ${{inputs.rows}} ${{inputs.extra}} ${{inputs.seed}} ${{outputs.model}}",
         code=code.id, tags={"mlform.stack": "s"},
         inputs={"rows": Input(type="uri_file",
                               path=f"azureml://datastores/workspaceblobstore/paths/data/{tag}/rows.csv"),
-                "extra": Input(type="uri_folder",
-                               path=f"azureml://datastores/workspaceblobstore/paths/data/{tag}/extra/"),
+                "extra": Input(type="uri_folder", path=f"azureml:{extra.name}:{extra.version}"),
                 "seed": 7},
         outputs={"model": Output(type="uri_folder")}))
     assert job.name == name and job.status in ("Queued", "Preparing", "Running", "Completed")

@@ -210,8 +210,10 @@ class Assets:
         elif view == "ArchivedOnly":
             versions = [v for v in versions if v["properties"].get("isArchived")]
         if q.get("tags"):
-            wanted = dict(pair.split("=", 1) if "=" in pair else (pair, None)
-                          for pair in q["tags"].split(","))
+            wanted: dict[str, str | None] = {}
+            for pair in q["tags"].split(","):
+                key, has_value, value = pair.partition("=")
+                wanted[key] = value if has_value else None
             versions = [v for v in versions
                         if all(k in v["properties"]["tags"] and (w is None or v["properties"]["tags"][k] == w)
                                for k, w in wanted.items())]

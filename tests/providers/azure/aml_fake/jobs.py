@@ -314,7 +314,9 @@ class Jobs:
                 values[("inputs", input_name)] = str(spec.get("value"))
                 continue
             uri = spec.get("uri") or ""
-            if uri.startswith("azureml:") and not uri.startswith("azureml://") or "/data/" in uri and "/versions/" in uri:
+            if (uri.startswith("azureml:") and not uri.startswith("azureml://")) \
+                    or uri.startswith("/subscriptions/"):
+                # a data asset (`azureml:name:version` or its ARM id): its dataUri
                 uri = self.assets.resolve(uri, "data")["properties"]["dataUri"]
             local = self.storage.download(uri, directory / "inputs" / input_name)
             values[("inputs", input_name)] = str(local)
