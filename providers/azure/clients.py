@@ -250,26 +250,28 @@ class Clients:
         poller = self.call(area, start, resource=resource)
         deadline = time.monotonic() + timeout
         last = ""
-        while not poller.done():
-            status = str(poller.status())
-            if progress is not None and status != last:
-                progress(f"{what}: {status}")
-                last = status
-            if time.monotonic() >= deadline:
-                raise AzureError(f"{what} did not finish within {timeout:.0f}s; it keeps "
-                                 "going in Azure. Raise the wait with `timeouts:` in the "
-                                 "provider config and apply again")
-            poller.wait(min(self.cfg.poll_interval or 0.2, 5.0))
         try:
+            while not poller.done():
+                status = str(poller.status())
+                if progress is not None and status != last:
+                    progress(f"{what}: {status}")
+                    last = status
+                if time.monotonic() >= deadline:
+                    raise AzureError(f"{what} did not finish within {timeout:.0f}s; it keeps "
+                                     "going in Azure. Raise the wait with `timeouts:` in the "
+                                     "provider config and apply again")
+                poller.wait(min(self.cfg.poll_interval or 0.2, 5.0))
             return poller.result()
-        except Exception as exc:
-            if is_azure_error(exc) and not isinstance(exc, AzureError):
-                code = error_code(exc)
-                if status_of(exc) in (None, 200):  # the operation ran and failed
-                    raise AzureError(f"{what} failed: {code + ': ' if code else ''}"
-                                     f"{message_of(exc)}") from exc
-                raise AzureError(explain(exc, area, resource, self.cfg.workspace_id)) from exc
+        except AzureError:
             raise
+        except Exception as exc:
+            if not is_azure_error(exc):
+                raise
+            if status_of(exc) in (None, 200):  # the operation ran, and ended failed
+                code = error_code(exc)
+                raise AzureError(f"{what} failed: {code + ': ' if code else ''}"
+                                 f"{message_of(exc)}") from exc
+            raise AzureError(explain(exc, area, resource, self.cfg.workspace_id)) from exc
 
     def arm_get(self, path: str, params: dict[str, str], *, area: str,
                 resource: str = "") -> dict[str, Any]:

@@ -217,7 +217,8 @@ class EndpointHandler(Handler):
                           resource=resource, progress=progress)
         live = self.clients.call("deployments", lambda: self.ml.online_deployments.get(
             name, endpoint), resource=resource)
-        state = str(getattr(live, "provisioning_state", "") or "")
+        state = getattr(live, "provisioning_state", "") or ""
+        state = str(getattr(state, "value", state))  # an enum in some SDK releases
         if state and state.lower() != "succeeded":
             raise AzureError(f"deployment {name} of endpoint {endpoint} ended {state}; "
                              "its logs: az ml online-deployment get-logs "
