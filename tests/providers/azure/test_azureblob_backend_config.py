@@ -122,6 +122,30 @@ def test_a_malformed_connection_string_is_named(null_stack, run_mlform, no_azure
     assert "Traceback" not in got.stderr
 
 
+def test_without_a_key_the_default_credential_signs_in_for_storage(no_azure_credentials,
+                                                                   monkeypatch):
+    """DefaultAzureCredential by default: asked once, up front, for a storage token, and then
+    used by the client for the account's public endpoint."""
+    import azure.identity
+    from azure.core.credentials import AccessToken
+    from mlform.engine.state.azureblob_backend import AzureBlobBackend
+
+    asked: list[tuple[str, ...]] = []
+
+    class SignedIn:
+        def get_token(self, *scopes, **kwargs):
+            asked.append(scopes)
+            return AccessToken("token", int(time.time()) + 3600)
+
+    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", SignedIn)
+    backend = AzureBlobBackend("mystate", "tfstate", "stacks/cfg/state.json")
+    assert asked == [("https://storage.azure.com/.default",)]
+    assert isinstance(backend.container.credential, SignedIn)
+    assert backend.container.url == "https://mystate.blob.core.windows.net/tfstate"
+    assert backend.describe() == \
+        "azureblob state 'https://mystate.blob.core.windows.net/tfstate/stacks/cfg/state.json'"
+
+
 def azureblob_cfg(**fields):
     base = dict(type="azureblob", path=None, bucket=None, key="stacks/cfg/state.json",
                 prefix=None, region=None, endpoint_url=None, storage_account="mystate",
