@@ -50,8 +50,8 @@ STORAGE_SCOPE = "https://storage.azure.com/.default"
 ROLE_HELP = ("grant the caller the 'Storage Blob Data Contributor' role on the container (or "
              "its storage account); with an account key, check that it is the account's "
              "current key")
-NO_STATE = ""
-"""The etag recorded when a read found no state."""
+ABSENT = ""
+"""The etag of a blob that is not there (a read that found no state, no lock)."""
 
 
 class EtagMismatch(MlformError):
@@ -71,7 +71,7 @@ class AzureBlobBackend(Backend):
         self.journal_prefix = f"{self.name}.journal/"
         self.container = client or _container(storage_account, container, self.account_url)
         self._etag: str | None = None
-        """The state's etag when last read or written (NO_STATE: there was none); None
+        """The state's etag when last read or written (ABSENT: there was none); None
         before the first read."""
         self._held: str | None = None
         self._seq: int | None = None
@@ -141,7 +141,7 @@ class AzureBlobBackend(Backend):
         body = json.dumps(info.to_json()).encode()
         while True:
             try:
-                self._upload(self.lock_name, body, _only_if(NO_STATE))
+                self._upload(self.lock_name, body, _only_if(ABSENT))
                 self._held = info.id
                 return
             except Exception as exc:
@@ -190,7 +190,7 @@ class AzureBlobBackend(Backend):
     def _holder(self) -> tuple[LockInfo | None, str]:
         data, etag = self._get(self.lock_name)
         if data is None:
-            return None, NO_STATE
+            return None, ABSENT
         try:
             doc = json.loads(data)
             return LockInfo(id=str(doc["id"]), pid=int(doc["pid"]), host=str(doc["host"]),
@@ -211,7 +211,7 @@ class AzureBlobBackend(Backend):
             self._seq += 1
             name = f"{self.journal_prefix}{self._seq:0{SEQ_DIGITS}d}.json"
         self._call("append to the journal", name,
-                   lambda: self._upload(name, journal_line(entry), _only_if(NO_STATE)))
+                   lambda: self._upload(name, journal_line(entry), _only_if(ABSENT)))
 
     def journal_read(self) -> list[JournalEntry]:
         entries = []
@@ -248,13 +248,13 @@ class AzureBlobBackend(Backend):
         return f"{self.account_url}/{self.container_name}/{name}"
 
     def _get(self, name: str) -> tuple[bytes | None, str]:
-        """The blob's content and etag; (None, NO_STATE) when there is none."""
+        """The blob's content and etag; (None, ABSENT) when there is none."""
         try:
             download = self.container.get_blob_client(name).download_blob()
             data = download.readall()
         except Exception as exc:
             if _is(exc, "ResourceNotFoundError") and _code(exc) != "ContainerNotFound":
-                return None, NO_STATE
+                return None, ABSENT
             raise self._error("read", name, exc) from None
         return bytes(data), str(download.properties.etag)
 
@@ -289,10 +289,10 @@ def blob_url(storage_account: str, container: str, key: str, account_url: str | 
 
 def _only_if(etag: str) -> dict[str, Any]:
     """The conditions for a write or delete: the blob still has `etag` (If-Match), or, for
-    NO_STATE, there is no blob (If-None-Match: *)."""
+    ABSENT, there is no such blob (If-None-Match: *)."""
     from azure.core import MatchConditions
 
-    if etag == NO_STATE:
+    if etag == ABSENT:
         return {"match_condition": MatchConditions.IfMissing}
     return {"etag": etag, "match_condition": MatchConditions.IfNotModified}
 
