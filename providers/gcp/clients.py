@@ -172,7 +172,8 @@ class Clients:
         if service != "monitoring":
             raise ValueError(f"no REST API for '{service}'")
         base = self.cfg.monitoring_endpoint or \
-            (self.cfg.api_endpoint if self.cfg.emulated else "https://monitoring.googleapis.com")
+            ((self.cfg.api_endpoint or "") if self.cfg.emulated
+             else "https://monitoring.googleapis.com")
         session = self.get(service)
 
         def get() -> Any:

@@ -26,6 +26,7 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -96,7 +97,7 @@ class RequestLog:
 
 class Serving:
     def __init__(self) -> None:
-        self.predictor = None
+        self.predictor: Any = None
         self.model = os.environ.get("MLFORM_MODEL_URI", "")
         self.log = RequestLog(os.environ.get("MLFORM_REQUEST_LOG", ""),
                               float(os.environ.get("MLFORM_LOG_FLUSH_SECONDS", "10")))
@@ -131,7 +132,8 @@ class Serving:
             predictions = predictor.predict(rows)
         except (ValueError, KeyError, TypeError) as e:
             return 400, {"error": f"cannot predict these instances: {e}"}
-        parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
+        given = body.get("parameters")
+        parameters: dict[str, Any] = given if isinstance(given, dict) else {}
         rid = str(parameters.get("id") or uuid.uuid4().hex)
         answer = json.dumps(predictions)
         self.log.append(request_line((time.time(), rid,

@@ -102,9 +102,9 @@ class EndpointHandler(Handler):
         traffic: dict[str, float] = {}
         for did, share in split.items():
             if int(share) > 0:
-                key = by_id.get(did, did)
+                key = str(by_id.get(did) or did)
                 traffic[key] = traffic.get(key, 0.0) + float(share)
-        base = self.cfg.api_endpoint if self.cfg.emulated else \
+        base = (self.cfg.api_endpoint or "") if self.cfg.emulated else \
             f"https://{self.cfg.api_endpoint or f'{self.cfg.region}-aiplatform.googleapis.com'}"
         return {"url": f"{base.rstrip('/')}/v1/{endpoint.name}:predict",
                 "name": endpoint.name.rsplit("/", 1)[-1], "traffic": traffic,

@@ -79,8 +79,8 @@ class GcpProvider(DispatchingProvider):
         self._clients: Any = None
         self._clients_lock = threading.Lock()  # verbs on parallel threads share one set
 
-    def validate_config(self) -> list[Problem]:
-        return gcp_config.problems(self.ctx.config)
+    def validate_config(self) -> list[str | Problem]:
+        return list(gcp_config.problems(self.ctx.config))
 
     @property
     def clients(self) -> Any:
