@@ -87,6 +87,8 @@ def explain(exc: BaseException, method: str = "", resource: str = "") -> str:
         return no_credentials(str(exc))
     status = status_of(exc)
     message = str(getattr(exc, "message", "") or exc).strip()
+    # the REST transport puts the request first ("POST http://...: text"): the text says it
+    message = re.sub(r"^[A-Z]+ https?://\S+: ", "", message)
     where = f" on '{resource}'" if resource else ""
     what = f"'{method}'" if method else "the call"
     if status == 403:
