@@ -36,8 +36,10 @@ from mlform.engine.provider import (
     UpdateRequest,
     default_diff,
 )
-from mlform.engine.spec.models import Variant
+from mlform.engine.spec.models import Rollout, Variant
+from mlform.engine.values import contains_unknown
 from mlform.ml.serving.judging import traffic_steps
+from pydantic import ValidationError
 
 from .errors import RayError
 from .handler import RayHandler
@@ -63,12 +65,16 @@ class EndpointHandler(RayHandler):
         problems = plain_model_problems(req.inputs.get("variants"),
                                         lambda model: model.startswith(SCHEME))
         rollout = req.inputs.get("rollout")
-        if isinstance(rollout, dict):
+        if isinstance(rollout, dict) and not contains_unknown(rollout):
             try:
-                traffic_steps(self.spec({"variants": {"v": {"model": "x"}},
-                                         "rollout": rollout}).rollout)
+                parsed = Rollout.model_validate(rollout)
+            except ValidationError:
+                parsed = None  # the stack's schema says what is wrong with it
+            try:
+                if parsed is not None:
+                    traffic_steps(parsed)
             except ValueError as e:
-                problems.append(Problem(("rollout",), str(e).splitlines()[0]))
+                problems.append(Problem(("rollout",), str(e)))
         return CheckResponse(problems=problems)
 
     def diff(self, req: DiffRequest) -> DiffResponse:

@@ -1,7 +1,8 @@
 """What `observe` makes of the Serve applications it reads back, against Serve's
 instance details as the dashboard answers them: drift (a deleted router, a replica
 count or weight changed behind mlform's back) and health. No cluster: the details are
-the REST API's shape, given by each case."""
+the REST API's shape, given by each case. And `check`'s plan-time refusal of rollout
+steps a rollout cannot step."""
 
 from __future__ import annotations
 
@@ -80,3 +81,15 @@ def test_a_deleted_router_application_is_gone(tmp_path):
 def test_a_variant_application_that_does_not_serve_is_unhealthy(tmp_path, variant, said):
     found = observe(tmp_path, details(variant=variant))
     assert (found.exists, found.healthy, found.detail) == (True, False, said)
+
+
+def test_rollout_steps_that_cannot_be_stepped_are_a_plan_error(tmp_path):
+    from mlform.engine.provider import CheckRequest
+
+    handler = EndpointHandler(ProviderContext("s", tmp_path, "gpu", {}, tmp_path / ".m"),
+                              SimpleNamespace(storage=tmp_path, cfg=None))
+    checked = handler.check(CheckRequest(ResourceRef("ep", "endpoint"), {
+        **RECORDED, "rollout": {"strategy": "canary", "steps": [50, 10]}}))
+    assert [(p.path, p.message) for p in checked.problems] == [
+        (("rollout",), "rollout.steps is [50, 10]; it must be increasing percentages "
+                       "between 1 and 100, e.g. [10, 50, 100]")]
