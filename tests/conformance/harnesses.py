@@ -166,6 +166,36 @@ def ray_harness(request: pytest.FixtureRequest) -> Harness:
     }, tamper)
 
 
+# --- gcp: Vertex AI's fake and a real GCS emulator (tests/providers/gcp/) -------------
+
+def gcp_harness(request: pytest.FixtureRequest) -> Harness:
+    """Trains for real in a custom job the Vertex AI fake runs; the fakes and the bucket
+    are the process's, so a case that applies the same inputs as an earlier one adopts its
+    job (found by its labels) rather than training again."""
+    import sys
+
+    here = str(Path(__file__).resolve().parents[1] / "providers" / "gcp")
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    from gcp_stack import shared_fakes
+
+    gcs, vertex, bucket = shared_fakes()
+
+    def tamper(stack_dir: Path, res: ResourceState) -> str:
+        key = res.outputs["uri"].removeprefix(f"gs://{bucket}/")
+        gcs.client().bucket(bucket).blob(key).delete()
+        return "deleted_outside"
+
+    return Harness("gcp", {"project": vertex.project, "region": vertex.region,
+                           "bucket": bucket, "api_endpoint": vertex.url,
+                           "storage_endpoint": gcs.url, "poll_interval": 0.2}, {
+        "data": DATASET,
+        "train": {"type": "training_job", "dataset": "${data.uri}",
+                  "algorithm": "logistic_regression", "target": "is_fraud",
+                  "hyperparameters": {"epochs": 1}},
+    }, tamper)
+
+
 HARNESSES: dict[str, Callable[[pytest.FixtureRequest], Harness]] = {
     "null": null_harness,
     "local": local_harness,
@@ -173,7 +203,8 @@ HARNESSES: dict[str, Callable[[pytest.FixtureRequest], Harness]] = {
     "aws": aws_harness,
     "slurm": slurm_harness,
     "ray": ray_harness,
+    "gcp": gcp_harness,
 }
 
-SLOW = frozenset({"local_trained", "slurm", "ray"})
+SLOW = frozenset({"local_trained", "slurm", "ray", "gcp"})
 """Harnesses whose cases take more than a few seconds each (marked `slow`)."""
