@@ -276,20 +276,26 @@ class Clients:
     def arm_get(self, path: str, params: dict[str, str], *, area: str,
                 resource: str = "") -> dict[str, Any]:
         """GET `path` (an ARM resource id path) on Azure Resource Manager, as JSON."""
+        return self.arm("GET", path, params, area=area, resource=resource)
+
+    def arm(self, method: str, path: str, params: dict[str, str], body: Any = None, *,
+            area: str, resource: str = "") -> dict[str, Any]:
+        """`method` on `path` (an ARM resource id path) on Azure Resource Manager; the
+        answer as JSON, retried and explained like every call."""
         import requests
 
         token = self.credential().get_token(self.cfg.resource_manager + ".default").token
         url = self.cfg.resource_manager.rstrip("/") + path
 
-        def get() -> dict[str, Any]:
-            got = requests.get(url, params=params, timeout=CALL_TIMEOUT,
-                               headers={"Authorization": f"Bearer {token}"})
+        def send() -> dict[str, Any]:
+            got = requests.request(method, url, params=params, json=body, timeout=CALL_TIMEOUT,
+                                   headers={"Authorization": f"Bearer {token}"})
             if got.status_code >= 400:
                 raise ArmError(got)
-            return dict(got.json())
+            return dict(got.json()) if got.content else {}
 
-        return self.call(area, get, resource=resource, scope=path.split("/providers/Micro"
-                                                                       "soft.Insights")[0])
+        return self.call(area, send, resource=resource, scope=path.split("/providers/Micro"
+                                                                        "soft.Insights")[0])
 
     def close(self) -> None:
         with self._lock:

@@ -92,6 +92,11 @@ class Jobs:
                 if not is_not_found(exc):
                     raise
         if not self.archived(job):
+            # the ARM PUT of the job with isArchived (what `az ml job archive` did before
+            # the SDK moved to run history's `hidden` flag, which is the same field)
             progress(f"archiving job {name}")
-            self.clients.call("jobs", lambda: self.clients.ml.jobs.archive(name),
-                              resource=self.resource)
+            job = self.read(name) or job
+            job.setdefault("properties", {})["isArchived"] = True
+            self.clients.arm("PUT", self.path(name), {"api-version": API_VERSION},
+                             {"properties": job["properties"]}, area="jobs",
+                             resource=self.resource)

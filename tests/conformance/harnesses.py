@@ -196,6 +196,61 @@ def gcp_harness(request: pytest.FixtureRequest) -> Harness:
     }, tamper)
 
 
+# --- azure: Azure ML's fake (ARM + workspace REST over https) and a real Azurite ----
+
+_AZURE: dict[str, Any] = {}
+
+
+def azure_harness(request: pytest.FixtureRequest) -> Harness:
+    """Datasets on the Azure ML fake and Azurite (tests/providers/azure), started once per
+    session; the provider signs in with the fake's token and Azurite's well-known key."""
+    import sys
+
+    here = str(Path(__file__).resolve().parents[1] / "providers" / "azure")
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    from azurite import azurite_binary, start_azurite
+
+    if azurite_binary() is None:
+        pytest.skip("azurite-blob is not installed "
+                    "(npm install --prefix build/azurite azurite@3.35.0)")
+    if not _AZURE:
+        from aml_fake import start_aml_fake
+
+        root = request.getfixturevalue("tmp_path_factory").mktemp("conformance-azure")
+        _AZURE["azurite"] = start_azurite(root / "azurite")
+        _AZURE["aml"] = start_aml_fake(_AZURE["azurite"], root / "aml",
+                                       container="azureml-conformance")
+        request.config.add_cleanup(lambda: (_AZURE["aml"].stop(), _AZURE["azurite"].stop()))
+    azurite, aml = _AZURE["azurite"], _AZURE["aml"]
+    if "azure_conftest" not in sys.modules:  # `conftest` here is the kit's own
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("azure_conftest",
+                                                      Path(here) / "conftest.py")
+        assert spec is not None and spec.loader is not None
+        sys.modules["azure_conftest"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["azure_conftest"])
+    provider_env = sys.modules["azure_conftest"].provider_env
+    provider_settings = sys.modules["azure_conftest"].provider_settings
+
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    for name, value in provider_env(aml, azurite).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)  # MLClient sets it again
+
+    def tamper(stack_dir: Path, res: ResourceState) -> str:
+        from azure.storage.blob import BlobServiceClient
+
+        key = res.outputs["uri"].split("/paths/", 1)[1]
+        BlobServiceClient.from_connection_string(azurite.connection_string) \
+            .get_container_client(aml.container).delete_blob(key)
+        return "deleted_outside"
+
+    config = provider_settings(aml, azurite)
+    return Harness("azure", config, {"data": DATASET}, tamper)
+
+
 HARNESSES: dict[str, Callable[[pytest.FixtureRequest], Harness]] = {
     "null": null_harness,
     "local": local_harness,
@@ -204,6 +259,7 @@ HARNESSES: dict[str, Callable[[pytest.FixtureRequest], Harness]] = {
     "slurm": slurm_harness,
     "ray": ray_harness,
     "gcp": gcp_harness,
+    "azure": azure_harness,
 }
 
 SLOW = frozenset({"local_trained", "slurm", "ray", "gcp"})
