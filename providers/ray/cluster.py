@@ -7,11 +7,14 @@ the cluster's version over HTTP, so an unreachable head fails here, in words.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from .config import RayConfig
 from .errors import MISSING_EXTRA, RayError, unreachable
+
+CONNECT_RETRIES = (0.5, 1.0, 2.0, 4.0)
 
 
 class Cluster:
@@ -32,11 +35,20 @@ class Cluster:
                     from ray.job_submission import JobSubmissionClient
                 except ImportError:
                     raise RayError(MISSING_EXTRA) from None
-                try:
-                    self._jobs = JobSubmissionClient(self.cfg.address)
-                except (ConnectionError, OSError, RuntimeError, ValueError) as exc:
-                    raise unreachable(self.cfg.address, exc) from None
+                self._jobs = self._connect(JobSubmissionClient)
             return self._jobs
+
+    def _connect(self, client_class: Any) -> Any:
+        """The client; a busy dashboard that drops the first connections is asked again
+        (about 7 seconds in all) before the cluster is reported unreachable."""
+        for pause in (*CONNECT_RETRIES, None):
+            try:
+                return client_class(self.cfg.address)
+            except (ConnectionError, OSError, RuntimeError, ValueError) as exc:
+                if pause is None:
+                    raise unreachable(self.cfg.address, exc) from None
+                time.sleep(pause)
+        raise AssertionError("unreachable")
 
     def gpus(self) -> float | None:
         """GPUs on the cluster's live nodes now, from the dashboard's node summary; None

@@ -69,8 +69,9 @@ def jobs(cluster) -> list:
 
 
 def outputs(stack_dir: Path, name: str) -> dict:
-    return json.loads((stack_dir / ".mlform" / "state.json").read_text())[
-        "resources"][name]["outputs"]
+    """The resource's outputs and the provider's private data, as the provider sees them."""
+    res = json.loads((stack_dir / ".mlform" / "state.json").read_text())["resources"][name]
+    return {**res["outputs"], **res.get("private", {})}
 
 
 @pytest.fixture(scope="module")
