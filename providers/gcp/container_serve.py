@@ -58,9 +58,10 @@ class RequestLog:
     path; a failed write keeps the lines for the next flush."""
 
     def __init__(self, root: str, every: float):
-        endpoint = os.environ.get("AIP_ENDPOINT_ID", "no-endpoint")
-        deployed = os.environ.get("AIP_DEPLOYED_MODEL_ID", "no-deployment")
-        self.prefix = f"{root.rstrip('/')}/{endpoint}/{deployed}/" if root else ""
+        endpoint = os.environ.get("AIP_ENDPOINT_ID", "")
+        deployed = os.environ.get("AIP_DEPLOYED_MODEL_ID", "") or "0"
+        # a batch prediction job serves no endpoint: its instances are no endpoint's traffic
+        self.prefix = f"{root.rstrip('/')}/{endpoint}/{deployed}/" if root and endpoint else ""
         self.every = every
         self.lines: list[bytes] = []
         self.lock = threading.Lock()
