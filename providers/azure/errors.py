@@ -118,6 +118,8 @@ def explain(exc: BaseException, area: str = "", resource: str = "", scope: str =
         return no_credentials(f"the service refused the token: {message}")
     if status == 403 or code in ("AuthorizationFailed", "AuthorizationPermissionMismatch"):
         role, action = ACTIONS.get(area, (WORKSPACE_ROLE, "the action named above"))
+        named = re.search(r"perform action '([^']+)'", message)  # the service's own words
+        action = named.group(1) if named else action
         on = _scope_in(message) or scope or "the workspace"
         return (f"permission denied{where}: the identity running mlform may not perform "
                 f"'{action}' on '{on}' ({message}); assign it the role '{role}' on that scope "
