@@ -152,3 +152,16 @@ def test_the_command_reports_missing_credentials_without_a_traceback(tmp_path, r
     assert done.returncode == 1
     assert "no Google Cloud credentials found" in done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_shadow_variant_is_refused_at_its_field(tmp_path):
+    from mlform.engine.provider import CheckRequest
+
+    answer = provider(tmp_path).check(CheckRequest(ResourceRef("serve", "endpoint"), {
+        "variants": {"champion": {"model": "projects/p/locations/r/models/m@1"},
+                     "candidate": {"model": "projects/p/locations/r/models/m@2",
+                                   "shadow": True}}}))
+    [problem] = answer.problems
+    assert problem.path == ("variants", "candidate", "shadow")
+    assert problem.message == "Vertex AI endpoints have no shadow traffic"
+    assert "rollout: {strategy: canary}" in problem.help
