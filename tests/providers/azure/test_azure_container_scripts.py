@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from mlform.providers.azure import packaging
 
+pytestmark = pytest.mark.e2e  # trains a model in a subprocess
+
 CSV = "amount,age,is_fraud\n" + "".join(
     f"{i * 3.5 % 97},{20 + i % 40},{int(i % 7 == 0)}\n" for i in range(60))
 
