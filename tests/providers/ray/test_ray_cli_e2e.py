@@ -1,6 +1,7 @@
 """The ray provider through the installed `mlform` command, on a real single-node Ray
 cluster: the contract's example stack without its endpoint (dataset -> training_job ->
-model with a gate) applies, plans empty afterwards, survives a `kill -9` of apply
+model with a gate) applies (its job asks for a GPU the cluster lacks: it trains on CPU
+and says so, as on `local`), plans empty afterwards, survives a `kill -9` of apply
 during training by adopting the Ray job, and destroys without leaving a job running.
 
 The cases share one stack and run in file order.
@@ -34,6 +35,7 @@ resources:
     algorithm: mlp_classifier
     target: is_fraud
     hyperparameters: {{epochs: {epochs}, lr: 0.01}}
+    compute: {{gpus: 1}}                # the test cluster has none: trains on CPU, says so
   fraud_model:
     type: model
     artifact: ${{train.artifact}}
@@ -89,7 +91,8 @@ def test_apply_trains_registers_and_a_second_plan_is_empty(stack_dir, ray_cluste
     assert train["id"].startswith("mlform-fraud-detection-train-")
     assert train["outputs"]["artifact"] == f"ray://runs/train/{train['id']}"
     assert train["outputs"]["metrics"]["auc"] > 0.6
-    assert train["outputs"]["device"] == "cpu"
+    assert (train["outputs"]["device"], train["outputs"]["device_note"]) == (
+        "cpu", "no GPU in the Ray cluster: trained on CPU")
     model = resources["fraud_model"]["outputs"]
     assert (model["uri"], model["gates"][0]["passed"]) == ("ray://models/fraud_model/1", True)
     [job] = jobs(ray_cluster)

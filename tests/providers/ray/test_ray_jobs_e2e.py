@@ -1,6 +1,5 @@
 """Ray Jobs beyond the example stack, through the installed `mlform` command on the
-session's cluster: a GPU asked of a cluster without one trains on CPU and says so;
-several instances train with Ray Train across workers; a batch job scores a dataset
+session's cluster: several instances train with Ray Train across workers; a batch job scores a dataset
 with a registered version; a job deleted behind mlform's back is drift and a job of
 this stack that the state does not know is an orphan; destroy leaves no job.
 
@@ -25,13 +24,6 @@ resources:
   rows:
     type: dataset
     source: data/rows.csv
-  on_gpu:
-    type: training_job
-    dataset: ${{rows.uri}}
-    algorithm: logistic_regression
-    target: is_fraud
-    hyperparameters: {{epochs: 2}}
-    compute: {{gpus: 1}}
   spread:
     type: training_job
     dataset: ${{rows.uri}}
@@ -87,12 +79,9 @@ def stack_dir(tmp_path_factory, ray_cluster):
     return directory
 
 
-def test_gpus_workers_and_batch(stack_dir, ray_cluster, run_mlform):
+def test_workers_and_batch(stack_dir, ray_cluster, run_mlform):
     ok(run_mlform, ["apply", "--auto-approve", "--no-color"], stack_dir, timeout=400)
 
-    on_gpu = outputs(stack_dir, "on_gpu")
-    assert (on_gpu["device"], on_gpu["device_note"]) == (
-        "cpu", "no GPU in the Ray cluster: trained on CPU")
     spread = outputs(stack_dir, "spread")
     assert set(spread["metrics"]) >= {"auc", "accuracy"}
     logs = client(ray_cluster).get_job_logs(spread["run_id"])
@@ -108,13 +97,12 @@ def test_gpus_workers_and_batch(stack_dir, ray_cluster, run_mlform):
     predictions = pd.read_parquet(scores["path"])
     assert len(predictions) == 400 and "prediction" in predictions.columns
     # A finished batch job's record is dropped: its predictions are the resource.
-    assert sorted(j.metadata["mlform-resource"] for j in jobs(ray_cluster)) == \
-        ["on_gpu", "spread"]
+    assert [j.metadata["mlform-resource"] for j in jobs(ray_cluster)] == ["spread"]
 
 
 def test_a_deleted_job_is_drift_and_an_unknown_one_an_orphan(stack_dir, ray_cluster,
                                                             run_mlform):
-    gone = outputs(stack_dir, "on_gpu")["run_id"]
+    gone = outputs(stack_dir, "spread")["run_id"]
     client(ray_cluster).delete_job(gone)
     stray = client(ray_cluster).submit_job(
         entrypoint="true", submission_id="mlform-ray-jobs-stray-0000",
@@ -125,7 +113,7 @@ def test_a_deleted_job_is_drift_and_an_unknown_one_an_orphan(stack_dir, ray_clus
 
     report = proc.stdout + proc.stderr
     assert proc.returncode != 0, report
-    assert "on_gpu" in report and f"Ray job {gone} is gone from the cluster" in report, report
+    assert "spread" in report and f"Ray job {gone} is gone from the cluster" in report, report
     assert stray in report and "orphan" in report, report
     client(ray_cluster).delete_job(stray) if _ended(ray_cluster, stray) else None
 
