@@ -11,7 +11,7 @@ from .provider import Provider, ProviderContext
 
 GROUP = "mlform.providers"
 
-EXTRAS = {"aws": "aws", "local": "local"}
+EXTRAS = {"aws": "aws", "local": "local", "gcp": "gcp", "azure": "azure", "ray": "ray"}
 """Provider types shipped with mlform whose dependencies come as an extra."""
 
 
