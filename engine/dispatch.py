@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -78,6 +79,35 @@ class ResourceHandler:
 
     def tick(self, req: TickRequest) -> TickResponse | None:
         return None
+
+
+class StateOnlyRetrainingPolicyHandler(ResourceHandler):
+    """A retraining policy recorded in state only, for providers whose platform has no
+    such object: `mlform watch` decides it in the engine (`mlform.ml.retraining`) over
+    what the state records and retrains by a targeted apply through the ordinary verbs.
+    A provider mixes it in before its own handler base (which supplies `__init__`)."""
+
+    rtype = "retraining_policy"
+
+    def create(self, req: CreateRequest, progress: Progress) -> ApplyResponse:
+        self.spec(req.inputs)  # a policy that does not validate is refused here
+        # a schedule counts from here until the policy first acts
+        return ApplyResponse(id=req.resource.name,
+                             outputs={"last_action": None, "created_at": time.time()})
+
+    def update(self, req: UpdateRequest, progress: Progress) -> ApplyResponse:
+        self.spec(req.inputs)
+        prior = req.prior_outputs or {}
+        return ApplyResponse(id=req.resource.name,
+                             outputs={**prior, "last_action": prior.get("last_action"),
+                                      "created_at": prior.get("created_at", time.time())})
+
+    def observe(self, req: ObserveRequest) -> ObserveResponse:
+        return ObserveResponse(exists=req.outputs is not None, id=req.resource.name,
+                               outputs=req.outputs)
+
+    def delete(self, req: DeleteRequest, progress: Progress) -> DeleteResponse:
+        return DeleteResponse()
 
 
 class DispatchingProvider(Provider):
