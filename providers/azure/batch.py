@@ -6,11 +6,16 @@ Why a command job rather than a batch endpoint: a batch endpoint is a standing r
 `batch_job` is one scoring run of one model on one dataset; a command job is exactly that,
 runs on serverless compute like training, reuses the same code-folder mechanism, and is
 adopted by name like a training job. The job writes `predictions.jsonl` under
-`batch/<name>/<digest>/output/`, which is the `output_uri`.
+`batch/<name>/<digest>/output/`, which is the `output_uri`, and `summary.json` beside it
+(the rows it scored, read back as the `rows` output).
+
+A `batch_job` has no portable `compute`: its VM size is `provider_options.azure.
+instance_type`, else the provider's `vm_sizes.batch`, else the smallest CPU size.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from mlform.engine.provider import (
@@ -36,6 +41,7 @@ from .ownership import short_uri
 from .waiting import FAILED, status_of
 
 REPLACE_ON = frozenset({"model", "dataset", "feature_view", "chunk_rows", "provider_options"})
+SUMMARY = "summary.json"
 COMMAND = ("python batch.py --model ${{inputs.model}} --data ${{inputs.data}} "
            "--out ${{outputs.scored}}")
 
@@ -95,7 +101,7 @@ class BatchJobHandler(Handler):
                         "data": Input(type="uri_file", path=dataset)},
                 outputs={"scored": Output(type="uri_folder", path=out, mode="rw_mount")},
                 compute=options.get("compute") or self.cfg.compute_cluster,
-                instance_type=vm_size(self.cfg, "batch", spec.compute.model_dump(), options),
+                instance_type=vm_size(self.cfg, "batch", None, options),
                 instance_count=1))
         else:
             progress(f"job {name} exists ({status_of(job)}): adopting it")
@@ -105,7 +111,14 @@ class BatchJobHandler(Handler):
             return ApplyResponse(id=name, error=f"batch job {name} "
                                                 f"{status_of(job).lower()}: "
                                                 f"{jobs.failure(name, job)}")
-        return ApplyResponse(id=name, outputs={"output_uri": out, "job": name})
+        prefix = self.layout.batch_prefix(resource, digest) + "output/"
+        return ApplyResponse(id=name, outputs={"output_uri": out, "job": name,
+                                               "rows": self._rows(resource, prefix)})
+
+    def _rows(self, resource: str, prefix: str) -> int | None:
+        """The rows the job scored, from the `summary.json` its script wrote."""
+        body = self.blob(resource).get(prefix + SUMMARY)
+        return int(json.loads(body)["rows"]) if body else None
 
     def update(self, req: UpdateRequest, progress: Progress) -> ApplyResponse:
         return ApplyResponse(id=req.resource.id, outputs=req.prior_outputs)

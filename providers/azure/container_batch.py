@@ -5,7 +5,8 @@ environment); never imported by mlform.
 
 Loads the artifact with `mlform.ml.artifact`, reads the dataset in chunks of `chunk_rows`
 (from `mlform_job.json`) and writes `predictions.jsonl` into the output folder: one line
-per row, `{"row": <index>, "prediction": ...}`, in the dataset's order.
+per row, `{"row": <index>, "prediction": ...}`, in the dataset's order, then
+`summary.json` (`{"rows": <count>}`), which the provider reads as the `rows` output.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def main() -> None:
             for prediction in predictor.predict(rows):
                 f.write(json.dumps({"row": row, "prediction": prediction}) + "\n")
                 row += 1
+    (out / "summary.json").write_text(json.dumps({"rows": row}))
     print(f"scored {row} rows", flush=True)
 
 
