@@ -28,6 +28,8 @@ SETTINGS_FILE = "mlform_job.json"
 ENTRY_SCRIPTS = {"train": "container_train.py", "evaluate": "container_evaluate.py",
                  "serve": "container_serve.py"}
 CORE_PACKAGE = "mlform.ml"
+SCRIPT_FOLDER = "script"
+"""Where a training job's own script lies in its bundle, apart from the entry script."""
 
 BOOTSTRAP = """\
 import io, os, runpy, sys, tarfile, tempfile

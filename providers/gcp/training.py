@@ -190,7 +190,10 @@ class TrainingJobHandler(Handler):
                     "features": spec.features, "exclude": spec.exclude,
                     "hyperparameters": spec.hyperparameters, "seed": spec.seed,
                     "test_size": spec.test_size, "gpus": spec.compute.gpus,
-                    "entrypoint": Path(spec.entrypoint).name if spec.entrypoint else None}
+                    # in a folder of its own: a script named like the bundle's entry
+                    # script (train.py, the usual name) must not replace it
+                    "entrypoint": f"{packaging.SCRIPT_FOLDER}/{Path(spec.entrypoint).name}"
+                    if spec.entrypoint else None}
         extra = {}
         if spec.entrypoint:
             extra[settings["entrypoint"]] = self._entrypoint_path(spec).read_bytes()
