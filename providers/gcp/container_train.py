@@ -70,15 +70,17 @@ class Progress:
             print(f"could not write progress: {exc}", flush=True)
 
 
-def run_script(job: dict, train_rows, holdout_path: Path, features: list[str],
+def run_script(job: dict, train_rows, holdout, features: list[str],
                model_dir: Path, work: Path, device: str) -> dict:
-    """The job's own script, under the same environment contract as on the local provider."""
-    train_path, hyper_path = work / "train.csv", work / "hyperparameters.json"
-    metrics_path = work / "script_metrics.json"
-    train_rows.to_csv(train_path, index=False)
+    """The job's own script, under the same environment contract as on the local provider
+    (docs/training-scripts.md: the rows as Parquet files, every column kept)."""
+    train_path, test_path = work / "train.parquet", work / "holdout.parquet"
+    hyper_path, metrics_path = work / "hyperparameters.json", work / "script_metrics.json"
+    train_rows.to_parquet(train_path, index=False)
+    holdout.to_parquet(test_path, index=False)
     hyper_path.write_text(json.dumps(job["hyperparameters"]))
     env = {**os.environ, "PYTHONPATH": str(HERE),
-           "MLFORM_TRAIN_DATA": str(train_path), "MLFORM_TEST_DATA": str(holdout_path),
+           "MLFORM_TRAIN_DATA": str(train_path), "MLFORM_TEST_DATA": str(test_path),
            "MLFORM_TARGET": job["target"], "MLFORM_FEATURES": json.dumps(features),
            "MLFORM_HYPERPARAMETERS": str(hyper_path), "MLFORM_MODEL_DIR": str(model_dir),
            "MLFORM_METRICS": str(metrics_path), "MLFORM_SEED": str(job["seed"]),
@@ -137,7 +139,7 @@ def train_job(job: dict) -> None:
         save_model(model_dir, network, meta)
         metrics = {}
     else:
-        metrics = run_script(job, train_rows, holdout_path, features, model_dir, work, device)
+        metrics = run_script(job, train_rows, holdout, features, model_dir, work, device)
     metrics.update(evaluate(load_predictor(model_dir), holdout))
     (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     (model_dir / "run.json").write_text(json.dumps({
