@@ -129,6 +129,18 @@ def test_entrypoint_gates_and_a_monitor_tick(stack, gcs, vertex):
     last = monitor["last_evaluation"]  # an "ok" needs min_rows logged rows, so it read them
     assert (last["verdict"], last["drifted_features"]) == ("ok", []), monitor
 
+    # a fairness bound no model meets (a ratio of selection rates is at most 1): the
+    # evaluation job judges it and the model is refused, naming the gate
+    spec = (stack / "mlform.yaml").read_text()
+    (stack / "mlform.yaml").write_text(spec.replace(
+        "fairness: demographic_parity_difference", "fairness: demographic_parity_ratio")
+        .replace("max: 1.0", "min: 1.01"))
+    refused = mlform(APPLY, stack)
+    said = refused.stdout + refused.stderr
+    assert refused.returncode == 1, said
+    assert "demographic_parity_ratio" in said and "Traceback" not in said, said
+    assert outputs_of(stack, "fraud_model")["version"] == model["version"]
+
     bucket = (stack / ".bucket").read_text()
     ok(["destroy", "--auto-approve", "--no-color"], stack)
     assert labelled(gcs, vertex, bucket, "entry") == []
