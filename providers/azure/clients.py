@@ -12,7 +12,9 @@ raised as an `AzureError` in words (errors.py).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
+import json
 import logging
 import os
 import random
@@ -86,6 +88,15 @@ class StaticToken:
         from azure.core.credentials import AccessTokenInfo
 
         return AccessTokenInfo(self.token, int(time.time()) + 3600)
+
+
+def sdk_cloud_name(name: str, metadata: dict[str, str]) -> str:
+    """The name a custom cloud is registered under in azure-ai-ml: the SDK keeps the first
+    metadata registered under a name for the whole process and silently ignores later ones,
+    so the name carries a digest of the endpoints (two workspaces on clouds that share a
+    name, or a cloud whose endpoints changed, never reach each other's endpoints)."""
+    digest = hashlib.sha256(json.dumps(metadata, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{name}-{digest}"
 
 
 def prepare_sdk() -> None:
@@ -189,7 +200,8 @@ class Clients:
                 cfg = self.cfg
                 kwargs: dict[str, Any] = {"show_progress": False, "enable_telemetry": False}
                 if cfg.cloud.custom:
-                    kwargs.update(cloud=cfg.cloud.name, cloud_metadata=cfg.cloud.metadata())
+                    kwargs.update(cloud=sdk_cloud_name(cfg.cloud.name, cfg.cloud.metadata()),
+                                  cloud_metadata=cfg.cloud.metadata())
                 elif cfg.cloud.name != "AzureCloud":
                     kwargs["cloud"] = cfg.cloud.name
                 self._ml = MLClient(credential, cfg.subscription_id, cfg.resource_group,

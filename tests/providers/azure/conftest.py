@@ -60,7 +60,7 @@ def aml_env(aml: AmlFake, monkeypatch: pytest.MonkeyPatch) -> AmlFake:
     for name, value in aml.env().items():
         monkeypatch.setenv(name, value)
     # MLClient(cloud=...) writes the cloud's name to os.environ; undo that after the test too.
-    monkeypatch.setenv("AZUREML_CURRENT_CLOUD", "MLFormTest")
+    monkeypatch.setenv("AZUREML_CURRENT_CLOUD", aml.cloud_name)
     return aml
 
 

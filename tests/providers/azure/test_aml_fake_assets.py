@@ -45,7 +45,7 @@ def test_another_workspace_is_not_found(aml_env: AmlFake) -> None:
     from azure.ai.ml import MLClient
 
     other = MLClient(aml_env.credential(), aml_env.subscription, aml_env.resource_group, "nope",
-                     cloud="MLFormTest", cloud_metadata=aml_env.cloud_metadata,
+                     cloud=aml_env.cloud_name, cloud_metadata=aml_env.cloud_metadata,
                      enable_telemetry=False)
     with pytest.raises(ResourceNotFoundError):
         other.workspaces.get("nope")

@@ -63,6 +63,22 @@ def test_a_custom_cloud_gives_mlclient_every_key_it_reads():
         "https://mlstore.blob.core.usgovcloudapi.net"
 
 
+def test_two_custom_clouds_of_one_name_each_reach_their_own_endpoints(monkeypatch):
+    # azure-ai-ml keeps the first metadata registered under a cloud name for the whole
+    # process: without a name per set of endpoints, the second workspace's client was
+    # reached at the first one's resource manager.
+    from mlform.providers.azure.clients import Clients
+
+    monkeypatch.setenv("AZURE_ACCESS_TOKEN", "header.e30.signature")
+    seen = []
+    for arm in ("https://arm-one.example/", "https://arm-two.example/"):
+        cfg = config.load({**GOOD, "credential": "token",
+                           "cloud": {"name": "Sovereign", "resource_manager": arm}})
+        seen.append(Clients(cfg).ml._base_url)
+    assert [url.split("/subscriptions")[0] for url in seen] == [
+        "https://arm-one.example", "https://arm-two.example"]
+
+
 @pytest.mark.parametrize(("kind", "wanted", "options", "size"), [
     pytest.param("training", {}, {}, "Standard_DS3_v2", id="default-training"),
     pytest.param("serving", {}, {}, "Standard_DS2_v2", id="default-serving"),

@@ -24,7 +24,6 @@ from .workspace import Workspace
 if TYPE_CHECKING:
     from azurite import Azurite
 
-CLOUD = "MLFormTest"
 LOCATION = "westeurope"
 # The storage endpoint suffix the workspaceblobstore advertises. The SDK builds
 # https://{account}.blob.{suffix} from it, which cannot reach Azurite: callers upload with
@@ -89,8 +88,15 @@ class AmlFake:
         return self.store.container
 
     @property
+    def cloud_name(self) -> str:
+        """The custom cloud's name for `MLClient(cloud=...)`: one per fake, because the SDK
+        keeps the first metadata registered under a name for the whole process (a second
+        fake under the same name would be reached at the first one's address)."""
+        return f"MLFormTest-{self.url.rsplit(':', 1)[1]}"
+
+    @property
     def cloud_metadata(self) -> dict[str, str]:
-        """What `MLClient(..., cloud="MLFormTest", cloud_metadata=...)` takes: every key
+        """What `MLClient(..., cloud=self.cloud_name, cloud_metadata=...)` takes: every key
         azure/ai/ml/_azure_environments.py reads, ARM and the registry discovery at the fake."""
         return {"azure_portal": f"{self.url}/",
                 "resource_manager": f"{self.url}/",
@@ -112,7 +118,7 @@ class AmlFake:
         from azure.ai.ml import MLClient
 
         return MLClient(self.credential(), self.subscription, self.resource_group,
-                        self.workspace_name, cloud=CLOUD, cloud_metadata=self.cloud_metadata,
+                        self.workspace_name, cloud=self.cloud_name, cloud_metadata=self.cloud_metadata,
                         enable_telemetry=False, show_progress=False, **kwargs)
 
     def stop(self) -> None:
