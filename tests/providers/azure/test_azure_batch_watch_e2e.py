@@ -135,19 +135,23 @@ def test_a_watch_tick_evaluates_the_request_log_as_local_does(env, tmp_path):
     stored = json.loads(blob_text(env, last["evaluation"]))
     want = local_evaluation(env, tmp_path, stored)
     assert stored["drift"] == want["drift"], (stored["drift"], want["drift"])
+    assert (stored["features"], stored["rows"]) == (want["features"], want["rows"])
+    assert stored["rows"]["current"] == len(ROWS), stored["rows"]
     assert last["verdict"] == want["verdict"] == "drift", last
     assert "amount" in last["drifted_features"], last
 
 
 def test_a_canary_that_passes_every_step_deletes_the_old_deployment(env):
     (env.stack / "data" / "transactions.csv").write_text(NEW_CSV)
-    old = env.champion(1)
+    old = deployment_name("champion", f"azureml:{MODEL}:1")
     got = env.ok("apply", "--auto-approve")
     text = got.stdout + got.stderr
     assert "canary step 50%" in text and "canary step 100%" in text, text
+    # the old deployment goes only once the new one serves everything
+    assert f"deleting deployment {old}" in text.split("canary step 100%", 1)[1], text
     new = deployment_name("champion", f"azureml:{MODEL}:2")
     assert env.ml.online_endpoints.get(ENDPOINT).traffic == {new: 100}
-    assert {d.name for d in env.ml.online_deployments.list(ENDPOINT)} == {new}, old
+    assert {d.name for d in env.ml.online_deployments.list(ENDPOINT)} == {new}
     assert outputs(env, "fraud_endpoint")["traffic"] == {"champion": 100.0}
     assert outputs(env, "scores")["rows"] == 90
     env.ok("destroy", "--auto-approve")
