@@ -10,7 +10,10 @@ The steps share one stack (training is the slow part) and run in file order.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,7 +64,7 @@ resources:
       champion:
         model: ${{fraud_model.uri}}
         weight: 100
-    rollout: {{strategy: canary, steps: [50, 100], wait: 0s}}
+    rollout: {{strategy: canary, steps: [50, 100], wait: 2s}}
     rollback: {{max_error_rate: 0.05, min_requests: 0}}
   scores:
     type: batch_job
@@ -144,18 +147,34 @@ def test_a_watch_tick_evaluates_the_request_log_as_local_does(env, tmp_path):
 def test_a_canary_that_passes_every_step_deletes_the_old_deployment(env):
     (env.stack / "data" / "transactions.csv").write_text(NEW_CSV)
     old = deployment_name("champion", f"azureml:{MODEL}:1")
-    got = env.ok("apply", "--auto-approve")
+    new = deployment_name("champion", f"azureml:{MODEL}:2")
+    seen: list[dict[str, int]] = []
+    stop = threading.Event()
+
+    def watch_traffic() -> None:  # each step holds its split for the rollout's 2s wait
+        while not stop.is_set():
+            with contextlib.suppress(Exception):
+                split = dict(env.ml.online_endpoints.get(ENDPOINT).traffic)
+                if not seen or seen[-1] != split:
+                    seen.append(split)
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch_traffic, daemon=True)
+    watcher.start()
+    try:
+        got = env.ok("apply", "--auto-approve")
+    finally:
+        stop.set()
+        watcher.join()
     text = got.stdout + got.stderr
-    assert "canary step 50%" in text and "canary step 100%" in text, text
+    assert {old: 50, new: 50} in seen and seen[-1] == {new: 100}, seen
     # the old deployment goes only once the new one serves everything
     assert f"deleting deployment {old}" in text.split("canary step 100%", 1)[1], text
-    new = deployment_name("champion", f"azureml:{MODEL}:2")
     assert env.ml.online_endpoints.get(ENDPOINT).traffic == {new: 100}
     assert {d.name for d in env.ml.online_deployments.list(ENDPOINT)} == {new}
     assert outputs(env, "fraud_endpoint")["traffic"] == {"champion": 100.0}
     assert outputs(env, "scores")["rows"] == 90
     env.ok("destroy", "--auto-approve")
-
 
 def local_evaluation(env: Env, tmp_path: Path, stored: dict[str, Any]) -> dict[str, Any]:
     """What the local provider's monitor makes of the same rows: its request log read by
