@@ -124,7 +124,13 @@ def test_missing_credentials_are_reported_with_how_to_configure(tmp_path):
 
 
 def test_a_missing_library_names_the_extra(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "google.cloud.aiplatform_v1", None)
+    # every loaded module of the library, not just its top: an earlier test may have
+    # imported the submodules, which an import would then find without its parent
+    for name in [m for m in sys.modules if m.startswith("google.cloud.aiplatform")] + [
+            "google.cloud.aiplatform_v1"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    if "google.cloud" in sys.modules:  # `from google.cloud import x` reads the attribute first
+        monkeypatch.delattr(sys.modules["google.cloud"], "aiplatform_v1", raising=False)
     answer = provider(tmp_path, api_endpoint="http://127.0.0.1:9").observe(ObserveRequest(
         ResourceRef("train", "training_job", "projects/p/locations/r/customJobs/1"), {},
         {"job": "projects/p/locations/r/customJobs/1"}))
