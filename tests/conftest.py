@@ -78,3 +78,28 @@ def null_stack(tmp_path):
     def make(spec_text: str, **files: str) -> Path:
         return write_stack(tmp_path / "stack", spec_text, **files)
     return make
+
+
+# --- running the suite in worker processes (`make test` uses pytest-xdist) ----------
+
+SHARED_CLUSTERS = ("ray", "slurm")
+"""Services started once per process that are too heavy to start once per worker: every
+test that uses one runs in the same worker."""
+
+
+def _worker_group(item: pytest.Item) -> str:
+    """The worker group of a test under `--dist loadgroup`: its file, so a module's shared
+    fixtures (a stack trained once for several tests) are built once; or the cluster it
+    needs, so that each cluster starts in one worker only."""
+    path = item.path.as_posix()
+    for cluster in SHARED_CLUSTERS:
+        if f"/providers/{cluster}/" in path or f"[{cluster}" in item.name:
+            return cluster
+    return item.nodeid.split("::")[0]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_worker_group(item)))
