@@ -36,6 +36,7 @@ COMMANDS = {
     "watch": ("watch_cmd", "watch_cmd"),
     "audit": ("audit_cmd", "audit_group"),
     "incidents": ("incidents_cmd", "incidents_group"),
+    "export": ("export_cmd", "export_group"),
 }
 
 SUMMARIES = {
@@ -57,6 +58,7 @@ SUMMARIES = {
     "watch": "Run monitors and retraining policies (the controller loop).",
     "audit": "Read and verify the audit log.",
     "incidents": "List, show, acknowledge and resolve incidents.",
+    "export": "Write the stack's live cloud resources as a Pulumi program.",
 }
 
 

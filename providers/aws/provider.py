@@ -96,6 +96,13 @@ class AwsProvider(DispatchingProvider):
             return explain(exc, req.resource.name)
         return None
 
+    def pulumi_resources(self, entries: list[Any]) -> Any:
+        """This provider's entries in state as pulumi-aws declarations (`mlform export
+        pulumi`); see pulumi.py."""
+        from .pulumi import export
+
+        return export(self, entries)
+
     def list_owned(self) -> list[tuple[str, str]]:
         from .ownership import list_owned
 
