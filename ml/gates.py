@@ -11,6 +11,14 @@ registered, judged the same way by every provider.
                 so that a job container without fairlearn measures the same numbers
     robustness  gaussian_noise: the drop of a metric when noise of `noise` × each
                 numeric feature's std is added to the held-out rows; bounded by `max`
+    cost        a binary classifier's expected cost per held-out row, given a cost per
+                false positive and per false negative, at the decision threshold that
+                minimises it (`mlform.ml.decision`); the threshold is in the result
+    better_than with `metric` or `cost`: the candidate against the current champion on
+                the same held-out rows, at least as good as the champion by `margin`
+                (`auc >= champion + 0.01`, `cost <= champion - 0.5`); bounds, when
+                given, must hold too. With no champion yet (a first version, or the
+                champion is this very run) there is nothing to beat and the gate passes
 
 Semantics every provider shares:
 - the positive class is the second of the model's two classes (its `classes`
@@ -29,6 +37,10 @@ A bound written from a sensitive value is judged with its value but never shown:
 the gate's label, its failure message and its result say "(sensitive)", so neither
 the terminal, the audit log, incidents, state nor the card hold it.
 
+A provider that cannot score the champion on the candidate's held-out rows says why in
+`champion` (a string): a `better_than` gate then fails with that reason rather than
+passing unjudged.
+
 Gates are read by attribute or by key, so a job container passes the JSON of
 `engine.spec.models.Gate` without importing the engine.
 """
@@ -44,6 +56,18 @@ from .metrics import GREATER_IS_BETTER, evaluate, main_metric
 FOUR_FIFTHS = 0.8
 HIDDEN = "(sensitive)"
 """What a sensitive bound reads as (the engine's `redaction.HIDDEN`)."""
+NO_CHAMPION_HERE = ("comparing with the champion needs its predictions on the same held-out "
+                    "rows, which this provider does not evaluate")
+"""Why a `better_than` gate fails where the caller gave no champion to compare with."""
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The model a candidate is compared with: its loaded artifact and its name in words."""
+
+    predictor: Any
+    name: str
+    """"version 3", for the result's detail."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +88,13 @@ class GateResult:
     """Fairness gates: per group, selection rate, accuracy and count."""
     sensitive: tuple[str, ...] = ()
     """The bounds ("min", "max") written from sensitive values; those are None here."""
+    champion: float | None = None
+    """`better_than` gates: the champion's value on the same rows (None without one)."""
+    threshold: float | None = None
+    """Cost gates: the decision threshold (predict the positive class when its
+    probability is at least this) that minimises the expected cost."""
+    costs: dict[str, float] = field(default_factory=dict)
+    """Cost gates: {"false_positive", "false_negative"}, the cost of each error."""
 
     def failure(self) -> str:
         measured = "nothing" if self.measured is None else f"{self.measured:.4f}"
@@ -81,16 +112,28 @@ class GateResult:
 
 
 def evaluate_gates(gates, predictor, holdout, seed: int = 0,
-                   sensitive: Collection[tuple[int, str]] = ()) -> list[GateResult]:
+                   sensitive: Collection[tuple[int, str]] = (),
+                   champion: Champion | str | None = NO_CHAMPION_HERE) -> list[GateResult]:
     """Each gate judged on `holdout` (a DataFrame holding the target), in order.
 
     `seed` is the training run's seed; `sensitive` holds (gate index, "min" or
-    "max") for each bound written from a sensitive value.
+    "max") for each bound written from a sensitive value; `champion` is the model
+    `better_than` gates compare with, None when there is none yet, or why it cannot
+    be compared here.
     """
     metrics = evaluate(predictor, holdout) if gates else {}
     results = []
     for i, gate in enumerate(gates):
-        if _get(gate, "metric"):
+        if _get(gate, "better_than"):
+            from .comparison import champion_gate
+
+            result = champion_gate(gate, predictor, holdout, metrics, champion,
+                                   _hidden(i, sensitive))
+        elif _get(gate, "cost"):
+            from .comparison import cost_gate
+
+            result = cost_gate(gate, predictor, holdout, _hidden(i, sensitive))
+        elif _get(gate, "metric"):
             result = _metric_gate(gate, metrics, f"this {predictor.task} model",
                                   _hidden(i, sensitive))
         elif _get(gate, "fairness"):
@@ -109,10 +152,17 @@ def metric_gates(gates, metrics: Mapping[str, float], source: str,
     them, for the message when one is missing."""
     results = []
     for i, gate in enumerate(gates):
-        if not _get(gate, "metric"):
+        if not _get(gate, "metric") or _get(gate, "cost"):
             raise ValueError("metric_gates judges metric gates only; use evaluate_gates")
         hidden = _hidden(i, sensitive)
-        results.append(_redacted(_metric_gate(gate, metrics, source, hidden), hidden))
+        if _get(gate, "better_than"):
+            from .comparison import champion_gate
+
+            # the metrics measured already are the candidate's: no champion to score
+            result = champion_gate(gate, None, None, metrics, NO_CHAMPION_HERE, hidden)
+        else:
+            result = _metric_gate(gate, metrics, source, hidden)
+        results.append(_redacted(result, hidden))
     return results
 
 
