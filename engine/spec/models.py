@@ -186,8 +186,17 @@ class TrainingJob(ResourceBase):
 
 # --- model ----------------------------------------------------------------------
 
+class Costs(Strict):
+    """What each mistake of a binary classifier costs, in any one unit (money, minutes)."""
+
+    false_positive: Ref[float] = Field(ge=0)
+    """Cost of predicting the positive class (the second class) for a negative row."""
+    false_negative: Ref[float] = Field(ge=0)
+    """Cost of predicting the negative class for a positive row."""
+
+
 class Gate(Strict):
-    """One evaluation gate. Exactly one of `metric`, `fairness`, `robustness`."""
+    """One evaluation gate. Exactly one of `metric`, `fairness`, `robustness`, `cost`."""
 
     metric: str | None = None
     """Held-out metric: accuracy, auc, f1, log_loss, rmse, mae, r2."""
@@ -200,18 +209,34 @@ class Gate(Strict):
     """For robustness gates: noise standard deviation, in units of each feature's std."""
     robustness_metric: str | None = None
     """For robustness gates: metric whose drop is bounded (default the job's main metric)."""
+    cost: Costs | None = None
+    """Business-outcome gate of a binary classifier: the expected cost per held-out row
+    at the decision threshold that minimises it (bound it with `max`); the threshold
+    and the costs are reported in the model card."""
+    better_than: Literal["champion"] | None = None
+    """With `metric` or `cost`: compare the candidate with the model's current champion
+    on the same held-out rows; it passes when at least as good as the champion by
+    `margin` (and within `min`/`max`, when given). No champion yet: it passes."""
+    margin: Ref[float] = 0.0
+    """For `better_than`: how much better than the champion the candidate must be (in
+    the metric's or the cost's own unit; 0: not worse)."""
     min: Ref[float] | None = None
     max: Ref[float] | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Gate:
-        kinds = [k for k in ("metric", "fairness", "robustness") if getattr(self, k)]
+        kinds = [k for k in ("metric", "fairness", "robustness", "cost") if getattr(self, k)]
         if len(kinds) != 1:
-            raise ValueError("a gate has exactly one of 'metric', 'fairness' or 'robustness'")
+            raise ValueError("a gate has exactly one of 'metric', 'fairness', 'robustness' "
+                             "or 'cost'")
         if self.fairness and not self.sensitive_column:
             raise ValueError("a fairness gate needs 'sensitive_column'")
-        if self.fairness != "four_fifths_rule" and self.min is None and self.max is None:
-            raise ValueError("a gate needs a 'min' or a 'max' threshold")
+        if self.better_than and not (self.metric or self.cost):
+            raise ValueError("'better_than' compares a 'metric' or a 'cost' with the champion")
+        if self.fairness != "four_fifths_rule" and self.min is None and self.max is None \
+                and not self.better_than:
+            raise ValueError("a gate needs a 'min' or a 'max' threshold (or 'better_than: "
+                             "champion')")
         return self
 
 
