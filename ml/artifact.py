@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -173,15 +174,26 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
     return meta
 
 
+_EXPORT_LOAD = threading.Lock()
+"""torch.export.load sets a process-wide deserializer while it runs and fails when a
+second thread loads at the same time (two models of one stack registered in parallel
+both load their artifact to evaluate gates)."""
+
+
 def load_predictor(directory: str | Path, device: str = "cpu") -> Predictor:
     import torch
 
     meta = read_meta(directory)
+    if "byom" in meta:  # a model file brought from elsewhere (mlform.ml.byom)
+        from .byom import load
+
+        return load(Path(directory), meta, device)
     model_path = Path(directory) / MODEL_FILE
     if not model_path.is_file():
         raise ValueError(f"'{directory}' is not a model artifact: {MODEL_FILE} is missing")
     # Any: the exported module carries attributes (`validate_inputs`) nn.Module does not declare
-    network: Any = torch.export.load(model_path).module().to(device)
+    with _EXPORT_LOAD:
+        network: Any = torch.export.load(model_path).module().to(device)
     # The exported module re-matches each call's arguments against the traced
     # structure in a Python hook, which costs as much as running this size of
     # network. The Predictor always passes one matrix whose width `encode` fixed,
