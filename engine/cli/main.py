@@ -36,6 +36,7 @@ COMMANDS = {
     "watch": ("watch_cmd", "watch_cmd"),
     "audit": ("audit_cmd", "audit_group"),
     "incidents": ("incidents_cmd", "incidents_group"),
+    "ci": ("ci_cmd", "ci_group"),
     "export": ("export_cmd", "export_group"),
 }
 
@@ -58,6 +59,7 @@ SUMMARIES = {
     "watch": "Run monitors and retraining policies (the controller loop).",
     "audit": "Read and verify the audit log.",
     "incidents": "List, show, acknowledge and resolve incidents.",
+    "ci": "Write a saved plan as a pull-request comment and a CI job summary.",
     "export": "Write the stack's live cloud resources as a Pulumi program.",
 }
 

@@ -95,14 +95,26 @@ def render_plan(doc: dict, plan, fmt: str, color: bool) -> None:
 @click.option("--destroy", is_flag=True, help="Plan to destroy everything.")
 @click.option("--replace", "replace", multiple=True, metavar="NAME",
               help="Plan to replace this resource even if unchanged.")
-def plan_cmd(opts, out, detailed_exitcode, fmt, refresh, destroy, replace):
+@click.option("--preview", is_flag=True,
+              help="Train what the plan would retrain on a scratch copy (local provider) and "
+                   "show each model's metric and gate changes against the champion.")
+@click.option("--preview-rows", type=click.IntRange(min=0), default=100_000, show_default=True,
+              metavar="N", help="Train the preview on a sample of N rows of a larger dataset "
+                                "(0: every row).")
+def plan_cmd(opts, out, detailed_exitcode, fmt, refresh, destroy, replace, preview,
+             preview_rows):
     from ..plan.planfile import save
     from ..session import Session
 
     session = Session(opts, "plan")
     try:
         with session.locked():
-            plan, doc, _ = _plan(session, destroy, refresh, tuple(replace))
+            plan, doc, state = _plan(session, destroy, refresh, tuple(replace))
+        if preview:
+            from ..preview import make_preview
+
+            # after the lock is released: the preview only reads the real stack
+            doc["preview"] = make_preview(session, plan, state, preview_rows, say=err)
         render_plan(doc, plan, fmt, opts.color)
         if out:
             save(out, doc)

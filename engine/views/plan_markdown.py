@@ -53,4 +53,7 @@ def render(doc: dict) -> str:
         out.append("")
         out.append("</details>")
         out.append("")
+    from .preview_view import markdown_lines as preview_lines
+
+    out.extend(preview_lines(doc))
     return "\n".join(out) + "\n"
