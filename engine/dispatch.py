@@ -15,7 +15,7 @@ import importlib
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .provider import (
     ApplyResponse,
@@ -37,6 +37,9 @@ from .provider import (
     UpdateRequest,
     default_diff,
 )
+
+if TYPE_CHECKING:
+    from .moves.verbs import ExportRequest, ExportResponse, ImportRequest
 
 
 class ResourceHandler:
@@ -178,3 +181,22 @@ class DispatchingProvider(Provider):
         if not hasattr(self.handler(req.resource.type), "tick"):
             return None
         return self._run("tick", req, lambda e: TickResponse(error=e))
+
+    def can_move(self, rtype: str) -> bool:
+        # A type moves when its handler has both move verbs (see `mlform.engine.moves`).
+        if rtype not in self.handlers:
+            return False
+        handler = self.handler(rtype)
+        return hasattr(handler, "export") and hasattr(handler, "import_")
+
+    def export(self, req: ExportRequest) -> ExportResponse:
+        from .moves.verbs import ExportResponse
+
+        if not self.can_move(req.resource.type):
+            return super().export(req)
+        return self._run("export", req, lambda e: ExportResponse(error=e))
+
+    def import_(self, req: ImportRequest, progress: Progress) -> ApplyResponse:
+        if not self.can_move(req.resource.type):
+            return super().import_(req, progress)
+        return self._run("import_", req, lambda e: ApplyResponse(error=e), progress)

@@ -10,6 +10,9 @@ and response type.
     create   make the resource; must be idempotent for a given `idempotency_key`
     update   change it in place
     delete   remove it; deleting what is already gone succeeds
+    export   the resource's content as a portable bundle; import_ creates it from one on
+             another provider (a move, see `mlform.engine.moves`); `can_move` says which
+             types a provider carries
 
 Long-running calls report progress through `ctx.progress(...)` and may take as
 long as they need; the engine records the idempotency key *before* calling
@@ -27,9 +30,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .capabilities import TypeSupport
+
+if TYPE_CHECKING:
+    from .moves.verbs import ExportRequest, ExportResponse, ImportRequest
 
 
 @dataclass(frozen=True)
@@ -283,6 +289,18 @@ class Provider(abc.ABC):
     def tick(self, req: TickRequest) -> TickResponse | None:
         """Controller hook run by `mlform watch`; None for types that have none."""
         return None
+
+    def can_move(self, rtype: str) -> bool:
+        """Whether `export` and `import_` carry `rtype` resources (see `mlform.engine.moves`);
+        a resource moves between two providers only when both can move its type."""
+        return False
+
+    def export(self, req: ExportRequest) -> ExportResponse:
+        """The resource's content as a portable bundle (`mlform.ml.bundle`)."""
+        from .moves.verbs import ExportResponse
+
+        return ExportResponse(error=f"provider '{self.ctx.provider_name}' cannot export "
+                                    f"'{req.resource.type}' resources")
 
     def list_owned(self) -> list[tuple[str, str]]:
         """(type, id) of everything tagged as belonging to this stack (for orphan reports)."""

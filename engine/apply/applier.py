@@ -43,7 +43,7 @@ from .walker import Walker
 class Effect:
     resource: str
     action: str
-    """create | update | delete"""
+    """create | update | delete | move"""
     id: str | None
     provider: str
 
@@ -105,7 +105,8 @@ class Applier:
                        else [d for d in c.dependencies if d in changes])
                 for name, c in changes.items()}
         for name, deposed in self._deposed.items():
-            deps[deposed].append(name)
+            if name not in deps[deposed]:
+                deps[deposed].append(name)
         self.walker = Walker(deps, self.parallelism)
         walk = self.walker.walk(lambda n: self._apply_one(changes[n]),
                                 on_skip=self.hooks.skipped)
@@ -122,7 +123,8 @@ class Applier:
         extra = {}
         for name, c in changes.items():
             prior = self.resources.get(name)
-            if c.action is not Action.CREATE_DELETE or prior is None:
+            moving_own = c.action is Action.MOVE and c.move_source == name
+            if not (c.action is Action.CREATE_DELETE or moving_own) or prior is None:
                 continue
             deposed = _free_name(f"{name}~deposed", set(self.resources) | set(changes))
             self._deposed[name] = deposed
@@ -142,8 +144,13 @@ class Applier:
             if other.name == name:
                 continue
             if other.action is Action.DELETE:
-                if name in other.dependencies:
+                # an old object set aside waits for the old objects that used it
+                if name in other.dependencies or \
+                        (base != name and "~" in other.name and base in other.dependencies):
                     waits.append(other.name)
+                continue
+            if other.name == base != name:  # an old object waits for its successor
+                waits.append(other.name)
                 continue
             prior = self.resources.get(other.name)
             used = set(other.dependencies) | set(prior.dependencies if prior else ())
@@ -209,6 +216,10 @@ class Applier:
             return f"inputs still unknown at apply time: {inputs}", change.action.value
         if change.action is Action.CREATE:
             return self._create(provider, change, inputs, progress), "create"
+        if change.action is Action.MOVE:
+            from ..moves.run import MoveStep
+
+            return MoveStep(self, provider, change, inputs, progress).run(), "move"
         if change.action is Action.UPDATE:
             return self._update(provider, change, prior, inputs, progress)
         if change.action is Action.DELETE_CREATE:

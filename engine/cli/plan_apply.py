@@ -217,19 +217,20 @@ def _main_thread() -> bool:
 
 
 def _summary(result, plan) -> None:
-    words = {"create": "added", "update": "changed", "delete": "destroyed"}
+    words = {"create": "added", "update": "changed", "delete": "destroyed", "move": "moved"}
     counts = dict.fromkeys(words.values(), 0)
     for effect in result.effects:
         counts[words[effect.action]] += 1
     word = "Destroy" if plan.destroy else "Apply"
+    moved = f", {counts['moved']} moved" if counts["moved"] else ""
     click.echo("")
     if result.ok:
         click.echo(f"{word} complete: {counts['added']} added, {counts['changed']} changed, "
-                   f"{counts['destroyed']} destroyed.")
+                   f"{counts['destroyed']} destroyed{moved}.")
         return
     state = "interrupted" if result.interrupted else "finished with errors"
     click.echo(f"{word} {state}: {counts['added']} added, {counts['changed']} changed, "
-               f"{counts['destroyed']} destroyed; {len(result.failed)} failed, "
+               f"{counts['destroyed']} destroyed{moved}; {len(result.failed)} failed, "
                f"{len(result.skipped)} skipped, {len(result.not_started)} not started.")
     for name, error in result.failed.items():
         err(f"error: {name} failed: {error}")

@@ -17,6 +17,9 @@ class Action(StrEnum):
     DELETE_CREATE = "delete-then-create"
     CREATE_DELETE = "create-then-delete"
     DELETE = "delete"
+    MOVE = "move"
+    """The provider changes and the content is carried over (`mlform.engine.moves`):
+    copied and verified, not re-created; the old object goes once nothing uses it."""
 
     @property
     def is_replace(self) -> bool:
@@ -25,7 +28,7 @@ class Action(StrEnum):
     @property
     def symbol(self) -> str:
         return {"no-op": " ", "create": "+", "update": "~", "delete-then-create": "-/+",
-                "create-then-delete": "+/-", "delete": "-"}[self.value]
+                "create-then-delete": "+/-", "delete": "-", "move": "->"}[self.value]
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,13 @@ class ResourceChange:
     replace_paths: tuple[str, ...] = ()
     planned_outputs: dict[str, Any] = field(default_factory=dict)
     dependencies: tuple[str, ...] = ()
+    moved_from: str = ""
+    """For a move: the provider the resource leaves."""
+    move_source: str = ""
+    """For a move: the state entry its content is exported from (the resource's own, or
+    the deposed entry an interrupted move left)."""
+    copies: tuple[tuple[str, int], ...] = ()
+    """For a move: (path, size) of each file copied."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +91,8 @@ class Plan:
         add = sum(1 for c in self.changes if c.action is Action.CREATE or c.action.is_replace)
         change = sum(1 for c in self.changes if c.action is Action.UPDATE)
         destroy = sum(1 for c in self.changes if c.action is Action.DELETE or c.action.is_replace)
-        return {"add": add, "change": change, "destroy": destroy}
+        move = sum(1 for c in self.changes if c.action is Action.MOVE)
+        return {"add": add, "change": change, "destroy": destroy, "move": move}
 
     def change_for(self, name: str) -> ResourceChange | None:
         for c in self.changes:

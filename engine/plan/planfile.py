@@ -50,6 +50,10 @@ def to_document(plan: Plan, salt: str, variables_digest: str = "") -> dict:
             "before": s(c.before), "after": s(c.after),
             "planned_outputs": s(c.planned_outputs),
             "dependencies": list(c.dependencies),
+            **({"moved_from": c.moved_from, "move_source": c.move_source,
+                "copies": [{"path": p, "size": n} for p, n in c.copies],
+                "copy_size": sum(n for _, n in c.copies)}
+               if c.action is Action.MOVE else {}),
         } for c in plan.changes],
         "outputs": s(plan.outputs),
         "output_changes": [{"name": a.path, "before": s(a.before), "after": s(a.after)}
@@ -70,7 +74,10 @@ def from_document(doc: dict) -> Plan:
                                        a.get("reason", "")) for a in c["attributes"]),
         reasons=tuple(c["reasons"]), replace_paths=tuple(c["replace_paths"]),
         planned_outputs=from_storable(c["planned_outputs"]),
-        dependencies=tuple(c["dependencies"])) for c in doc["changes"])
+        dependencies=tuple(c["dependencies"]), moved_from=c.get("moved_from", ""),
+        move_source=c.get("move_source", ""),
+        copies=tuple((f["path"], f["size"]) for f in c.get("copies", ())))
+        for c in doc["changes"])
     return Plan(stack=doc["stack"], lineage=doc["lineage"], serial=doc["serial"],
                 spec_digest=doc["spec_digest"], changes=changes, destroy=doc["destroy"],
                 targets=tuple(doc["targets"]), outputs=from_storable(doc["outputs"]),

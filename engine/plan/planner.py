@@ -127,6 +127,13 @@ def _plan_resource(stack: Stack, state: State, name: str, evaluator: Evaluator,
         raise MlformError(Diagnostic(f"cannot plan '{name}': {scrub(resp.error, desired)}",
                                      location=stack.location(("resources", name), key=True),
                                      address=name))
+    if moved_provider or prior is None:
+        from ..moves.decide import plan_move
+
+        move = plan_move(stack, state, name, desired, providers, planned, options.replace,
+                         resp.planned_outputs)
+        if move is not None:
+            return move
     attrs = [AttributeDiff(c.path, c.before, c.after, c.forces_replacement, c.reason)
              for c in resp.changes
              if not _ignored(c.path, lifecycle.ignore_changes)]

@@ -247,6 +247,14 @@ class Retirement(Strict):
     """Retire unused versions older than this."""
 
 
+class OnMove(Strict):
+    """What a model does when its provider changes and it moves (docs/migration.md)."""
+
+    rerun_gates: bool = False
+    """Judge the gates again on the new provider instead of registering the model there
+    with the gate results recorded where it was."""
+
+
 class Model(ResourceBase):
     """A registered model: versions, aliases, gates, a model card."""
 
@@ -261,6 +269,9 @@ class Model(ResourceBase):
     owner: str | None = None
     intended_use: str | None = None
     retirement: Retirement = Field(default_factory=Retirement)
+    on_move: OnMove = Field(default_factory=OnMove)
+    """When the model's provider changes: it moves, registered on the new provider from
+    the copied artifact with its recorded gate results, unless `rerun_gates` is set."""
 
 
 # --- endpoint -------------------------------------------------------------------

@@ -5,7 +5,8 @@ from __future__ import annotations
 from .plan_text import SYMBOLS, fmt_value
 
 EMOJI = {"create": "🟢 create", "update": "🟡 update", "delete": "🔴 delete",
-         "delete-then-create": "🟣 replace", "create-then-delete": "🟣 replace"}
+         "delete-then-create": "🟣 replace", "create-then-delete": "🟣 replace",
+         "move": "🔵 move"}
 
 
 def render(doc: dict) -> str:
@@ -23,15 +24,18 @@ def render(doc: dict) -> str:
     if not changes and not outputs:
         out.append("**No changes.** The stack matches the spec.")
         return "\n".join(out) + "\n"
+    moves = f", {s['move']} to move" if s.get("move") else ""
     out.append(f"**Plan: {s['add']} to add, {s['change']} to change, {s['destroy']} to "
-               "destroy.**")
+               f"destroy{moves}.**")
     out.append("")
     out.append("| | Resource | Type | Action | Why |")
     out.append("|---|---|---|---|---|")
     for c in changes:
         why = "; ".join(c["reasons"]).replace("|", "\\|")
+        action = EMOJI[c["action"]] + (f" `{c['moved_from']}` -> `{c['provider']}`"
+                                       if c["action"] == "move" else "")
         out.append(f"| `{SYMBOLS[c['action']]}` | `{c['name']}` | {c['type']} | "
-                   f"{EMOJI[c['action']]} | {why} |")
+                   f"{action} | {why} |")
     out.append("")
     if outputs:
         out.append("Outputs: " + ", ".join(f"`{o['name']}`" for o in outputs) + " change.")

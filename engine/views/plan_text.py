@@ -8,12 +8,12 @@ from typing import Any
 from ..values import display
 
 COLORS = {"create": "green", "update": "yellow", "delete": "red",
-          "delete-then-create": "magenta", "create-then-delete": "magenta", "no-op": "dim"}
+          "delete-then-create": "magenta", "create-then-delete": "magenta", "no-op": "dim", "move": "cyan"}
 SYMBOLS = {"create": "+", "update": "~", "delete": "-", "delete-then-create": "-/+",
-           "create-then-delete": "+/-", "no-op": " "}
+           "create-then-delete": "+/-", "no-op": " ", "move": "->"}
 VERBS = {"create": "will be created", "update": "will be updated in place",
          "delete": "will be destroyed", "delete-then-create": "must be replaced",
-         "create-then-delete": "must be replaced (new one first)"}
+         "create-then-delete": "must be replaced (new one first)", "move": "will be moved"}
 
 
 def fmt_value(value: Any, width: int = 72) -> str:
@@ -48,7 +48,9 @@ def render(doc: dict, color: bool = True, drift_lines: list[str] | None = None) 
         action = ch["action"]
         style = COLORS[action]
         head = f"{SYMBOLS[action]} {ch['type']}.{ch['name']}"
-        lines.append(c(head, f"bold {style}") + f" {VERBS[action]}")
+        lines.append(c(head, f"bold {style}") + f" {VERBS[action]}"
+                     + (f" from '{ch['moved_from']}' to '{ch['provider']}'"
+                        if action == "move" else ""))
         for reason in ch["reasons"]:
             lines.append(c(f"    # {reason}", "dim") if color else f"    # {reason}")
         for attr in ch["attributes"]:
@@ -81,8 +83,9 @@ def render(doc: dict, color: bool = True, drift_lines: list[str] | None = None) 
 
     lines.extend(_e(line, color) for line in preview_lines(doc))
     s = doc["summary"]
+    moves = f", {s['move']} to move" if s.get("move") else ""
     lines.append(c("Plan:", "bold") + f" {s['add']} to add, {s['change']} to change, "
-                 f"{s['destroy']} to destroy.")
+                 f"{s['destroy']} to destroy{moves}.")
     return "\n".join(lines)
 
 

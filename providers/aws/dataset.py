@@ -27,10 +27,11 @@ from mlform.ml.datasets import check_table, checks_failed, content_version
 
 from .errors import AwsError
 from .handler import Handler, describe_or_none
+from .moves import DatasetMoves
 from .naming import RESOURCE_TAG, STACK_TAG, TYPE_TAG
 
 
-class DatasetHandler(Handler):
+class DatasetHandler(DatasetMoves, Handler):
     rtype = "dataset"
 
     def _source(self, spec: Any) -> tuple[Path, str]:

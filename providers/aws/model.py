@@ -29,13 +29,14 @@ from .compute import image_uri
 from .dataset import delete_prefix
 from .gates import GateRunner
 from .handler import Handler, describe_or_none
+from .moves import ModelMoves
 from .naming import fingerprint, tag_dict
 
 FINGERPRINT = "mlform:fingerprint"
 SAGEMAKER_MODEL = "mlform:sagemaker-model"
 
 
-class ModelHandler(Handler):
+class ModelHandler(ModelMoves, Handler):
     rtype = "model"
 
     def group_name(self, resource: str, spec: Any) -> str:
@@ -48,9 +49,14 @@ class ModelHandler(Handler):
         """A new artifact or new gates register a new version; the old one stays."""
         return self._register(req.resource, req.inputs, progress)
 
-    def _register(self, ref: Any, inputs: dict[str, Any], progress: Progress) -> ApplyResponse:
+    def _register(self, ref: Any, inputs: dict[str, Any], progress: Progress,
+                  results: list[Any] | None = None) -> ApplyResponse:
+        """`results`: gate results already known (a model moved here with its recorded
+        ones, see moves.py); None judges the gates."""
         spec = self.spec(inputs)
-        results = GateRunner(self).judge(ref.name, spec, progress, sensitive_gate_bounds(inputs))
+        if results is None:
+            results = GateRunner(self).judge(ref.name, spec, progress,
+                                             sensitive_gate_bounds(inputs))
         # Card fields from sensitive values read "(sensitive)", as in the local card.
         hidden = sensitive_fields(inputs, ("owner", "intended_use", "description"))
         failed = [r for r in results if not r.passed]

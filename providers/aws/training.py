@@ -46,6 +46,7 @@ from .dataset import delete_prefix
 from .errors import AwsError
 from .handler import Handler, describe_or_none
 from .layout import split_uri
+from .moves import MOVED, TrainingMoves
 from .naming import STACK_TAG, tag_dict, tags
 from .naming import fingerprint as name_digest
 
@@ -61,7 +62,7 @@ MAX_RUNS = 100
 """Re-runs of the same inputs looked through for a free job name."""
 
 
-class TrainingJobHandler(Handler):
+class TrainingJobHandler(TrainingMoves, Handler):
     rtype = "training_job"
 
     def _code_digest(self, spec: Any) -> str:
@@ -207,6 +208,12 @@ class TrainingJobHandler(Handler):
         return ApplyResponse(id=name, outputs=req.prior_outputs)
 
     def observe(self, req: ObserveRequest) -> ObserveResponse:
+        if (req.outputs or {}).get(MOVED):  # carried over: no SageMaker job, its artifact
+            bucket, key = split_uri(req.outputs["artifact"])  # type: ignore[index]
+            found = describe_or_none(self.clients.s3.head_object, Bucket=bucket, Key=key)
+            return ObserveResponse(exists=found is not None, id=req.outputs["run_id"],  # type: ignore[index]
+                                   outputs=req.outputs,
+                                   detail="" if found else f"{req.outputs['artifact']} is gone")  # type: ignore[index]
         name = (req.outputs or {}).get("run_id")
         if not name and req.inputs and not contains_unknown(req.inputs):
             name = self.job_name(req.resource.name, req.inputs)
@@ -243,8 +250,8 @@ class TrainingJobHandler(Handler):
         and code are deleted, and the record loses mlform's ownership tags."""
         name = (req.outputs or {}).get("run_id")
         sm = self.clients.sagemaker
-        desc = describe_or_none(sm.describe_training_job, TrainingJobName=name) if name \
-            else None
+        desc = describe_or_none(sm.describe_training_job, TrainingJobName=name) \
+            if name and not (req.outputs or {}).get(MOVED) else None
         if desc is not None:
             if desc["TrainingJobStatus"] in ("InProgress", "Stopping"):
                 progress(f"stopping training job {name}")
@@ -258,6 +265,9 @@ class TrainingJobHandler(Handler):
             sm.delete_tags(ResourceArn=desc["TrainingJobArn"],
                            TagKeys=[t["Key"] for t in self.tags(req.resource.name,
                                                                 self.spec(req.inputs))])
+        if (req.outputs or {}).get(MOVED):  # a carried-over run: its copied artifact
+            delete_prefix(self.clients.s3, self.cfg.bucket, self.layout.key(
+                "training", req.resource.name, str(req.outputs["run_id"])) + "/")
         delete_prefix(self.clients.s3, self.cfg.bucket,
                       self.layout.key("code", req.resource.name) + "/")
         return DeleteResponse()

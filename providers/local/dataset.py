@@ -36,6 +36,7 @@ from mlform.engine.provider import (
 from mlform.engine.values import contains_secret, contains_unknown, reveal
 from mlform.ml.datasets import check_table, checks_failed, content_version
 
+from .moves import DatasetMoves
 from .paths import LocalPaths, dataset_uri
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -69,7 +70,7 @@ def stored_versions(paths: LocalPaths, name: str) -> list[dict[str, Any]]:
     return sorted(found, key=lambda v: v["created"])
 
 
-class DatasetHandler(ResourceHandler):
+class DatasetHandler(DatasetMoves, ResourceHandler):
     rtype = "dataset"
 
     def __init__(self, ctx: ProviderContext):

@@ -40,6 +40,7 @@ from mlform.engine.provider import (
 )
 from mlform.engine.values import contains_unknown, reveal
 
+from ..moves import ModelMoves
 from ..paths import SCHEME, LocalPaths, model_uri
 from ..training.runs import read_json, write_json
 from . import aliases as alias_moves
@@ -48,7 +49,7 @@ REPLACE_ON = frozenset({"name"})
 REASONS = {"name": "another registry name is another registry"}
 
 
-class ModelHandler(ResourceHandler):
+class ModelHandler(ModelMoves, ResourceHandler):
     rtype = "model"
 
     def __init__(self, ctx: ProviderContext):

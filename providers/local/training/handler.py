@@ -53,6 +53,7 @@ from mlform.ml.fingerprint import (
     run_id_for,
 )
 
+from ..moves import TrainingMoves
 from ..paths import LocalPaths, run_uri
 from .runs import (
     RUNNING,
@@ -80,7 +81,7 @@ class RunPlan:
     timeout_s: float | None
 
 
-class TrainingJobHandler(ResourceHandler):
+class TrainingJobHandler(TrainingMoves, ResourceHandler):
     rtype = "training_job"
 
     def __init__(self, ctx: ProviderContext):

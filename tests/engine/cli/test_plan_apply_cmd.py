@@ -56,7 +56,7 @@ def test_plan_without_detailed_exitcode_is_0_with_changes(stack, run_mlform):
 def test_json_plan_is_valid_json_with_summary(stack, run_mlform):
     got = _ok(run_mlform(["plan", "--format", "json"], stack))
     doc = json.loads(got.stdout)
-    assert doc["summary"] == {"add": 2, "change": 0, "destroy": 0}
+    assert doc["summary"] == {"add": 2, "change": 0, "destroy": 0, "move": 0}
     assert [c["action"] for c in doc["changes"]] == ["create", "create"]
 
 

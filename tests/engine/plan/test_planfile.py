@@ -38,7 +38,7 @@ def test_round_trip_keeps_everything_but_secret_plaintext():
     assert c.after["data"] == Unknown("data.uri")
     assert isinstance(c.after["token"], StoredSecret)
     assert Secret("new-hunter2").matches(c.after["token"].digest)
-    assert doc["summary"] == {"add": 0, "change": 1, "destroy": 0}
+    assert doc["summary"] == {"add": 0, "change": 1, "destroy": 0, "move": 0}
     assert doc["salt"] == SALT  # a plan made before any state exists can start it
 
 

@@ -88,7 +88,7 @@ def test_new_stack_plans_creates_in_dependency_order(stack):
     order = [c.name for c in plan.changes]
     assert order.index("data") < order.index("train") < order.index("m")
     assert plan.change_for("data").reasons == ("not yet created",)
-    assert plan.counts() == {"add": 4, "change": 0, "destroy": 0}
+    assert plan.counts() == {"add": 4, "change": 0, "destroy": 0, "move": 0}
 
 
 def test_applied_stack_plans_no_changes(stack):
@@ -130,7 +130,7 @@ def test_replace_on_attribute_plans_delete_then_create(stack):
     assert data.replace_paths == ("format",)
     assert data.reasons == ("format forces replacement in the spec: (unset) -> parquet "
                             "(format cannot change in place)",)
-    assert plan.counts() == {"add": 1, "change": 2, "destroy": 1}
+    assert plan.counts() == {"add": 1, "change": 2, "destroy": 1, "move": 0}
 
 
 def test_create_before_destroy_creates_the_new_one_first(stack):
