@@ -48,6 +48,9 @@ class Declaration:
     import_id: str
     source: str
     depends_on: tuple[str, ...] = ()
+    ignore_changes: tuple[str, ...] = ()
+    """Inputs the platform cannot read back (an object's source file): without
+    `ignore_changes`, Pulumi would see them differ on import and refuse it."""
 
 
 @dataclass(frozen=True)

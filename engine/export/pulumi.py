@@ -53,8 +53,10 @@ def render(source: Source, out: Path, exports: Mapping[str, PulumiExport],
                     f"    {pname!r},\n"
                     + "".join(f"    {k}={_literal(v, 1, decl_vars)},\n"
                               for k, v in export.provider_args.items()) + ")\n")
-        for d in export.declarations:
-            body.append(_resource(d, export.alias, provider_vars[pname], decl_vars))
+    owner = {d.name: (pname, e) for pname, e in exports.items() for d in e.declarations}
+    for d in _ordered([d for e in exports.values() for d in e.declarations]):
+        pname, export = owner[d.name]
+        body.append(_resource(d, export.alias, provider_vars[pname], decl_vars))
     notes = [n for e in exports.values() for n in e.notes] + list(skipped)
     rel = os.path.relpath(source.stack_dir.resolve(), out.resolve())
     imports = sorted({(e.module, e.alias) for e in exports.values()})
@@ -107,6 +109,8 @@ def write(out: Path, files: Mapping[str, str]) -> None:
 def _resource(d: Declaration, alias: str, provider_var: str, decl_vars: dict[str, str]) -> str:
     args = "".join(f"    {k}={_literal(v, 1, decl_vars)},\n" for k, v in d.args.items())
     options = [f"provider={provider_var}", f"import_={d.import_id!r}", "retain_on_delete=True"]
+    if d.ignore_changes:
+        options.append(f"ignore_changes={list(d.ignore_changes)!r}")
     if d.depends_on:
         options.append("depends_on=[" + ", ".join(decl_vars[n] for n in d.depends_on) + "]")
     opts = ",\n        ".join(options)
@@ -114,6 +118,39 @@ def _resource(d: Declaration, alias: str, provider_var: str, decl_vars: dict[str
             f"{decl_vars[d.name]} = {alias}.{d.cls}(\n"
             f"    {d.name!r},\n{args}"
             f"    opts=pulumi.ResourceOptions(\n        {opts},\n    ),\n)\n")
+
+
+def _ordered(declarations: list[Declaration]) -> list[Declaration]:
+    """The declarations with each one after those it refers to (Python runs top down)."""
+    by_name = {d.name: d for d in declarations}
+    done: dict[str, Declaration] = {}
+    visiting: set[str] = set()
+
+    def visit(d: Declaration) -> None:
+        if d.name in done:
+            return
+        if d.name in visiting:
+            raise ValueError(f"declarations refer to each other in a cycle through '{d.name}'")
+        visiting.add(d.name)
+        for name in sorted(set(_refs(d.args)) | set(d.depends_on)):
+            if name in by_name:
+                visit(by_name[name])
+        visiting.discard(d.name)
+        done[d.name] = d
+
+    for d in declarations:
+        visit(d)
+    return list(done.values())
+
+
+def _refs(value: Any) -> list[str]:
+    if isinstance(value, Ref):
+        return [value.declaration]
+    if isinstance(value, Mapping):
+        return [r for v in value.values() for r in _refs(v)]
+    if isinstance(value, list | tuple):
+        return [r for v in value for r in _refs(v)]
+    return []
 
 
 def _literal(value: Any, depth: int, decl_vars: dict[str, str]) -> str:

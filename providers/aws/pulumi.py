@@ -28,6 +28,8 @@ REQUIREMENT = "pulumi-aws>=7.51.1,<8"
 FREE_FORM = frozenset({"Environment"})
 """Keys whose values are maps of the user's own names, kept as they are."""
 
+ORDER = {t: i for i, t in enumerate(("dataset", "training_job", "model", "endpoint"))}
+"""The program reads from data to serving."""
 VARIANT_KEYS = frozenset({"VariantName", "ModelName", "InstanceType", "InitialInstanceCount",
                           "InitialVariantWeight"})
 CAPTURE_KEYS = frozenset({"EnableCapture", "InitialSamplingPercentage", "DestinationS3Uri",
@@ -54,7 +56,7 @@ def export(provider: Any, entries: list[ResourceState]) -> PulumiExport:
         notes.append(f"provider '{provider.ctx.provider_name}' talks to "
                      f"{provider.ctx.config['endpoint_url']}; the program uses AWS's own "
                      "endpoints")
-    for entry in sorted(entries, key=lambda e: e.name):
+    for entry in sorted(entries, key=lambda e: (ORDER.get(e.type, len(ORDER)), e.name)):
         if entry.status != "ready" or not entry.id:
             notes.append(f"{entry.type} '{entry.name}' is {entry.status} in state: apply "
                          "the stack, then export again")
@@ -103,7 +105,10 @@ class _Reader:
         return [Declaration(
             name=entry.name, cls="s3.BucketObjectv2", source=entry.name,
             args={"bucket": bucket, "key": key, "source": FileAsset(source), "tags": tags},
-            import_id=f"{bucket}/{key}")], notes
+            import_id=f"{bucket}/{key}",
+            # S3 does not report which file an object came from; the key is content-addressed,
+            # so the object never changes: a new version is a new key, and a new export
+            ignore_changes=("source",))], notes
 
     def model(self, entry: ResourceState) -> tuple[list[Declaration], list[str]]:
         sm = self.clients.sagemaker
@@ -172,7 +177,9 @@ class _Reader:
                             "name": live["EndpointName"],
                             "endpoint_config_name": Ref(config_name, "name"),
                             "deployment_config": snake(rollout),
-                            "tags": self._tags(live["EndpointArn"])}),
+                            "tags": self._tags(live["EndpointArn"])},
+                        # SageMaker reports a deployment config only once an update used it
+                        ignore_changes=("deployment_config",)),
         ], notes
 
     def _tags(self, arn: str) -> dict[str, str]:
