@@ -43,6 +43,10 @@ def build_card(*, model: str, version: int, created: str, spec, run: dict[str, A
         "metrics": metrics,
         "gates": gates,
         "fairness": {g["gate"]: g["groups"] for g in gates if g.get("groups")},
+        "decision": [{"gate": g["gate"], "threshold": g["threshold"], "costs": g["costs"],
+                      "cost_per_row": g["measured"]}
+                     for g in gates if g.get("threshold") is not None],
+        "importance": None,
         "framework": artifact_meta.get("framework", {}),
     }
 
@@ -81,6 +85,25 @@ def render_markdown(card: dict[str, Any]) -> str:
             lines.append(f"| {g['gate']} | {measured} | {'pass' if g['passed'] else 'FAIL'} |")
     else:
         lines.append("No gates were declared.")
+    for decision in card.get("decision") or []:
+        costs = decision["costs"]
+        lines += ["", "## Decision threshold", "",
+                  f"Predict the positive class when its probability is at least "
+                  f"{decision['threshold']:.4f}: the threshold of least expected cost on the "
+                  f"held-out rows ({decision['cost_per_row']:.4f} per row) with a false "
+                  f"positive costing {costs['false_positive']:g} and a false negative "
+                  f"{costs['false_negative']:g} (gate '{decision['gate']}')."]
+    importance = card.get("importance")
+    if importance and importance.get("features"):
+        lines += ["", "## Feature importance", "",
+                  f"Permutation importance on {importance['rows']} held-out rows: the drop "
+                  f"of {importance['metric']} (baseline {importance['baseline']:.4f}) when the "
+                  f"feature's values are shuffled, mean of {importance['repeats']} shuffles.",
+                  "", "| feature | importance | std |", "|---|---|---|"]
+        lines += [f"| {f['feature']} | {f['importance']:.4f} | {f['std']:.4f} |"
+                  for f in importance["features"]]
+    elif importance:
+        lines += ["", "## Feature importance", "", f"Not measured: {importance['note']}"]
     for gate, groups in card["fairness"].items():
         lines += ["", f"## Fairness by group: {gate}", "",
                   "| group | count | selection rate | accuracy |", "|---|---|---|---|"]

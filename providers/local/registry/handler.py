@@ -44,6 +44,7 @@ from ..moves import ModelMoves
 from ..paths import SCHEME, LocalPaths, model_uri
 from ..training.runs import read_json, write_json
 from . import aliases as alias_moves
+from . import imported
 
 REPLACE_ON = frozenset({"name"})
 REASONS = {"name": "another registry name is another registry"}
@@ -65,13 +66,19 @@ class ModelHandler(ModelMoves, ResourceHandler):
             return base
         planned: dict[str, Any] = {"name": name}
         artifact = req.desired_inputs.get("artifact")
+        source_note = ""
+        if req.desired_inputs.get("source") is not None:  # bring your own model
+            try:
+                artifact, source_note = self._source_plan(name, req)
+            except ValueError as e:
+                return DiffResponse(error=f"model '{req.resource.name}': {e}")
         found = None
         if not contains_unknown(artifact):
             found = self._find(name, str(reveal(artifact)))
             if found:
                 planned.update(uri=model_uri(name, found["version"]), version=found["version"])
         note = ""
-        if base.changes or req.prior_inputs is None:
+        if base.changes or req.prior_inputs is None or source_note:
             from mlform.engine.spec.models import Retirement
 
             rules = Retirement.model_validate(req.desired_inputs.get("retirement") or {})
@@ -80,7 +87,28 @@ class ModelHandler(ModelMoves, ResourceHandler):
                                                    moving=moving)
             note = "; ".join(f"retires version {m['version']}: {why}; no alias, endpoint or "
                              "batch job uses it" for m, why in retiring)
+        note = "; ".join(n for n in (source_note, note) if n)
         return DiffResponse(changes=base.changes, planned_outputs=planned, note=note)
+
+    def _source_plan(self, name: str, req: DiffRequest) -> tuple[Any, str]:
+        """The run uri a `source:` registers as (Unknown while its dataset is), and why
+        the model changes when only the file's content did."""
+        source = req.desired_inputs["source"]
+        if contains_unknown(source):
+            return source, ""
+        source = reveal(source)
+        uri = imported.artifact_uri(self.ctx.stack_dir, name, source)
+        prior = (req.prior_outputs or {}).get("version")
+        if prior is None or req.prior_inputs is None:
+            return uri, ""
+        before = read_json(self.paths.model_version(name, prior) / "meta.json") or {}
+        was = read_json(self.paths.resolve(before["artifact"]) / "params.json") or {} \
+            if str(before.get("artifact", "")).startswith(f"{SCHEME}imported/") else {}
+        old, new = (was.get("source") or {}).get("version"), \
+            imported.file_version(self.ctx.stack_dir, source)
+        if old is None or old == new:
+            return uri, ""
+        return uri, f"model file '{source['path']}' changed: version {old} -> {new}"
 
     # --- read ---------------------------------------------------------------
 
@@ -116,6 +144,7 @@ class ModelHandler(ModelMoves, ResourceHandler):
                 "endpoint nothing to load on its next start; move the endpoint to another "
                 "model first, or destroy the endpoint with it"))
         shutil.rmtree(self.paths.registry(name), ignore_errors=True)
+        shutil.rmtree(self.paths.imported(name, ""), ignore_errors=True)
         return DeleteResponse()
 
     def _register(self, resource: str, inputs: dict[str, Any], progress: Progress,
@@ -130,6 +159,12 @@ class ModelHandler(ModelMoves, ResourceHandler):
 
             return ApplyResponse(error=f"model '{resource}': {describe_without_values(e)}")
         name = spec.name or resource
+        if spec.source is not None:  # bring your own model: the file, laid out as a run
+            try:
+                spec = spec.model_copy(update={"artifact": imported.materialise(
+                    self.paths, self.ctx.stack_dir, name, spec.source.model_dump(), progress)})
+            except ValueError as e:
+                return ApplyResponse(error=f"model '{resource}': {e}")
         try:
             run_dir = self._run_dir(spec.artifact)
         except ValueError as e:
@@ -170,15 +205,34 @@ class ModelHandler(ModelMoves, ResourceHandler):
         params = read_json(run_dir / "params.json") or {}
         predictor = load_predictor(run_dir / "artifact")
         holdout = pd.read_parquet(run_dir / "holdout.parquet")
+        champion = self._champion(name, spec.artifact) \
+            if any(g.better_than for g in spec.gates) else None
         # `spec` holds revealed values; `inputs` still says which of them are sensitive.
         results = evaluate_gates(spec.gates, predictor, holdout, int(params.get("seed") or 0),
-                                 sensitive=sensitive_gate_bounds(inputs))
+                                 sensitive=sensitive_gate_bounds(inputs), champion=champion)
         failed = [r for r in results if not r.passed]
         error = None
         if failed:
             error = (f"model '{name}' was not registered: {len(failed)} of {len(results)} "
                      "gate(s) failed\n  " + "\n  ".join(r.failure() for r in failed))
         return (results, predictor, params), error
+
+    def _champion(self, name: str, artifact: str):
+        """The version `better_than: champion` gates compare with: the one the `champion`
+        alias names, None when there is none (or it is this very run)."""
+        from mlform.ml.artifact import load_predictor
+        from mlform.ml.gates import Champion
+
+        version = alias_moves.current(self.paths, name).get("champion")
+        if version is None:
+            return None
+        directory = self.paths.model_version(name, version)
+        meta = read_json(directory / "meta.json") or {}
+        if meta.get("artifact") == artifact:
+            return None
+        if not (directory / "artifact").is_dir():
+            return f"the champion (version {version}) has no artifact left to compare with"
+        return Champion(load_predictor(directory / "artifact"), f"version {version}")
 
     def _add_version(self, name: str, spec, run_dir: Path,
                      inputs: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -204,6 +258,7 @@ class ModelHandler(ModelMoves, ResourceHandler):
                           params=params, metrics=metrics, gates=gates,
                           profile_summary=self._profile_summary(params),
                           artifact_meta=predictor.meta, sensitive=sensitive_fields(inputs, TEXT_FIELDS))
+        card["importance"] = self._importance(predictor, run_dir, params)
         root = self.paths.registry(name)
         staging = Path(tempfile.mkdtemp(dir=root, prefix=".incoming-"))
         try:
@@ -216,6 +271,18 @@ class ModelHandler(ModelMoves, ResourceHandler):
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return meta, None
+
+    def _importance(self, predictor, run_dir: Path, params: dict[str, Any]) -> dict[str, Any]:
+        """The card's global feature importance (permutation importance on the held-out
+        rows); a model it cannot be measured for says why instead of failing to register."""
+        import pandas as pd
+        from mlform.ml.explain import permutation_importance
+
+        holdout = pd.read_parquet(run_dir / "holdout.parquet")
+        try:
+            return permutation_importance(predictor, holdout, seed=int(params.get("seed") or 0))
+        except ValueError as e:
+            return {"method": "permutation", "note": str(e), "features": []}
 
     def _retire(self, name: str, rules) -> None:
         """Drop the artifacts of old unused versions, as `retirement` says (card kept)."""
@@ -285,7 +352,7 @@ class ModelHandler(ModelMoves, ResourceHandler):
             from urllib.parse import unquote, urlparse
 
             run_dir = Path(unquote(urlparse(artifact).path))
-        elif artifact.startswith(f"{SCHEME}runs/"):
+        elif artifact.startswith((f"{SCHEME}runs/", f"{SCHEME}imported/")):
             run_dir = self.paths.resolve(artifact)
         else:
             raise ValueError(f"artifact '{artifact}' is not a local training run; set "
