@@ -2,15 +2,19 @@
 
     mlp_classifier       hidden layers with ReLU, softmax cross-entropy
     mlp_regressor        hidden layers with ReLU, mean squared error on the standardised target
-    logistic_regression  one linear layer, softmax cross-entropy
-    linear_regression    one linear layer, mean squared error on the standardised target
+    logistic_regression  one linear layer, softmax cross-entropy, solved to the optimum
+    linear_regression    one linear layer, mean squared error on the standardised target,
+                         solved to the optimum
 
 Numeric features are standardised with the training rows' mean and std (missing
 values become the mean); other columns are categorical, one-hot encoded or, with
 `categorical_encoding: index`, encoded as one number each. The encoding is
 recorded in the artifact (see `artifact.py`), so prediction repeats it exactly.
-Adam optimises the loss over shuffled mini-batches; with the same data, seed and
-hyperparameters a run gives the same weights.
+The networks train with Adam over shuffled mini-batches (`epochs`, `lr`,
+`batch_size`); the linear models are solved instead (`linear.py`: normal equations,
+full-batch L-BFGS), so they ignore those three and reach the optimum whatever the
+data's scale. With the same data, seed and hyperparameters a run gives the same
+weights.
 """
 
 from __future__ import annotations
@@ -93,15 +97,11 @@ def fit_preprocessing(frame, features: list[str], encoding: str) -> dict[str, di
 
 
 def build_network(n_inputs: int, hidden_layers: tuple[int, ...], n_outputs: int):
-    import torch
+    """Linear layers with ReLU between them (a `network.LayerStack`, which an artifact
+    stores as weights and layer widths)."""
+    from .network import build
 
-    layers: list[torch.nn.Module] = []
-    width = n_inputs
-    for size in hidden_layers:
-        layers += [torch.nn.Linear(width, size), torch.nn.ReLU()]
-        width = size
-    layers.append(torch.nn.Linear(width, n_outputs))
-    return torch.nn.Sequential(*layers)
+    return build([n_inputs, *hidden_layers, n_outputs])
 
 
 def train(algorithm: str, hyperparameters: dict[str, Any], frame, features: list[str],
@@ -143,7 +143,12 @@ def train(algorithm: str, hyperparameters: dict[str, Any], frame, features: list
     x = torch.from_numpy(encode(frame, meta)).to(device)
     y = y.to(device)
     network = build_network(encoded_width(meta), chosen.hidden_layers, n_outputs).to(device)
-    fit(network, x, y, loss_fn, chosen, seed, on_epoch)
+    if algorithm in LINEAR:
+        from . import linear
+
+        linear.fit(network, x, y, task, chosen.weight_decay, on_epoch)
+    else:
+        fit(network, x, y, loss_fn, chosen, seed, on_epoch)
     return network.to("cpu").eval(), meta
 
 

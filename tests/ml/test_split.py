@@ -81,3 +81,47 @@ def test_a_split_that_leaves_a_side_empty_is_refused(test_size):
 ])
 def test_stratifies(algorithm, expected):
     assert stratifies(algorithm) is expected
+
+
+def _labelled(rows: int, weights: list[float], seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    labels = rng.choice([f"c{i}" for i in range(len(weights))], rows, p=weights)
+    return pd.DataFrame({"x": rng.normal(size=rows), "row": range(rows), "label": labels})
+
+
+@pytest.mark.parametrize(("rows", "weights", "test_size", "stratify"), [
+    pytest.param(40, [0.5, 0.5], 0.25, False, id="plain"),
+    pytest.param(1001, [0.9, 0.1], 0.2, False, id="plain-rounding-up"),
+    pytest.param(1001, [0.9, 0.1], 0.2, True, id="stratified-binary"),
+    pytest.param(97, [0.5, 0.3, 0.2], 0.33, True, id="stratified-three-classes-with-ties"),
+    pytest.param(5000, [0.97, 0.03], 0.1, True, id="stratified-rare-class"),
+])
+def test_the_rows_are_scikit_learns_train_test_split_for_every_seed(rows, weights, test_size,
+                                                                    stratify):
+    """Earlier releases split with scikit-learn; the numpy split must hold out the very
+    same rows, so a job's held-out data and gate verdicts do not move on upgrade."""
+    from sklearn.model_selection import train_test_split
+
+    for seed in range(12):
+        data = _labelled(rows, weights, seed)
+        train_rows, held = split(data, "label", test_size, seed, stratify)
+        want_train, want_held = train_test_split(
+            data, test_size=test_size, random_state=seed,
+            stratify=data["label"] if stratify else None)
+        assert held["row"].tolist() == want_held["row"].tolist()
+        assert train_rows["row"].tolist() == want_train["row"].tolist()
+
+
+def test_split_does_not_import_scikit_learn():
+    """Importing scikit-learn cost seconds of every training run's start."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pandas as pd\n"
+            "from mlform.ml.split import split\n"
+            "frame = pd.DataFrame({'x': range(20), 'y': [0, 1] * 10})\n"
+            "split(frame, 'y', 0.2, 0, True)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
