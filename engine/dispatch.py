@@ -26,6 +26,8 @@ from .provider import (
     DeleteResponse,
     DiffRequest,
     DiffResponse,
+    InvokeRequest,
+    InvokeResponse,
     ObserveRequest,
     ObserveResponse,
     Problem,
@@ -200,3 +202,10 @@ class DispatchingProvider(Provider):
         if not self.can_move(req.resource.type):
             return super().import_(req, progress)
         return self._run("import_", req, lambda e: ApplyResponse(error=e), progress)
+
+    def invoke(self, req: InvokeRequest) -> InvokeResponse:
+        # Only types that serve have an `invoke`; the others keep the base answer.
+        if req.resource.type not in self.handlers or \
+                not hasattr(self.handler(req.resource.type), "invoke"):
+            return super().invoke(req)
+        return self._run("invoke", req, lambda e: InvokeResponse(error=e, status=502))

@@ -43,7 +43,12 @@ class Evaluator:
 
     def inputs(self, name: str) -> dict[str, Any]:
         spec = self.stack.resources[name]
-        return self._substitute(spec.inputs, ("resources", name))
+        inputs = self._substitute(spec.inputs, ("resources", name))
+        if spec.type == "gateway":
+            from .gateway_backends import with_backends
+
+            return with_backends(self, name, inputs)
+        return inputs
 
     def outputs(self) -> dict[str, Any]:
         out = {}

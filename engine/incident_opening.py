@@ -2,6 +2,8 @@
 
     a provider's apply failure typed `gate_failed`    gate_failed about that model
     a provider's apply failure typed `rolled_back`    rollback about that endpoint
+    a provider's apply failure typed `parity_failed`  parity_failed about that gateway
+    a provider's apply failure typed `failed_back`    rollback about that gateway
     a monitor's breach                                drift_breach or performance_breach
     a retrain by a policy that stopped                job_failed about the training job
 
@@ -19,6 +21,9 @@ from .provider import Failure
 FAILURE_INCIDENTS = {
     Failure.GATE_FAILED: ("gate_failed", "model {name}: a gate failed; version not registered"),
     Failure.ROLLED_BACK: ("rollback", "endpoint {name} rolled back"),
+    Failure.PARITY_FAILED: ("parity_failed",
+                            "gateway {name}: parity failed; no traffic moved"),
+    Failure.FAILED_BACK: ("rollback", "gateway {name} failed back to the old endpoint"),
 }
 """Typed apply failure -> (incident kind, title)."""
 

@@ -7,6 +7,7 @@ What recovers which kind of incident, about which subject:
     an endpoint is applied (its rollout ran)  rollback of that endpoint
     a model is applied (its gates passed)     gate_failed of that model
     a training job is applied, apply all ok   job_failed of that training job
+    a gateway is applied (its cutover ran)    rollback and parity_failed of that gateway
     a resource leaves the state (destroyed)   every kind about it
 
 Each resolution is written to the incident (resolved by `mlform`, when, and why) and
@@ -23,11 +24,12 @@ from typing import Any
 from .incidents import KINDS, SYSTEM_ACTOR, Incident, IncidentStore
 
 RECOVERED_BY_APPLY = {"endpoint": ("rollback",), "model": ("gate_failed",),
-                      "training_job": ("job_failed",)}
+                      "training_job": ("job_failed",),
+                      "gateway": ("rollback", "parity_failed")}
 """Resource type -> incident kinds that its successful apply ends."""
 
 APPLIED_AS = {"endpoint": "rolled out", "model": "passed its gates and was registered",
-              "training_job": "trained"}
+              "training_job": "trained", "gateway": "cut over"}
 
 
 def recoveries_from_apply(prior, result) -> list[tuple[str, tuple[str, ...], str]]:

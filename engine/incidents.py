@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-KINDS = ("drift_breach", "performance_breach", "rollback", "gate_failed", "job_failed")
+KINDS = ("drift_breach", "performance_breach", "rollback", "gate_failed", "job_failed",
+         "parity_failed")
 OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
 STATUSES = (OPEN, ACKNOWLEDGED, RESOLVED)
 SYSTEM_ACTOR = "mlform"

@@ -13,6 +13,9 @@ and response type.
     export   the resource's content as a portable bundle; import_ creates it from one on
              another provider (a move, see `mlform.engine.moves`); `can_move` says which
              types a provider carries
+    invoke   an endpoint's predictions for a batch of instances, given its recorded
+             outputs (what a gateway forwards and a parity check compares); a
+             provider that cannot call its endpoints answers with an error
 
 Long-running calls report progress through `ctx.progress(...)` and may take as
 long as they need; the engine records the idempotency key *before* calling
@@ -195,6 +198,10 @@ class Failure(StrEnum):
     ROLLED_BACK = "rolled_back"
     """An endpoint's rollout was rolled back: traffic is on the previous variants."""
 
+    PARITY_FAILED = "parity_failed"
+    """A gateway's parity check failed: no traffic moved to the new endpoint."""
+    FAILED_BACK = "failed_back"
+    """A gateway's cutover failed back: all traffic is on the old endpoint."""
 
 @dataclass(frozen=True)
 class ApplyResponse:
@@ -214,6 +221,28 @@ class DeleteResponse:
 
 
 @dataclass(frozen=True)
+@dataclass(frozen=True)
+class InvokeRequest:
+    """Predictions from a live endpoint: `POST /predict` as its clients would call it."""
+
+    resource: ResourceRef
+    outputs: dict[str, Any]
+    """The endpoint's recorded outputs (`url`, `name`, and the provider's private data)."""
+    instances: list[Any]
+    """Rows of features, as clients send them: `[[0.1, 3.0], ...]` or `[{"amount": 1}, ...]`."""
+    timeout: float = 10.0
+    """Seconds the call may take."""
+
+
+@dataclass(frozen=True)
+class InvokeResponse:
+    predictions: list[Any] = field(default_factory=list)
+    """One per instance, as the endpoint answers them (a label, or `{label, score}`)."""
+    error: str | None = None
+    status: int = 200
+    """The endpoint's HTTP status (or the closest one): 4xx is the caller's fault."""
+
+
 class TickRequest:
     """One pass of `mlform watch` over a controller resource (monitor, policy, schedule)."""
 
@@ -291,6 +320,12 @@ class Provider(abc.ABC):
         return None
 
     def can_move(self, rtype: str) -> bool:
+    def invoke(self, req: InvokeRequest) -> InvokeResponse:
+        """An endpoint's predictions for `req.instances` (see `InvokeRequest`); a
+        provider that cannot reach its endpoints from here says so."""
+        return InvokeResponse(error=f"provider '{self.ctx.provider_name}' cannot invoke "
+                                    f"'{req.resource.type}' resources", status=501)
+
         """Whether `export` and `import_` carry `rtype` resources (see `mlform.engine.moves`);
         a resource moves between two providers only when both can move its type."""
         return False

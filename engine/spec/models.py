@@ -474,7 +474,7 @@ RESOURCE_TYPES: dict[str, type[ResourceBase]] = {
 
 AnyResource = Annotated[
     Dataset | FeatureView | TrainingJob | Model | Endpoint | BatchJob | Monitor
-    | RetrainingPolicy,
+    | RetrainingPolicy | Gateway,
     Field(discriminator="type"),
 ]
 
@@ -549,6 +549,50 @@ def _azureblob_problem(cfg: Backend) -> str | None:
                 "and single hyphens, starting and ending with a letter or digit")
     if (cfg.key or "").endswith("/"):
         return f"'key' names the state blob, not a folder: '{cfg.key}state.json'"
+# --- gateway --------------------------------------------------------------------
+
+class GatewayRoute(Strict):
+    """One backend of a gateway and its share of the requests."""
+
+    endpoint: str
+    """The endpoint, as a reference to its url: `${fraud_endpoint.url}`. The engine
+    gives the gateway that endpoint's provider, outputs and rollout settings."""
+    weight: Ref[int] = 100
+    """Relative share of the requests (weights need not add up to 100)."""
+
+
+class Parity(Strict):
+    """What must hold before a gateway moves any traffic from one endpoint to another:
+    both answer the model's held-out rows and a sample of the requests the gateway
+    recently forwarded, and their answers are compared."""
+
+    min_label_agreement: Ref[float] | None = 1.0
+    """Least share of rows on which both sides predict the same label."""
+    max_score_difference: Ref[float] | None = None
+    """Largest difference of the two sides' scores on any row (scored models only)."""
+    sample: int = Field(default=200, ge=1)
+    """Rows compared at most: held-out rows first, then recently forwarded requests."""
+    holdout: Ref[str] | None = None
+    """Where the held-out rows are: a training job's artifact (`${train.artifact}`; its
+    held-out rows are kept beside it) or a csv/parquet file; unset, only forwarded
+    requests are compared."""
+
+
+class Gateway(ResourceBase):
+    """A stable address in front of one or more endpoints, on any providers, with
+    weights; a change of backend moves traffic by the new endpoint's rollout, after a
+    parity check, and moves it all back on a breach."""
+
+    type: Literal["gateway"]
+    routes: list[GatewayRoute] = Field(min_length=1)
+    parity: Parity = Field(default_factory=Parity)
+    soak: Duration = "0s"
+    """After the last step of a cutover, how long the new side carries all traffic, judged
+    by its endpoint's `rollback`, before the apply goes on (and deletes the old side)."""
+    port: Ref[int] | None = Field(default=None, json_schema_extra={PROVIDER_SPECIFIC: "local"})
+    """Local provider: fixed port; default chosen free and kept across restarts."""
+
+
     url = cfg.account_url
     if url is not None and (not re.match(r"https?://[^/?#]+", url) or "?" in url):
         return (f"'account_url' must be the account's blob endpoint, with no SAS token "
@@ -558,6 +602,7 @@ def _azureblob_problem(cfg: Backend) -> str | None:
 
 def _only_local() -> dict[str, ProviderConfig | None]:
     """The providers of a stack that names none: the local one, with its defaults."""
+    "gateway": Gateway,
     return {"local": None}
 
 

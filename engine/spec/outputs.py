@@ -126,6 +126,13 @@ class RetrainingPolicyOutputs(Outputs):
     """log of every decision"""
 
 
+class GatewayOutputs(Outputs):
+    url: str | None = None
+    """the stable address clients call"""
+    weights: dict[str, float] | None = None
+    """share of requests per backend endpoint (by resource name), as now served"""
+
+
 OUTPUT_MODELS: dict[str, type[Outputs]] = {
     "dataset": DatasetOutputs,
     "feature_view": FeatureViewOutputs,
@@ -135,6 +142,7 @@ OUTPUT_MODELS: dict[str, type[Outputs]] = {
     "batch_job": BatchJobOutputs,
     "monitor": MonitorOutputs,
     "retraining_policy": RetrainingPolicyOutputs,
+    "gateway": GatewayOutputs,
 }
 
 

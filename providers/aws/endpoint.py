@@ -20,6 +20,8 @@ from mlform.engine.provider import (
     DeleteRequest,
     DeleteResponse,
     Failure,
+    InvokeRequest,
+    InvokeResponse,
     ObserveRequest,
     ObserveResponse,
     Problem,
@@ -237,6 +239,22 @@ class EndpointHandler(Handler):
             if key not in declared or declared[key].weight != weight:
                 changed[key] = {"weight": weight}
         return changed
+
+    def invoke(self, req: InvokeRequest) -> InvokeResponse:
+        """InvokeEndpoint through sagemaker-runtime, with the body of `/predict`."""
+        import json
+
+        name = (req.outputs or {}).get("name") or self.endpoint_name(req.resource.name)
+        try:
+            r = self.clients.get("sagemaker-runtime").invoke_endpoint(
+                EndpointName=name, ContentType="application/json", Accept="application/json",
+                Body=json.dumps({"instances": req.instances}).encode())
+            body = json.loads(r["Body"].read())
+        except Exception as e:  # noqa: BLE001 - any failure is this call's answer
+            status = getattr(e, "response", {}).get("ResponseMetadata", {}) \
+                .get("HTTPStatusCode", 502)
+            return InvokeResponse(error=f"endpoint {name}: {e}", status=int(status))
+        return InvokeResponse(predictions=list(body.get("predictions") or []))
 
     def delete(self, req: DeleteRequest, progress: Progress) -> DeleteResponse:
         sm = self.clients.sagemaker

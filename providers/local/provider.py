@@ -18,6 +18,7 @@ HANDLERS = {
     "batch_job": "batch:BatchJobHandler",
     "monitor": "monitoring.handler:MonitorHandler",
     "retraining_policy": "retraining:RetrainingPolicyHandler",
+    "gateway": "gateway.handler:GatewayHandler",
 }
 
 

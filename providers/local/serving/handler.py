@@ -27,6 +27,8 @@ from mlform.engine.provider import (
     DiffRequest,
     DiffResponse,
     Failure,
+    InvokeRequest,
+    InvokeResponse,
     ObserveRequest,
     ObserveResponse,
     Progress,
@@ -222,6 +224,42 @@ class EndpointHandler(ResourceHandler):
 
     def running_servers(self) -> list[tuple[str, str]]:
         """("endpoint", id) of each server running under this data directory. A
+    def invoke(self, req: InvokeRequest) -> InvokeResponse:
+        """`POST /predict` on the endpoint's server, as its clients call it."""
+        url = (req.outputs or {}).get("url")
+        if not url:
+            return InvokeResponse(error=f"endpoint '{req.resource.name}' has no recorded url",
+                                  status=503)
+        try:
+            r = httpx.post(f"{url}/predict", json={"instances": req.instances},
+                           timeout=req.timeout)
+        except httpx.HTTPError as e:
+            return InvokeResponse(error=f"endpoint '{req.resource.name}' at {url}: {e}",
+                                  status=503)
+        try:
+            body = r.json()
+        except ValueError:
+            body = {}
+        if r.status_code != 200:
+            return InvokeResponse(error=f"endpoint '{req.resource.name}' answered "
+                                        f"{r.status_code}: {body.get('error') or r.text[:200]}",
+                                  status=r.status_code)
+        return InvokeResponse(predictions=list(body.get("predictions") or []))
+
+    def tick(self, req: TickRequest) -> TickResponse | None:
+        """An experiment's verdict over the endpoint's logged requests and feedback."""
+        from mlform.ml.experiments.verdict import evaluate
+        from mlform.ml.serving.traffic import logged_feedback, logged_requests
+
+        spec = _endpoint(reveal(req.inputs))
+        if spec.experiment is None:
+            return None
+        directory = self.paths.endpoint(req.resource.name)
+        live = [n for n, v in spec.variants.items() if not v.shadow]
+        verdict = evaluate(spec.experiment.model_dump(), live, logged_requests(directory),
+                           logged_feedback(directory), now=req.now)
+        return TickResponse(outputs={"experiment": verdict}, events=[verdict["summary"]])
+
         server no record names (an apply was killed before writing it) has an id
         that says so, which no state holds: drift reports it as an orphan even
         when its endpoint is in the state."""

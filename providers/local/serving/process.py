@@ -116,15 +116,17 @@ def log_tail(directory: Path, lines: int = 20) -> str:
     return "\n".join(tail) if tail else "(server.log is empty)"
 
 
-def spawn(directory: Path, port: int, config_digest: str) -> ServerRecord:
+def spawn(directory: Path, port: int, config_digest: str,
+          module: str = SERVER_MODULE) -> ServerRecord:
     """Start the server for the endpoint whose files are in `directory` on
     127.0.0.1:`port` (0: a free one), detached (its own session, so it outlives the
-    command that started it). Raises OSError when the port cannot be bound."""
+    command that started it). Raises OSError when the port cannot be bound. `module`
+    is the server to run (a gateway's proxy runs under the same supervision)."""
     directory = Path(directory).resolve()
     write_token(directory)
     with listen(port) as sock, (directory / LOG_FILE).open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", SERVER_MODULE, str(directory), str(sock.fileno())],
+            [sys.executable, "-m", module, str(directory), str(sock.fileno())],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, pass_fds=(sock.fileno(),), cwd=directory)
         port = sock.getsockname()[1]
@@ -135,13 +137,14 @@ def spawn(directory: Path, port: int, config_digest: str) -> ServerRecord:
     return record
 
 
-def strays(directory: Path, recorded: ServerRecord | None) -> list[psutil.Process]:
+def strays(directory: Path, recorded: ServerRecord | None,
+           module: str = SERVER_MODULE) -> list[psutil.Process]:
     """Server processes for the endpoint in `directory` other than the recorded one."""
     target = str(Path(directory).resolve())
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = proc.info["cmdline"] or []
-        if cmdline[1:4] != ["-m", SERVER_MODULE, target]:
+        if cmdline[1:4] != ["-m", module, target]:
             continue
         if recorded is not None and proc.pid == recorded.pid:
             continue
@@ -152,10 +155,10 @@ def strays(directory: Path, recorded: ServerRecord | None) -> list[psutil.Proces
 
 
 def stop_strays(directory: Path, recorded: ServerRecord | None,
-                timeout: float = 10.0) -> list[int]:
+                timeout: float = 10.0, module: str = SERVER_MODULE) -> list[int]:
     """Stop the servers `strays` finds (as `stop` does); returns their pids."""
     stopped = []
-    for proc in strays(directory, recorded):
+    for proc in strays(directory, recorded, module):
         with contextlib.suppress(psutil.Error):
             _terminate(proc, timeout)
             stopped.append(proc.pid)

@@ -12,7 +12,12 @@ The additions follow SageMaker's documented behaviour:
   rollback is scripted, returns to the old config (InService) with a FailureReason,
   or ends Failed; the DeploymentConfig sent is kept for inspection;
 - StopTrainingJob: the job ends Stopped;
-- DeleteModelPackage and DeleteModelPackageGroup.
+- DeleteModelPackage and DeleteModelPackageGroup;
+- InvokeEndpoint (sagemaker-runtime) runs the model, as SageMaker's container does:
+  the endpoint's config names its variants' models (picked by weight), whose
+  ModelDataUrl tarball is read from moto's S3, unpacked once, and served by
+  `mlform.providers.aws.container_serve`'s four functions; a failure answers as the
+  container's would (a 4xx for a bad body, a ModelError otherwise).
 """
 
 from __future__ import annotations
@@ -185,6 +190,65 @@ def _delete_model_package_group_action(self: SageMakerResponse) -> EmptyResult:
     return EmptyResult()
 
 
+# --- InvokeEndpoint -------------------------------------------------------------
+
+_UNPACKED: dict[str, Any] = {}
+"""ModelDataUrl -> the predictor its tarball holds (each unpacked once per process)."""
+
+
+def _predictor(account: str, url: str) -> Any:
+    import io
+    import tarfile
+    import tempfile
+    from pathlib import Path
+
+    from mlform.ml.artifact import META_FILE
+    from mlform.providers.aws import container_serve
+    from moto.s3.models import s3_backends
+
+    if url not in _UNPACKED:
+        bucket, _, key = url.removeprefix("s3://").partition("/")
+        data = s3_backends[account]["aws"].get_object(bucket, key).value
+        root = Path(tempfile.mkdtemp(prefix="moto-model-"))
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            tar.extractall(root, filter="data")
+        model_dir = next((m.parent for m in sorted(root.rglob(META_FILE))), root)
+        _UNPACKED[url] = container_serve.model_fn(str(model_dir))
+    return _UNPACKED[url]
+
+
+def _invoke_endpoint_action(self: Any) -> Any:
+    import json
+    import random
+
+    from mlform.providers.aws import container_serve
+    from moto.sagemaker.models import sagemaker_backends
+
+    name = self._get_params().get("EndpointName")
+    sm = sagemaker_backends[self.current_account][self.region]
+    endpoint = sm.endpoints.get(name)
+    if endpoint is None:
+        return 400, {}, json.dumps({"__type": "ValidationError",
+                                    "message": f"Endpoint {name} of account "
+                                               f"{self.current_account} not found."})
+    variants = sm.endpoint_configs[endpoint.endpoint_config_name].production_variants
+    variant = random.choices(variants, weights=[float(v.get("InitialVariantWeight", 1.0))
+                                                for v in variants])[0]
+    model = sm._models[variant["ModelName"]]
+    try:
+        predictor = _predictor(self.current_account, model.primary_container["ModelDataUrl"])
+        instances = container_serve.input_fn(self.body, self.headers.get("Content-Type"))
+    except ValueError as e:
+        return 400, {}, json.dumps({"__type": "ValidationError", "message": str(e)})
+    try:
+        predictions = container_serve.predict_fn(instances, predictor)
+    except Exception as e:  # noqa: BLE001 - the container answers any failure as a ModelError
+        return 424, {}, json.dumps({"__type": "ModelError", "message": str(e)})
+    body, content_type = container_serve.output_fn(predictions, self.headers.get("Accept"))
+    return 200, {"Content-Type": content_type,
+                 "x-Amzn-Invoked-Production-Variant": variant["VariantName"]}, body
+
+
 def install() -> None:
     """Patch moto's SageMaker in this process (idempotent)."""
     backend, responses = SageMakerModelBackend, SageMakerResponse
@@ -200,3 +264,6 @@ def install() -> None:
     responses.stop_training_job = _stop_training_job_action
     responses.delete_model_package = _delete_model_package_action
     responses.delete_model_package_group = _delete_model_package_group_action
+    from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+    SageMakerRuntimeResponse.invoke_endpoint = _invoke_endpoint_action
