@@ -6,6 +6,8 @@
       runs/<job>/<run_id>/         artifact/, metrics.json, params.json, train.log, status.json
       registry/<model>/<version>/  artifact/, card.json, card.md, meta.json
       registry/<model>/aliases.json
+      imported/<model>/<digest>/   artifact/, holdout.parquet, params.json, metrics.json
+                                   (a model file brought in by `source:`, as a run)
       endpoints/<name>/            server.json, server.log, requests.jsonl, feedback.jsonl
       monitors/<name>/             evaluations/<time>.json, report.html
       batch/<name>/<version>/      predictions.parquet, meta.json
@@ -46,6 +48,10 @@ class LocalPaths:
     def registry(self, model: str) -> Path:
         return self.root / "registry" / model
 
+    def imported(self, model: str, digest: str) -> Path:
+        """A model file brought in by a model's `source:`, laid out as a training run."""
+        return self.root / "imported" / model / digest
+
     def endpoints(self) -> Path:
         return self.root / "endpoints"
 
@@ -81,6 +87,8 @@ class LocalPaths:
             return self.model_version(*parts[:2])
         if kind == "batch":
             return self.batch(*parts[:2])
+        if kind == "imported":
+            return self.imported(*parts[:2])
         raise ValueError(f"unknown kind '{kind}' in uri '{uri}'")
 
 
@@ -102,3 +110,7 @@ def model_uri(model: str, version: int) -> str:
 
 def batch_uri(name: str, version: str) -> str:
     return f"{SCHEME}batch/{name}/{version}"
+
+
+def imported_uri(model: str, digest: str) -> str:
+    return f"{SCHEME}imported/{model}/{digest}"
