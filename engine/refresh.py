@@ -65,7 +65,10 @@ def refresh(state: State, providers: ProviderSet, parallelism: int = 10,
     def observe(res: ResourceState) -> tuple[ResourceState, ObserveResponse | Exception]:
         try:
             provider = providers.get(res.provider)
-            req = ObserveRequest(resource=ref(res.name, res.type, res.id), inputs=res.inputs,
+            # the old object of a replacement or move (`name~deposed`) is the provider's
+            # object of `name`: asked for by that name, as its delete is
+            req = ObserveRequest(resource=ref(res.name.split("~", 1)[0], res.type, res.id),
+                                 inputs=res.inputs,
                                  outputs=res.provider_outputs,
                                  idempotency_key=res.idempotency_key
                                  if res.status == "pending" else None)
