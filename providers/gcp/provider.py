@@ -105,6 +105,18 @@ class GcpProvider(DispatchingProvider):
             return explain(exc, "", req.resource.name)
         return None
 
+    def usage(self, req: Any) -> Any:
+        from .usage import usage
+
+        return usage(self.ctx, req)
+
+    def pulumi_resources(self, entries: list[Any]) -> Any:
+        """This provider's entries in state as pulumi-gcp declarations (`mlform export
+        pulumi`); see pulumi.py."""
+        from .pulumi import export
+
+        return export(self, entries)
+
     def list_owned(self) -> list[tuple[str, str]]:
         from .ownership import list_owned
 
