@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .capabilities import TypeSupport
 
 if TYPE_CHECKING:
+    from .pricing.usage import UsageRequest, UsageResponse
     from .moves.verbs import ExportRequest, ExportResponse, ImportRequest
 
 
@@ -336,6 +337,12 @@ class Provider(abc.ABC):
 
         return ExportResponse(error=f"provider '{self.ctx.provider_name}' cannot export "
                                     f"'{req.resource.type}' resources")
+
+    def usage(self, req: UsageRequest) -> UsageResponse | None:
+        """What a resource would run or keep (instance-hours, GB-months), for the plan's
+        cost estimate (`mlform.engine.pricing`); None: this provider prices nothing. Never
+        calls the platform."""
+        return None
 
     def list_owned(self) -> list[tuple[str, str]]:
         """(type, id) of everything tagged as belonging to this stack (for orphan reports)."""

@@ -15,7 +15,7 @@ from .common import EXIT_CHANGES, EXIT_ERROR, Exit, common_options, echo, err, s
 
 
 def _plan(session, destroy: bool, refresh: bool, replace: tuple[str, ...] = (),
-          notes: dict | None = None):
+          notes: dict | None = None, policy_paths: tuple = (), labels: tuple = ()):
     """Refresh (unless told not to) and plan; returns (plan, document, refreshed state)."""
     from ..plan.planfile import to_document, variables_digest
     from ..plan.planner import PlanOptions, make_plan
@@ -37,6 +37,9 @@ def _plan(session, destroy: bool, refresh: bool, replace: tuple[str, ...] = (),
     from ..state.statefile import resource_to_json
 
     doc["prior_state"] = {n: resource_to_json(r, state.salt) for n, r in state.resources.items()}
+    from .review import add_review
+
+    add_review(session, plan, doc, policy_paths, labels)
     return plan, doc, state
 
 
@@ -95,21 +98,27 @@ def render_plan(doc: dict, plan, fmt: str, color: bool) -> None:
 @click.option("--destroy", is_flag=True, help="Plan to destroy everything.")
 @click.option("--replace", "replace", multiple=True, metavar="NAME",
               help="Plan to replace this resource even if unchanged.")
+@click.option("--policy", "policy_paths", multiple=True, metavar="PATH",
+              type=click.Path(path_type=Path),
+              help="Check the plan against the policies in this file or folder too. Repeatable.")
+@click.option("--label", "labels", multiple=True, metavar="LABEL",
+              help="An approval label policies can read (also MLFORM_LABELS). Repeatable.")
 @click.option("--preview", is_flag=True,
               help="Train what the plan would retrain on a scratch copy (local provider) and "
                    "show each model's metric and gate changes against the champion.")
 @click.option("--preview-rows", type=click.IntRange(min=0), default=100_000, show_default=True,
               metavar="N", help="Train the preview on a sample of N rows of a larger dataset "
                                 "(0: every row).")
-def plan_cmd(opts, out, detailed_exitcode, fmt, refresh, destroy, replace, preview,
-             preview_rows):
+def plan_cmd(opts, out, detailed_exitcode, fmt, refresh, destroy, replace, policy_paths,
+             labels, preview, preview_rows):
     from ..plan.planfile import save
     from ..session import Session
 
     session = Session(opts, "plan")
     try:
         with session.locked():
-            plan, doc, state = _plan(session, destroy, refresh, tuple(replace))
+            plan, doc, state = _plan(session, destroy, refresh, tuple(replace),
+                                     policy_paths=tuple(policy_paths), labels=tuple(labels))
         if preview:
             from ..preview import make_preview
 
@@ -121,8 +130,13 @@ def plan_cmd(opts, out, detailed_exitcode, fmt, refresh, destroy, replace, previ
             if fmt == "text":
                 click.echo(f"\nSaved the plan to {out}. Apply it exactly with: "
                            f"mlform apply {out}")
+        from .review import report
+
+        policies_failed = report(doc, session.stack)
     finally:
         session.close()
+    if policies_failed:
+        raise Exit(EXIT_ERROR)
     if detailed_exitcode and plan.has_changes():
         raise Exit(EXIT_CHANGES)
 
@@ -296,6 +310,9 @@ def _apply_or_destroy(target_path, opts, auto_approve, refresh, replace, destroy
                                        session.stack.digest,
                                        planfile.variables_digest(session.variables, state.salt))
                 plan = planfile.from_document(doc)
+                from .review import refuse_failed
+
+                refuse_failed(doc, f"plan file {plan_path}")
                 prior = {n: resource_from_json(n, r) for n, r in doc.get("prior_state", {}).items()}
                 state = dataclasses.replace(state, resources=prior)
             else:
@@ -309,6 +326,10 @@ def _apply_or_destroy(target_path, opts, auto_approve, refresh, replace, destroy
                                           planfile.digest(doc)).state
                     _print_outputs(state, opts.color)
                     return
+                from .review import refuse_failed, report
+
+                report(doc, session.stack)
+                refuse_failed(doc, "these changes")
                 _confirm(auto_approve, "destroy these resources" if destroy
                          else "perform these actions")
             result = run_apply(session, plan, state, command, planfile.digest(doc))

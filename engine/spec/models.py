@@ -614,6 +614,62 @@ class ProviderConfig(BaseModel):
     """Provider type; defaults to the key."""
 
 
+class PolicyRule(Strict):
+    """A rule every plan must satisfy: a CEL expression that is true of each resource of
+    `resource_types` (see docs/policies.md for what it can read)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    """Unique among the rules a plan is checked against: `endpoint-rollback-conditions`."""
+    description: str = ""
+    severity: Literal["advisory", "mandatory"] = "mandatory"
+    """`mandatory`: a failure fails `plan` (exit 1) and `apply`; `advisory`: a warning."""
+    resource_types: list[str] = Field(default_factory=list)
+    """The types it judges (`endpoint`, `model`, ...); empty: every resource."""
+    condition: str
+    """CEL expression that must be true: `size(resource.gates) > 0`."""
+    message: str
+    """What is wrong when it is false, shown with the resource and its place in the spec."""
+
+
+class PolicyEnable(Strict):
+    """A shipped default policy turned on, with its severity changed."""
+
+    name: str
+    severity: Literal["advisory", "mandatory"] | None = None
+
+
+class Policies(Strict):
+    """Policy checks at plan: shipped defaults turned on by name, parameters, rule files
+    and rules of the stack's own. A policy file (`--policy`, `MLFORM_POLICY_PATH`) has
+    the same fields."""
+
+    enable: list[str | PolicyEnable] = Field(default_factory=list)
+    """Default policies to turn on (docs/policies.md lists them), by name or as
+    `{name, severity}`."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Values the rules read as `params.NAME`: `{max_gpus_per_job: 8}`."""
+    files: list[str] = Field(default_factory=list)
+    """Policy files or folders of them (`*.yaml`), relative to this file."""
+    rules: list[PolicyRule] = Field(default_factory=list)
+
+
+class MlflowTracking(Strict):
+    """An MLflow tracking server that every training run and model registration of the
+    stack is logged to (docs/ml-depth.md, "Experiment tracking")."""
+
+    uri: str | None = None
+    """The tracking server's URI (`http://mlflow.internal:5000`, `databricks`); default
+    the `MLFLOW_TRACKING_URI` environment variable."""
+    experiment: str | None = None
+    """The experiment runs are logged to, created when missing; default the stack's name."""
+
+
+class Tracking(Strict):
+    """Where runs are logged besides mlform's own state."""
+
+    mlflow: MlflowTracking | None = None
+
+
 class StackFile(Strict):
     """`mlform.yaml`."""
 
@@ -626,6 +682,8 @@ class StackFile(Strict):
     variables: dict[str, Variable] = Field(default_factory=dict)
     resources: dict[str, AnyResource] = Field(default_factory=dict)
     outputs: dict[str, Output] = Field(default_factory=dict)
+    policies: Policies = Field(default_factory=Policies)
+    """Policy checks every plan of this stack must pass (see docs/policies.md)."""
 
 
 class IncludedFile(Strict):

@@ -23,7 +23,7 @@ def render(doc: dict) -> str:
     outputs = doc.get("output_changes", [])
     if not changes and not outputs:
         out.append("**No changes.** The stack matches the spec.")
-        return "\n".join(out) + "\n"
+        return "\n".join(out + _review(doc)) + "\n"
     moves = f", {s['move']} to move" if s.get("move") else ""
     out.append(f"**Plan: {s['add']} to add, {s['change']} to change, {s['destroy']} to "
                f"destroy{moves}.**")
@@ -60,4 +60,11 @@ def render(doc: dict) -> str:
     from .preview_view import markdown_lines as preview_lines
 
     out.extend(preview_lines(doc))
-    return "\n".join(out) + "\n"
+    return "\n".join(out + _review(doc)) + "\n"
+
+
+def _review(doc: dict) -> list[str]:
+    from .review_view import markdown_lines
+
+    lines = markdown_lines(doc)
+    return [""] + lines if lines else []

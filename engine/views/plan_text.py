@@ -40,7 +40,7 @@ def render(doc: dict, color: bool = True, drift_lines: list[str] | None = None) 
     outputs = doc.get("output_changes", [])
     if not changes and not outputs:
         lines.append(c("No changes.", "bold green") + " The stack matches the spec.")
-        return "\n".join(lines)
+        return "\n".join(lines + _review(doc, color))
     if changes:
         lines.append("mlform will perform these actions:")
         lines.append("")
@@ -86,7 +86,13 @@ def render(doc: dict, color: bool = True, drift_lines: list[str] | None = None) 
     moves = f", {s['move']} to move" if s.get("move") else ""
     lines.append(c("Plan:", "bold") + f" {s['add']} to add, {s['change']} to change, "
                  f"{s['destroy']} to destroy{moves}.")
-    return "\n".join(lines)
+    return "\n".join(lines + _review(doc, color))
+
+
+def _review(doc: dict, color: bool) -> list[str]:
+    from .review_view import text_lines
+
+    return [_e(line, color) for line in text_lines(doc)]
 
 
 def _esc(text: str) -> str:

@@ -103,6 +103,11 @@ class AwsProvider(DispatchingProvider):
 
         return export(self, entries)
 
+    def usage(self, req: Any) -> Any:
+        from .usage import usage
+
+        return usage(self.ctx, req)
+
     def list_owned(self) -> list[tuple[str, str]]:
         from .ownership import list_owned
 

@@ -105,6 +105,11 @@ class AzureProvider(DispatchingProvider):
             return explain(exc, "", req.resource.name)
         return None
 
+    def usage(self, req: Any) -> Any:
+        from .usage import usage
+
+        return usage(self.ctx, req)
+
     def list_owned(self) -> list[tuple[str, str]]:
         from .ownership import list_owned
 
