@@ -59,6 +59,7 @@ def render(source: Source, out: Path, exports: Mapping[str, PulumiExport],
         body.append(_resource(d, export.alias, provider_vars[pname], decl_vars))
     notes = [n for e in exports.values() for n in e.notes] + list(skipped)
     rel = os.path.relpath(source.stack_dir.resolve(), out.resolve())
+    uses_files = any(_assets(d.args) for e in exports.values() for d in e.declarations)
     imports = sorted({(e.module, e.alias) for e in exports.values()})
     program = "\n".join([
         MARKER,
@@ -75,13 +76,12 @@ def render(source: Source, out: Path, exports: Mapping[str, PulumiExport],
         "# Everything in the state is declared below.",
         *(_comment(n) for n in notes),
         "",
-        "import pathlib",
-        "",
+        *(["import pathlib", ""] if uses_files else []),
         "import pulumi",
         *(f"import {module} as {alias}" for module, alias in imports),
-        "",
-        "# The stack directory, which dataset files are uploaded from.",
-        f"STACK_DIR = (pathlib.Path(__file__).resolve().parent / {rel!r}).resolve()",
+        *([] if not uses_files else [
+            "", "# The stack directory, which dataset files are uploaded from.",
+            f"STACK_DIR = (pathlib.Path(__file__).resolve().parent / {rel!r}).resolve()"]),
         "",
         "",
         *body,
@@ -141,6 +141,14 @@ def _ordered(declarations: list[Declaration]) -> list[Declaration]:
     for d in declarations:
         visit(d)
     return list(done.values())
+
+
+def _assets(value: Any) -> bool:
+    if isinstance(value, FileAsset):
+        return True
+    if isinstance(value, Mapping):
+        return any(_assets(v) for v in value.values())
+    return isinstance(value, list | tuple) and any(_assets(v) for v in value)
 
 
 def _refs(value: Any) -> list[str]:

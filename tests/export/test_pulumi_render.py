@@ -56,12 +56,20 @@ def test_the_header_names_the_source_and_what_is_not_expressible(tmp_path):
     lines = program["__main__.py"].splitlines()
     assert lines[0] == MARKER
     assert "stack 'fraud' (serial 7, lineage lin-1)" in lines[1]
-    header = lines[:lines.index("import pathlib")]
+    header = lines[:lines.index(next(line for line in lines if line.startswith("import")))]
     assert all(line.startswith("#") or not line for line in header)
     assert all(len(line) <= 100 for line in header)
     text = "\n".join(header)
     assert "training_job 'train': a finished run" in text
     assert "provider 'local' (local) has no Pulumi export" in text
+
+
+def test_a_program_without_files_does_not_look_for_the_stack_directory(tmp_path):
+    endpoint_only = PulumiExport(**{**EXPORT.__dict__,
+                                    "declarations": EXPORT.declarations[:2]})
+    program = rendered(tmp_path, {"sagemaker": endpoint_only})["__main__.py"]
+    ast.parse(program)
+    assert "STACK_DIR" not in program and "import pathlib" not in program
 
 
 def test_project_and_requirements(tmp_path):
