@@ -27,6 +27,15 @@ def _verdict(gate: dict) -> str:
     return f"{word} ({gate.get('detail') or 'not measured'})"
 
 
+def _champion(gate: dict) -> str:
+    """How the champion fared on the same gate when it was registered."""
+    passed = gate.get("passed_before")
+    if passed is None:
+        return "–"
+    return ("✅ passed" if passed else "❌ failed") + \
+        (f" ({gate['before']:.3f})" if gate.get("before") is not None else "")
+
+
 def summary(doc: dict) -> str:
     """A few words for a summary line: "preview: 1 gate would fail"; "" without a preview."""
     preview = doc.get("preview")
@@ -93,9 +102,10 @@ def markdown_lines(doc: dict) -> list[str]:
                        f"{_num(metric['after'])} | {_delta(metric['before'], metric['after'])} |")
         out.append("")
         if m["gates"]:
-            out += ["| Gate | Verdict |", "|---|---|"]
+            out += ["| Gate | Champion | Candidate |", "|---|---|---|"]
             for gate in m["gates"]:
                 mark = "✅" if gate["passed"] else "❌"
-                out.append(f"| `{gate['gate']}` | {mark} {_verdict(gate)} |")
+                out.append(f"| `{gate['gate']}` | {_champion(gate)} | "
+                           f"{mark} {_verdict(gate)} |")
             out.append("")
     return out
