@@ -69,6 +69,9 @@ def export(provider: Any, entries: list[ResourceState]) -> PulumiExport:
         found, more = make(entry)
         declarations += found
         notes += more
+    if any(e.type in ("dataset", "model") for e in entries):
+        notes.append(f"bucket '{provider.clients.cfg.bucket}': the provider's configuration, "
+                     "not mlform's: the objects below name it, it is not declared")
     if any(e.type == "model" for e in entries):
         notes.append("model versions: pulumi-aws has no ModelPackage resource, so each "
                      "registered version (and its gate results) stays in mlform's state; "

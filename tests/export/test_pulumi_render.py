@@ -116,3 +116,19 @@ def test_a_stack_with_no_cloud_resources_has_nothing_to_export(null_stack, run_m
         in done.stderr
     assert "Traceback" not in done.stderr
     assert not (stack / "pulumi").exists()
+
+
+def test_mlform_itself_never_imports_pulumi():
+    """Only the generated program imports Pulumi: mlform's own modules (the command,
+    validate, plan, the export) must run where Pulumi is not installed."""
+    root = Path(__file__).resolve().parents[2]
+    found = []
+    for folder in ("engine", "ml", "providers"):
+        for path in (root / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) and \
+                    node.level == 0 else []  # `from .pulumi import` is the provider's module
+                found += [f"{path.relative_to(root)}: {n}" for n in names
+                          if n.split(".")[0].startswith("pulumi")]
+    assert found == []
