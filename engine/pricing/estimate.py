@@ -22,7 +22,8 @@ ROUND = 4
 def estimate(plan: Plan, provider_types: dict[str, str], providers: Any) -> dict | None:
     """The plan document's `cost` section; `provider_types` maps provider names to types,
     `providers.get(name)` gives the provider."""
-    resources, tables = [], {}
+    resources: list[dict] = []
+    tables: dict[str, dict] = {}
     for change in plan.changes:
         if change.action is Action.NOOP or change.provider not in provider_types:
             continue
