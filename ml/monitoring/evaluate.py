@@ -11,7 +11,11 @@ reference dataset.
     output     the predictions of the current window against the earliest logged
                predictions not in it (the model's first answers, the nearest thing
                to its behaviour at deployment; for a batch output, its rows before
-               the window); reported, not counted in the share
+               the window); reported, not counted in the share. Where clients asked
+               for probabilities (`scores` logged for at least `min_rows` instances on
+               each side), the scores are compared instead, as numbers: a binary
+               classifier's positive-class probability, else the probability of the
+               class predicted; the entry's "on" says which ("scores" or "predictions")
     performance  the newest `window_rows` instances that have labels (feedback, or a
                batch input's target column), scored with `performance.metric` and
                checked against its min / max
@@ -27,7 +31,7 @@ The result is a JSON-ready dict (stored as `evaluations/<time>.json`):
      "features": [{"name", "kind", "method", "value", "threshold", "drifted", "note",
                    "histogram": {"labels", "reference", "current"}}],
      "drift": {"share", "drift_share", "drifted_features", "evaluated", "dataset_drift"},
-     "output_drift": {same keys as a feature, plus "baseline_rows"} | null,
+     "output_drift": {same keys as a feature, plus "baseline_rows", "on"} | null,
      "performance": {"metric", "value", "min", "max", "rows", "passed", "note"} | null,
      "summary": one line in words}
 
@@ -164,6 +168,9 @@ def feature_drift(name: str, reference: np.ndarray, current: np.ndarray,
 
 
 def _output_drift(traffic: Traffic, current_rows: int, monitor) -> dict[str, Any] | None:
+    on_scores = _score_drift(traffic, current_rows, monitor)
+    if on_scores is not None:
+        return on_scores
     baseline_rows = min(monitor.window_rows, len(traffic) - current_rows)
     if baseline_rows < monitor.min_rows:
         return None
@@ -171,7 +178,31 @@ def _output_drift(traffic: Traffic, current_rows: int, monitor) -> dict[str, Any
     current = _prediction_values(traffic.predictions[len(traffic) - current_rows:])
     entry = feature_drift("prediction", baseline, current, monitor)
     entry["baseline_rows"] = baseline_rows
+    entry["on"] = "predictions"
     return entry
+
+
+def _score_drift(traffic: Traffic, current_rows: int, monitor) -> dict[str, Any] | None:
+    """Output drift on the logged scores, when each side has `min_rows` of them."""
+    if not traffic.scores:
+        return None
+    start = len(traffic) - current_rows
+    current = [s for s in traffic.scores[start:] if s is not None]
+    baseline = [s for s in traffic.scores[:start] if s is not None][:monitor.window_rows]
+    if min(len(current), len(baseline)) < monitor.min_rows:
+        return None
+    entry = feature_drift("score", _score_values(baseline), _score_values(current), monitor)
+    entry["baseline_rows"] = len(baseline)
+    entry["on"] = "scores"
+    return entry
+
+
+def _score_values(scores: list[Any]) -> np.ndarray:
+    """One number per instance: the positive-class probability of a binary classifier,
+    else the probability of the class predicted (its confidence)."""
+    rows = [s for s in scores if isinstance(s, list) and s]
+    return np.asarray([float(s[1]) if len(s) == 2 else float(max(s)) for s in rows],
+                      dtype=float)
 
 
 def _performance(monitor, traffic: Traffic, no_feedback: str | None = None) -> dict[str, Any]:

@@ -93,7 +93,8 @@ def _of_batch(evaluation: dict[str, Any]) -> str:
 def _entries(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
     entries = list(evaluation.get("features") or [])
     if evaluation.get("output_drift"):
-        entries.append({**evaluation["output_drift"], "name": "prediction (output)"})
+        output = evaluation["output_drift"]
+        entries.append({**output, "name": f"{output.get('name') or 'prediction'} (output)"})
     return entries
 
 

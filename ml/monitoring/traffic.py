@@ -20,6 +20,9 @@ class Traffic:
     labels: list[Any]
     """The ground truth sent as feedback for each instance; None where none was sent."""
     times: list[float]
+    scores: list[Any] | None = None
+    """Each instance's class probabilities where the request asked for them (None
+    elsewhere); None when the platform logs no scores at all."""
 
     def __len__(self) -> int:
         return len(self.predictions)
@@ -27,4 +30,5 @@ class Traffic:
     def rows(self, start: int, stop: int | None = None) -> Traffic:
         return Traffic(self.features.iloc[start:stop].reset_index(drop=True),
                        self.predictions[start:stop], self.labels[start:stop],
-                       self.times[start:stop])
+                       self.times[start:stop],
+                       None if self.scores is None else self.scores[start:stop])

@@ -8,8 +8,9 @@ the newest rows are always kept, and at most twice either bound is on disk.
 
 The request log is read by monitors; its rows are
 `{"t", "id", "variant", "model", "features", "instances", "predictions"}`
-(instances as lists in `features` order), and the feedback log's rows are
-`{"t", "id", "labels"}`.
+(instances as lists in `features` order), plus `"scores"` (each instance's class
+probabilities) for a request that asked for them (`scores`), and the feedback log's
+rows are `{"t", "id", "labels"}`.
 """
 
 from __future__ import annotations
@@ -120,16 +121,18 @@ _INSTANCES_ONLY = re.compile(rb'\s*\{\s*"instances"\s*:(.*)\}\s*', re.DOTALL)
 
 def request_line(record: tuple) -> bytes:
     """The request log's line for `(t, id, variant, model, features, instances, body,
-    predictions)`, where either `body` holds the raw request body of the form
+    predictions[, scores])`, where either `body` holds the raw request body of the form
     `{"instances": [[...], ...]}` or `instances` holds the parsed instances (lists
-    or objects by feature name), and `predictions` is the JSON text of the answer.
+    or objects by feature name), `predictions` is the JSON text of the answer and
+    `scores`, when given and not None, the JSON text of its class probabilities.
 
     Logging every request used to cost more than predicting it, and not for the
     writing: the parsed instances, kept until the next flush, are thousands of
     lists the garbage collector has to scan again and again. Raw bytes and text
     are not scanned, and reusing them saves encoding the numbers again.
     """
-    t, rid, variant, model, features, instances, body, predictions = record
+    t, rid, variant, model, features, instances, body, predictions = record[:8]
+    scores = record[8] if len(record) > 8 else None
     head = f'{{"t":{_json(t)},"id":{_json(rid)},{_served_by(variant, model, tuple(features))}'
     # an ASCII body is the same text in UTF-8, which the log is written in
     match = _INSTANCES_ONLY.fullmatch(body) if body is not None and body.isascii() else None
@@ -141,8 +144,9 @@ def request_line(record: tuple) -> bytes:
         if instances and isinstance(instances[0], Mapping):
             instances = [[row.get(f) for f in features] for row in instances]
         rows = _json(instances).encode("utf-8")
-    return b'%s,"instances":%s,"predictions":%s}' % (
+    line = b'%s,"instances":%s,"predictions":%s' % (
         head.encode("utf-8"), rows, predictions.encode("utf-8"))
+    return line + (b',"scores":%s}' % scores.encode("utf-8") if scores is not None else b"}")
 
 
 @functools.lru_cache(maxsize=256)

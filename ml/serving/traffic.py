@@ -5,7 +5,8 @@ The serving side (any provider's) writes `requests.jsonl` (older rows rotated to
 one JSON object a line:
 
     {"t": unix_time, "id": request_id, "variant": name, "model": model_uri,
-     "features": [feature names], "instances": [[...], ...], "predictions": [...]}
+     "features": [feature names], "instances": [[...], ...], "predictions": [...],
+     "scores": [[class probabilities], ...]}      # scores: when the request asked for them
 
 and `feedback.jsonl`: `{"t": ..., "id": request_id, "labels": [...]}`, the labels
 aligned with that request's instances (a later feedback for the same id wins).
@@ -34,6 +35,7 @@ def read_traffic(endpoint_dir: Path) -> Traffic:
 
     labels_by_id = _labels_by_request(endpoint_dir / FEEDBACK_LOG)
     blocks, predictions, labels, times = [], [], [], []
+    scores: list[Any] = []
     # consecutive requests with the same feature names become one frame: building a
     # frame per request would cost more than everything else here
     run_names: list[str] | None = None
@@ -54,10 +56,13 @@ def read_traffic(endpoint_dir: Path) -> Traffic:
         truth = (labels_by_id.get(record["id"]) or [])[:len(instances)]
         labels.extend(list(truth) + [None] * (len(instances) - len(truth)))
         times.extend([float(record["t"])] * len(instances))
+        scored = record.get("scores")
+        scored = list(scored)[:len(instances)] if isinstance(scored, list) else []
+        scores.extend(scored + [None] * (len(instances) - len(scored)))
     if run_rows:
         blocks.append(pd.DataFrame(run_rows, columns=run_names))
     frame = pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame()
-    return Traffic(frame, predictions, labels, times)
+    return Traffic(frame, predictions, labels, times, scores)
 
 
 def _records(endpoint_dir: Path) -> Iterator[dict[str, Any]]:

@@ -6,6 +6,10 @@ Public routes:
     GET  /health    200 with the variants served; 503 while loading or when a model
                     failed to load
     GET  /metrics   Prometheus text format
+    POST /predict   with "return": "probabilities": the class probabilities too
+                    (`mlform.ml.serving.scores`)
+    POST /explain   {"instances": [...]} -> {"explanations", "method", "variant"}
+                    (`explain`)
     POST /feedback  {"id": request_id, "labels": [...]}: ground truth, appended to the
                     feedback log whatever the id (requests are sampled and the server
                     may have restarted since, so an id unknown here is not an error)
@@ -47,6 +51,7 @@ import time
 from pathlib import Path
 
 import anyio
+from mlform.ml.serving import scores as _scores
 from mlform.ml.serving.metrics import CONTENT_TYPE, ServingMetrics
 from mlform.ml.serving.parsing import BadRequest, RequestIds, feedback_problem
 from mlform.ml.serving.parsing import encode as _encode
@@ -63,6 +68,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .config import CONFIG_FILE, ServingConfig, write_config
+from .explain import explain_route
 from .loader import ModelStore, choose_device, import_torch
 from .router import CANARY, Router
 
@@ -176,6 +182,7 @@ class ServingApp:
         try:
             body, instances = await self._off_loop(self._parse, raw) if offload \
                 else self._parse(raw)
+            output = _scores.requested(body) if "return" in body else _scores.LABELS
         except BadRequest as e:
             self.metrics.rejected.inc()
             return await _send_error(send, 400, str(e))
@@ -189,8 +196,9 @@ class ServingApp:
                 self.metrics.rejected.inc()
                 return await _send_error(send, 400, str(e))
         predictor = self.models[route.spec.model]
-        outcome, status, answer = await self._off_loop(self._score, route, instances) \
-            if offload else self._score(route, instances)
+        outcome, status, answer, scored = \
+            await self._off_loop(self._score, route, instances, output) if offload \
+            else self._score(route, instances, output)
         seconds = time.perf_counter() - start
         now = time.time()
         self.metrics.record(route.variant, route.spec.model, seconds, len(instances), outcome)
@@ -198,7 +206,8 @@ class ServingApp:
         if outcome != OK:
             return await _send_error(send, status, answer)
         rid = self._ids.next()
-        await _send_json(send, 200, f'{{"predictions":{answer},'
+        extra = _scores.answer_fields(scored, predictor.classes, _encode) if scored else ""
+        await _send_json(send, 200, f'{{"predictions":{answer}{extra},'
                                     f'"variant":{_encode(route.variant)},"id":"{rid}"}}')
         sampled = self._sampler.random() < self.config.sample_rate
         # the log keeps the raw body when it holds just the rows (see `request_line`)
@@ -206,7 +215,7 @@ class ServingApp:
             else (instances, None)
         if sampled:
             self.requests_log.append((now, rid, route.variant, route.spec.model,
-                                      predictor.features, *logged, answer))
+                                      predictor.features, *logged, answer, scored))
         if route.shadows:
             # the answer is sent: the caller never waits on a shadow
             shadowed = (route.shadows, rid, instances, logged if sampled else None)
@@ -224,27 +233,33 @@ class ServingApp:
         body = _json_object(raw)
         return body, None if "entities" in body else _instances(body)
 
-    def _score(self, route, instances: list) -> tuple[int, int, str]:
-        """(outcome, HTTP status, the predictions' JSON text or the error message)."""
+    def _score(self, route, instances: list,
+               output: str = _scores.LABELS) -> tuple[int, int, str, str | None]:
+        """(outcome, HTTP status, the predictions' JSON text or the error message, the
+        class probabilities' JSON text when `output` asks for them)."""
         self._use_threads()
         try:
-            predictions = self.models[route.spec.model].predict(instances)
+            predictions, probabilities = _scores.predict(self.models[route.spec.model],
+                                                         instances, output)
         except CLIENT_FAULTS as e:
             if route.track == CANARY and self._stable_accepts(instances):
                 # the instances fit the endpoint's contract: the new variant broke it
                 return ERROR, 500, (f"variant '{route.variant}' failed: it cannot predict "
-                                    f"instances the endpoint's stable variants accept: {e}")
+                                    f"instances the endpoint's stable variants accept: {e}"), \
+                    None
             return CLIENT_ERROR, 400, (f"variant '{route.variant}' cannot predict these "
-                                       f"instances: {e}")
+                                       f"instances: {e}"), None
         except Exception as e:  # answered as a 500; the traceback goes to server.log
             log.exception("variant %s failed", route.variant)
-            return ERROR, 500, f"variant '{route.variant}' failed: {type(e).__name__}: {e}"
+            return ERROR, 500, f"variant '{route.variant}' failed: {type(e).__name__}: {e}", \
+                None
         try:
-            return OK, 200, _encode(predictions)
+            return OK, 200, _encode(predictions), \
+                None if probabilities is None else _encode(probabilities)
         except (TypeError, ValueError) as e:  # NaN or a value JSON has no form for
             log.error("variant %s answered what JSON cannot hold: %s", route.variant, e)
             return ERROR, 500, (f"variant '{route.variant}' failed: its predictions are not "
-                                f"JSON: {type(e).__name__}: {e}")
+                                f"JSON: {type(e).__name__}: {e}"), None
 
     def _stable_accepts(self, instances: list) -> bool:
         """Whether a stable variant takes these instances (only asked when a canary
@@ -533,6 +548,7 @@ def build_app(config: ServingConfig, directory: Path, control_token: str,
             Route("/health", serving.health, methods=["GET"]),
             Route("/metrics", serving.metrics_text, methods=["GET"]),
             Route("/feedback", serving.feedback, methods=["POST"]),
+            Route("/explain", explain_route(serving), methods=["POST"]),
             Route("/-/config", _control(serving, serving.get_config), methods=["GET"]),
             Route("/-/config", _control(serving, serving.put_config), methods=["POST"]),
             Route("/-/stats", _control(serving, serving.stats), methods=["GET"]),
