@@ -92,27 +92,14 @@ def _footer(doc: dict, plan_file: str, digest: str) -> list[str]:
 
 
 def _policies_summary(doc: dict) -> str:
-    """Failed policies in a few words, when the plan holds policy results (docs/policies.md)."""
-    results = doc.get("policies")
-    if isinstance(results, dict):
-        results = results.get("results", [])
-    if not isinstance(results, list) or not results:
-        return ""
-    failed = [r for r in results if isinstance(r, dict) and r.get("passed") is False]
-    mandatory = [r for r in failed if r.get("severity") == "mandatory"]
-    if not failed:
-        return f"policies: {len(results)} passed"
-    return f"policies: {len(mandatory)} mandatory, {len(failed) - len(mandatory)} advisory failed"
+    """The policy results in a few words, when the plan holds them (docs/policies.md)."""
+    from .policy_view import summary
+
+    return f"policies: {summary(doc['policies'])}" if doc.get("policies") else ""
 
 
 def _cost_summary(doc: dict) -> str:
-    """The monthly cost delta, when the plan holds a cost estimate (docs/cost.md)."""
-    cost = doc.get("cost")
-    if not isinstance(cost, dict):
-        return ""
-    for key in ("monthly_delta", "total_monthly_delta", "delta_monthly"):
-        value = cost.get(key)
-        if isinstance(value, int | float):
-            currency = cost.get("currency", "USD")
-            return f"cost: {value:+,.2f} {currency}/month"
-    return ""
+    """The cost estimate's totals, when the plan holds one (docs/cost.md)."""
+    from .cost_view import totals
+
+    return f"cost: {totals(doc['cost'])}" if doc.get("cost") else ""
