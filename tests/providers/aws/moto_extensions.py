@@ -218,19 +218,17 @@ def _predictor(account: str, url: str) -> Any:
 
 
 def _invoke_endpoint_action(self: Any) -> Any:
-    import json
     import random
 
     from mlform.providers.aws import container_serve
     from moto.sagemaker.models import sagemaker_backends
 
-    name = self._get_params().get("EndpointName")
+    name = self.path.split("/")[2]
     sm = sagemaker_backends[self.current_account][self.region]
     endpoint = sm.endpoints.get(name)
     if endpoint is None:
-        return 400, {}, json.dumps({"__type": "ValidationError",
-                                    "message": f"Endpoint {name} of account "
-                                               f"{self.current_account} not found."})
+        return _error(400, "ValidationError",
+                      f"Endpoint {name} of account {self.current_account} not found.")
     variants = sm.endpoint_configs[endpoint.endpoint_config_name].production_variants
     variant = random.choices(variants, weights=[float(v.get("InitialVariantWeight", 1.0))
                                                 for v in variants])[0]
@@ -239,14 +237,23 @@ def _invoke_endpoint_action(self: Any) -> Any:
         predictor = _predictor(self.current_account, model.primary_container["ModelDataUrl"])
         instances = container_serve.input_fn(self.body, self.headers.get("Content-Type"))
     except ValueError as e:
-        return 400, {}, json.dumps({"__type": "ValidationError", "message": str(e)})
+        return _error(400, "ValidationError", str(e))
     try:
         predictions = container_serve.predict_fn(instances, predictor)
     except Exception as e:  # noqa: BLE001 - the container answers any failure as a ModelError
-        return 424, {}, json.dumps({"__type": "ModelError", "message": str(e)})
+        return _error(424, "ModelError", f"Received client error (400) from primary with "
+                                         f"message \"{e}\"")
     body, content_type = container_serve.output_fn(predictions, self.headers.get("Accept"))
     return 200, {"Content-Type": content_type,
                  "x-Amzn-Invoked-Production-Variant": variant["VariantName"]}, body
+
+
+def _error(status: int, kind: str, message: str) -> Any:
+    import json
+
+    # moto takes a response's status from its headers
+    return status, {"status": status, "x-amzn-ErrorType": kind}, \
+        json.dumps({"__type": kind, "message": message})
 
 
 def install() -> None:
