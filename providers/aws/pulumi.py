@@ -165,12 +165,14 @@ class _Reader:
         # does not report it back until an update runs with it.
         rollout = deployment_config(_endpoint_spec(entry.inputs).rollout,
                                     list(outputs.get("alarms") or []))
-        notes = []
-        if outputs.get("alarms"):
-            notes.append(f"endpoint '{entry.name}': the CloudWatch alarms its rollouts roll "
-                         f"back on ({', '.join(outputs['alarms'])}) are mlform's; they are "
-                         "named, not declared")
+        alarms, notes = self._alarms(entry, list(outputs.get("alarms") or []))
+        declared = {d.args["name"]: d.name for d in alarms}
+        rollback = rollout.get("AutoRollbackConfiguration", {}).get("Alarms", [])
+        for alarm in rollback:  # the alarms as references: Pulumi makes them first
+            if alarm["AlarmName"] in declared:
+                alarm["AlarmName"] = Ref(declared[alarm["AlarmName"]], "name")
         return [
+            *alarms,
             Declaration(name=config_name, cls="sagemaker.EndpointConfiguration",
                         source=entry.name, import_id=config["EndpointConfigName"], args={
                             "name": config["EndpointConfigName"], **snake(body),
@@ -184,6 +186,37 @@ class _Reader:
                         # SageMaker reports a deployment config only once an update used it
                         ignore_changes=("deployment_config",)),
         ], notes
+
+    def _alarms(self, entry: ResourceState, names: list[str]
+                ) -> tuple[list[Declaration], list[str]]:
+        """The CloudWatch alarms the endpoint's rollouts roll back on."""
+        if not names:
+            return [], []
+        cw = self.clients.cloudwatch
+        found = {a["AlarmName"]: a for page in cw.get_paginator("describe_alarms").paginate(
+            AlarmNames=names) for a in page.get("MetricAlarms", [])}
+        missing = [n for n in names if n not in found]
+        declarations = []
+        for i, name in enumerate(n for n in names if n in found):
+            alarm = found[name]
+            args: dict[str, Any] = {"name": name}
+            for key in ("AlarmDescription", "ComparisonOperator", "EvaluationPeriods",
+                        "Threshold", "TreatMissingData", "MetricName", "Namespace", "Period",
+                        "Statistic", "ExtendedStatistic"):
+                if alarm.get(key) is not None:
+                    args[_snake_key(key)] = alarm[key]
+            if alarm.get("Dimensions"):
+                args["dimensions"] = _dimensions(alarm["Dimensions"])
+            if alarm.get("Metrics"):
+                args["metric_queries"] = [_query(q) for q in alarm["Metrics"]]
+            tags = cw.list_tags_for_resource(ResourceARN=alarm["AlarmArn"]).get("Tags", [])
+            args["tags"] = {t["Key"]: t["Value"] for t in tags}
+            declarations.append(Declaration(
+                name=f"{entry.name}-alarm-{i + 1}", cls="cloudwatch.MetricAlarm",
+                source=entry.name, import_id=name, args=args))
+        notes = [f"endpoint '{entry.name}': alarm {n} is gone; the next mlform apply "
+                 "makes it again" for n in missing]
+        return declarations, notes
 
     def _tags(self, arn: str) -> dict[str, str]:
         listed = self.clients.sagemaker.list_tags(ResourceArn=arn).get("Tags", [])
@@ -212,6 +245,24 @@ def _linked(declarations: list[Declaration]) -> list[Declaration]:
             d = replace(d, args=args)
         linked.append(d)
     return linked
+
+
+def _dimensions(dims: list[dict[str, str]]) -> dict[str, str]:
+    return {d["Name"]: d["Value"] for d in dims}
+
+
+def _query(query: dict[str, Any]) -> dict[str, Any]:
+    """A metric math query of DescribeAlarms as pulumi-aws's `metric_queries` item."""
+    out: dict[str, Any] = {_snake_key(k): query[k] for k in
+                           ("Id", "Expression", "Label", "ReturnData") if k in query}
+    stat = query.get("MetricStat")
+    if stat:
+        metric = stat.get("Metric", {})
+        out["metric"] = {"namespace": metric.get("Namespace"),
+                         "metric_name": metric.get("MetricName"),
+                         "dimensions": _dimensions(metric.get("Dimensions", [])),
+                         "period": stat.get("Period"), "stat": stat.get("Stat")}
+    return out
 
 
 def snake(value: Any) -> Any:

@@ -79,7 +79,7 @@ def test_the_program_declares_the_live_sagemaker_resources(aws, tmp_path, run_ml
 
     out = tmp_path / "infra"
     done = ok(run_mlform, ["export", "pulumi", str(stack), "--out", str(out)], tmp_path)
-    assert "declaring 5 resource(s)" in done.stdout, done.stdout
+    assert "declaring 6 resource(s)" in done.stdout, done.stdout
     assert sorted(p.name for p in out.iterdir()) == ["Pulumi.yaml", "__main__.py",
                                                      "requirements.txt"]
     declared = pulumi_mocks(out, tmp_path)
@@ -94,7 +94,7 @@ def test_the_program_declares_the_live_sagemaker_resources(aws, tmp_path, run_ml
         "aws:sagemaker/modelPackageGroup:ModelPackageGroup": 1,
         "aws:sagemaker/model:Model": 1,
         "aws:sagemaker/endpointConfiguration:EndpointConfiguration": 1,
-        "aws:sagemaker/endpoint:Endpoint": 1}
+        "aws:sagemaker/endpoint:Endpoint": 1, "aws:cloudwatch/metricAlarm:MetricAlarm": 1}
     [provider] = by_type["pulumi:providers:aws"]
     assert provider["inputs"]["region"] == REGION
     # every resource goes through the explicit provider named after the stack's
@@ -158,10 +158,26 @@ def test_the_program_declares_the_live_sagemaker_resources(aws, tmp_path, run_ml
         ("CANARY", {"type": "CAPACITY_PERCENT", "value": 10})
     assert endpoint["inputs"]["tags"]["mlform:stack"] == "fraud"
 
+    # the alarm its rollouts roll back on: the live one, referred to by the endpoint
+    [alarm] = by_type["aws:cloudwatch/metricAlarm:MetricAlarm"]
+    [alarm_name] = endpoint_state["private"]["alarms"]
+    cw = boto3.client("cloudwatch", region_name=REGION, endpoint_url=aws)
+    [live_alarm] = cw.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"]
+    assert alarm["import_id"] == alarm["inputs"]["name"] == alarm_name
+    assert (alarm["inputs"]["threshold"], alarm["inputs"]["comparisonOperator"]) == \
+        (live_alarm["Threshold"], live_alarm["ComparisonOperator"])
+    assert [(q["id"], q.get("expression"), q.get("metric", {}).get("metricName"))
+            for q in alarm["inputs"]["metricQueries"]] == \
+        [(q["Id"], q.get("Expression"), q.get("MetricStat", {}).get("Metric", {})
+          .get("MetricName")) for q in live_alarm["Metrics"]]
+    assert alarm["inputs"]["tags"]["mlform:resource"] == "fraud_endpoint"
+    assert endpoint["inputs"]["deploymentConfig"]["autoRollbackConfiguration"] == \
+        {"alarms": [{"alarmName": alarm_name}]}
+
     # the header says what Pulumi cannot hold; a second export rewrites the program
     program = (out / "__main__.py").read_text()
     assert "training_job 'train'" in program and "pulumi-aws has no ModelPackage" in program
-    assert program.count("retain_on_delete=True") == 5
+    assert program.count("retain_on_delete=True") == 6
     # what S3 and SageMaker cannot read back would fail the import: it is ignored
     assert "ignore_changes=['source']" in program
     assert "ignore_changes=['deployment_config']" in program
