@@ -65,8 +65,8 @@ def resource(run_mlform, stack: Path, name: str) -> dict:
     return json.loads(ok(run_mlform, ["show", name, "--json"], stack).stdout)
 
 
-def test_the_program_declares_the_live_sagemaker_resources(aws, tmp_path, run_mlform,
-                                                           pulumi_mocks):
+def test_the_program_declares_the_live_sagemaker_resources(pulumi_mocks, aws, tmp_path,
+                                                           run_mlform):
     import boto3
 
     stack = tmp_path / "stack"

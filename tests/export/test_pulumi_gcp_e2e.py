@@ -27,7 +27,7 @@ def fakes():
     return gcp_stack.shared_fakes()
 
 
-def test_the_program_adopts_the_live_vertex_endpoint(fakes, tmp_path, pulumi_mocks):
+def test_the_program_adopts_the_live_vertex_endpoint(pulumi_mocks, fakes, tmp_path):
     import gcp_stack
     from google.cloud.aiplatform_v1 import EndpointServiceClient
 
