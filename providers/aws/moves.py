@@ -4,8 +4,9 @@ portable bundle (`mlform.ml.bundle`), mixed into their handlers.
 A training run carried over creates no SageMaker training job: its artifact, metrics
 and held-out rows are packed as SageMaker would have left them,
 `training/<resource>/<run_id>/output/model.tar.gz` (the artifact's files at the top,
-`holdout.csv`, `metrics.json`), so a model, a gate evaluation and an endpoint read it
-as any other. A model is registered from that artifact with the gate results the
+`metrics.json`, and the held-out rows as `holdout.csv`, which the evaluation container
+reads, next to the bundle's `holdout.parquet`), so a model, a gate evaluation and an
+endpoint read it as any other. A model is registered from that artifact with the gate results the
 bundle records (or, with `on_move: {rerun_gates: true}`, with its gates judged here).
 Every import reads what it wrote back from S3 and refuses a copy that differs.
 """
@@ -112,14 +113,21 @@ class TrainingMoves:
         if data is None:
             return ExportResponse(error=f"{artifact} is gone")
         files: dict[str, Path | bytes] = {}
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            for member in tar.getmembers():
-                got = tar.extractfile(member) if member.isfile() else None
-                if got is None:
-                    continue
-                rel = member.name.lstrip("./")
-                files[rel if rel in ("holdout.csv", "metrics.json") else f"artifact/{rel}"] = \
-                    got.read()
+        for rel, body in _members(data).items():
+            rel = rel.lstrip("./")
+            if rel in ("holdout.parquet", "metrics.json"):
+                files[rel] = body
+            elif rel != "holdout.csv":
+                files[f"artifact/{rel}"] = body
+        if "holdout.parquet" not in files:  # a SageMaker run leaves its rows as CSV
+            import pandas as pd
+
+            rows = _members(data).get("holdout.csv") or _members(data).get("./holdout.csv")
+            if rows is None:
+                return ExportResponse(error=f"{artifact} holds no held-out rows")
+            out = io.BytesIO()
+            pd.read_csv(io.BytesIO(rows)).to_parquet(out, index=False)
+            files["holdout.parquet"] = out.getvalue()
         outputs = {k: req.outputs.get(k) for k in ("run_id", "metrics", "device",
                                                     "device_note", "code_digest")}
         return _export(h, req, files, outputs)
@@ -154,10 +162,16 @@ def _member(rel: str) -> str:
 
 
 def _tarball(bundle: bundles.Bundle) -> bytes:
+    import pandas as pd
+
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for f in bundle.files:
             tar.add(bundle.path(f.path), arcname=_member(f.path), recursive=False)
+        rows = pd.read_parquet(bundle.path("holdout.parquet")).to_csv(index=False).encode()
+        info = tarfile.TarInfo("holdout.csv")
+        info.size = len(rows)
+        tar.addfile(info, io.BytesIO(rows))
     return buf.getvalue()
 
 

@@ -4,7 +4,7 @@ models, in the portable bundle (`mlform.ml.bundle`), mixed into their handlers.
 What each type's bundle holds (the same on every provider):
 
     dataset       data.<csv|parquet>; outputs version, rows, columns, format
-    training_job  artifact/..., holdout.csv, metrics.json; outputs run_id, metrics,
+    training_job  artifact/..., holdout.parquet, metrics.json; outputs run_id, metrics,
                   data_version, code_digest, seed, device
     model         gates.json; outputs gates, metrics, run_id, version
 
@@ -69,7 +69,7 @@ class DatasetMoves:
     ctx: Any
 
     def export(self, req: ExportRequest) -> ExportResponse:
-        version = req.outputs.get("version")
+        version = str(req.outputs.get("version") or "")
         meta = self._meta(req.resource.name, version) if version else None  # type: ignore[attr-defined]
         if meta is None:
             return ExportResponse(error=f"dataset '{req.resource.name}' has no stored version "
@@ -122,15 +122,9 @@ class TrainingMoves:
             return ExportResponse(error=f"training run {run_id} of '{req.resource.name}' is "
                                         "not stored here; nothing to export")
         params = read_json(run_dir / "params.json") or {}
-        files: dict[str, Path | bytes] = bundles.tree(run_dir / "artifact", "artifact")
+        files: dict[str, Path | bytes] = {**bundles.tree(run_dir / "artifact", "artifact")}
         files["metrics.json"] = run_dir / "metrics.json"
-        if req.staging is not None:  # the portable held-out rows are CSV
-            import pandas as pd
-
-            frame = pd.read_parquet(run_dir / "holdout.parquet")
-            files["holdout.csv"] = frame.to_csv(index=False).encode()
-        else:
-            files["holdout.csv"] = run_dir / "holdout.parquet"  # about the size
+        files["holdout.parquet"] = run_dir / "holdout.parquet"
         outputs = {k: req.outputs.get(k) for k in ("run_id", "metrics", "device",
                                                     "device_note", "code_digest")}
         outputs.update(data_version=params.get("data", {}).get("version"),
@@ -156,9 +150,6 @@ class TrainingMoves:
             except bundles.BundleError as e:
                 shutil.rmtree(staging, ignore_errors=True)
                 return _failed(e)
-            import pandas as pd
-
-            pd.read_csv(run_dir / "holdout.csv").to_parquet(run_dir / "holdout.parquet")
             out = bundle.outputs
             write_json(run_dir / "params.json", {
                 "job": job, "run_id": run_id, "seed": out.get("seed"),

@@ -99,7 +99,7 @@ def test_a_provider_change_moves_the_stack_instead_of_retraining(on_local, run_m
     moves = {c["name"]: c for c in doc["changes"] if c["action"] == "move"}
     assert set(moves) == set(MOVED) and doc["summary"]["move"] == 3
     assert moves["train"]["moved_from"] == "local" and moves["train"]["copy_size"] > 0
-    assert {f["path"] for f in moves["train"]["copies"]} >= {"metrics.json", "holdout.csv"}
+    assert {f["path"] for f in moves["train"]["copies"]} >= {"metrics.json", "holdout.parquet"}
     markdown = ok(run_mlform, ["plan", "--format", "markdown"], on_local).stdout
     assert "🔵 move `local` -> `sagemaker`" in markdown and "3 to move" in markdown
 
