@@ -44,7 +44,17 @@ def pulumi_cmd(stack_dir: Path, out: Path | None):
                 skipped.append(f"provider '{name}' ({entries[0].provider_type or name}) has "
                                f"no Pulumi export; left out: {listed}")
                 continue
-            exports[name] = provider.pulumi_resources(entries)
+            try:
+                exports[name] = provider.pulumi_resources(entries)
+            except MlformError:
+                raise
+            except Exception as exc:  # the platform's SDK: credentials, network, a refusal
+                raise MlformError.simple(
+                    f"provider '{name}' could not read its live resources: "
+                    f"{type(exc).__name__}: {exc}",
+                    help="the export reads each resource back, as 'mlform refresh' does: "
+                         "check the provider's credentials and that its service is "
+                         "reachable, then run it again") from exc
     finally:
         session.close()
     if not any(e.declarations for e in exports.values()):

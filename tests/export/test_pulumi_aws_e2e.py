@@ -183,3 +183,15 @@ def test_the_program_declares_the_live_sagemaker_resources(pulumi_mocks, aws, tm
     assert "ignore_changes=['deployment_config']" in program
     ok(run_mlform, ["export", "pulumi", str(stack), "--out", str(out)], tmp_path)
     assert (out / "__main__.py").read_text() == program
+
+    # a cloud that cannot be reached is an error in words, and the program stays as it was
+    (stack / "mlform.yaml").write_text(STACK.format(
+        region=REGION, role=ROLE, bucket=BUCKET, url="http://127.0.0.1:9").replace(
+            "poll_interval: 0.01", "poll_interval: 0.01, max_attempts: 1"))
+    failed = run_mlform(["export", "pulumi", str(stack), "--out", str(out)], tmp_path)
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("error: provider 'sagemaker' could not read its live "
+                                    "resources: "), failed.stderr
+    assert "help: the export reads each resource back" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert (out / "__main__.py").read_text() == program
