@@ -34,6 +34,14 @@ def check_inputs(stack: Stack, name: str, provider: Provider, inputs: dict[str, 
     return [located(stack, ("resources", name), p, address=name) for p in resp.problems]
 
 
+PORTABLE_ADVICE = {
+    "gateway": "run the gateway on a 'local' provider: it fronts endpoints on any provider "
+               "(see docs/migration.md)",
+}
+"""What to do instead when a provider does not realise a type, for providers that give
+no advice of their own (`Provider.unsupported_types`)."""
+
+
 def unrealised_type(stack: Stack, name: str, provider: Provider) -> Diagnostic | None:
     """The error for a resource whose provider does not realise its type, at the
     resource's `provider:` line (its `type:` line when the provider is implied), with
@@ -47,7 +55,7 @@ def unrealised_type(stack: Stack, name: str, provider: Provider) -> Diagnostic |
     article = "an" if spec.type[0] in "aeiou" else "a"
     written = "provider" in spec.model.model_fields_set
     supported = ", ".join(sorted(provider.resource_types))
-    advice = provider.unsupported_types.get(spec.type)
+    advice = provider.unsupported_types.get(spec.type) or PORTABLE_ADVICE.get(spec.type)
     return Diagnostic(
         f"provider {named} cannot realise {article} {spec.type} ('{name}')",
         location=stack.location(("resources", name, "provider" if written else "type")),

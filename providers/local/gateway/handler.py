@@ -24,6 +24,7 @@ import httpx
 from mlform.engine.dispatch import ResourceHandler
 from mlform.engine.provider import (
     ApplyResponse,
+    AttributeChange,
     CreateRequest,
     DeleteRequest,
     DeleteResponse,
@@ -73,7 +74,7 @@ class GatewayHandler(ResourceHandler):
     def diff(self, req: DiffRequest) -> DiffResponse:
         base = default_diff(req, replace_on=frozenset({"port"}), reasons={"port": PORT_REASON})
         desired = req.desired_inputs
-        changes = base.changes
+        changes = _summarised(base.changes, req.prior_inputs, desired)
         planned: dict[str, Any] = {}
         prior = req.prior_outputs or {}
         if req.prior_inputs is not None and not base.requires_replace and "url" in prior:
@@ -349,6 +350,31 @@ def _cutover_note(prior: dict[str, Any] | None, desired: dict[str, Any]) -> str:
             f"min_requests {rollback.min_requests}), soak {gateway.get('soak', '0s')}; the "
             "old endpoint keeps serving until then, and all traffic returns to it on a breach")
     return "; ".join(notes)
+
+
+def _summarised(changes: list[AttributeChange], prior: dict[str, Any] | None,
+                desired: dict[str, Any]) -> list[AttributeChange]:
+    """Route changes as a reviewer reads them (`routes[0]: blue on local (url) 100 ->
+    green on aws (known after apply) 100`) instead of the backends' whole records."""
+    if prior is None or not any(c.path.split(".")[0].split("[")[0] == "routes"
+                                for c in changes):
+        return changes
+    out = [c for c in changes if c.path.split(".")[0].split("[")[0] != "routes"]
+    before, after = prior.get("routes") or [], desired.get("routes") or []
+    for i in range(max(len(before), len(after))):
+        old = _route_words(before[i]) if i < len(before) else None
+        new = _route_words(after[i]) if i < len(after) else None
+        if old != new:
+            out.append(AttributeChange(f"routes[{i}]", old, new))
+    return out
+
+
+def _route_words(route: dict[str, Any]) -> str:
+    backend = route.get("backend") or {}
+    url = (backend.get("outputs") or {}).get("url")
+    where = "known after apply" if contains_unknown(url) else url
+    return (f"{backend.get('resource')} on {backend.get('provider')}, weight "
+            f"{route.get('weight', 100)} ({where})")
 
 
 def _backend_id(backend: Any) -> tuple:
