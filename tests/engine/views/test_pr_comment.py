@@ -98,3 +98,13 @@ def test_the_job_summary_has_no_marker_and_folds_nothing_but_attribute_diffs():
     assert summary.startswith("### mlform plan for `fraud`\n\n**Plan: 0 to add, 40 to change")
     assert "<!--" not in summary and "The full plan" not in summary
     assert "Planned against state serial 7, plan sha256:aaaaaaaaaaaa." in summary
+
+
+def test_ci_comment_on_a_file_that_is_not_a_plan_is_a_clear_error(run_mlform, tmp_path):
+    (tmp_path / "notes.json").write_text("{}")
+    for name, message in [("missing.json", "error: plan file not found: missing.json\n"
+                                           "help: create one with 'mlform plan --out FILE'"),
+                          ("notes.json", "error: notes.json is not an mlform plan file")]:
+        done = run_mlform(["ci", "comment", name, "--comment-file", "c.md"], tmp_path)
+        assert done.returncode == 1 and done.stderr.startswith(message), done.stderr
+        assert "Traceback" not in done.stderr and not (tmp_path / "c.md").exists()
