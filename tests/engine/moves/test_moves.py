@@ -225,3 +225,31 @@ def test_prevent_destroy_refuses_a_move(stack):
         stack.plan()
     assert "'m' moves from provider 'old' to 'new', which deletes the old object, but " \
            "lifecycle.prevent_destroy is set" in str(exc.value)
+
+
+ENDPOINT = """\
+  serve:
+    type: endpoint
+    provider: {provider}
+    variants:
+      champion: {{model: "${{m.uri}}", weight: 100}}
+"""
+
+
+def test_an_endpoint_is_replaced_and_the_old_model_goes_after_the_old_endpoint(stack):
+    """Endpoints are not moved: the new one is created from the moved model, and the old
+    model is deleted only once the old endpoint that served it is gone."""
+    stack.write(extra=ENDPOINT.format(provider="old"))
+    assert stack.apply().ok
+    stack.write(provider="new", extra=ENDPOINT.format(provider="new"))
+    plan = stack.plan()
+    assert actions(plan) == {**dict.fromkeys(("data", "train", "m"), Action.MOVE),
+                             "serve": Action.CREATE_DELETE}
+    assert plan.counts() == {"add": 1, "change": 0, "destroy": 1, "move": 3}
+    result = stack.apply()
+    assert result.ok, result.failed
+    order = [(e.resource, e.action, e.provider) for e in result.effects]
+    assert order.index(("serve", "create", "new")) < order.index(("serve", "delete", "old"))
+    assert order.index(("serve", "delete", "old")) < order.index(("m", "delete", "old"))
+    assert order.index(("m", "move", "new")) < order.index(("serve", "create", "new"))
+    assert {r.provider for r in result.state.resources.values()} == {"new"}
