@@ -23,8 +23,13 @@ def validate_cmd(opts):
     # Resolving the variables reports missing or ill-typed values; the providers then
     # check their configuration and each resource's inputs, with no state.
     validate_stack(stack, session.variables)
+    from ..policy.check import validate_policies
+
+    rules = validate_policies(stack)  # compiled and checked; evaluated by plan
     click.echo(f"The stack '{stack.name}' is valid: {len(stack.resources)} resources, "
                f"{len(stack.providers)} provider(s).")
+    if rules:
+        click.echo(f"Its {rules} policy rule(s) are valid CEL over known fields.")
 
 
 def _name_and_dir(args: tuple[str, ...], what: str) -> tuple[str | None, Path]:

@@ -75,3 +75,19 @@ def diagnostic(v: dict[str, Any], stack=None) -> Diagnostic:
     return Diagnostic(f"policy '{v['rule']}' failed for {v['type']} '{v['resource']}': "
                       f"{v['message']}", location=loc, address=v["resource"],
                       severity="error" if v["severity"] == "mandatory" else "warning")
+
+
+def validate_policies(stack, extra: tuple[Path, ...] = ()) -> int:
+    """`mlform validate`: gather and compile the stack's policies (no plan, so nothing is
+    evaluated); raises at each mistake's place. Returns how many rules there are."""
+    from .sources import gather
+
+    policies = gather(stack, extra)
+    if policies is None:
+        return 0
+    from .cel import compile_rules
+
+    _, problems = compile_rules(policies.rules, policies.params)
+    if problems:
+        raise MlformError(*problems)
+    return len(policies.rules)

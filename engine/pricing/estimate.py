@@ -10,6 +10,7 @@ has one, the plan has no cost section.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ..plan.model import Action, Plan, ResourceChange
@@ -24,25 +25,34 @@ def estimate(plan: Plan, provider_types: dict[str, str], providers: Any) -> dict
     `providers.get(name)` gives the provider."""
     resources: list[dict] = []
     tables: dict[str, dict] = {}
+
+    def priced(name: str, change: ResourceChange, inputs: dict | None) -> _Priced | None:
+        """What `inputs` cost on provider `name`; None where it prices nothing (local)."""
+        if name not in provider_types:
+            return None
+        try:
+            usage = getattr(providers.get(name), "usage", None)
+        except Exception:  # a provider that cannot start is reported by the plan itself
+            return None
+        response = _ask(usage, change, inputs) if usage is not None else None
+        ptype = provider_types[name]
+        if response is None or (ptype not in tables and table(ptype) is None):
+            return None
+        tables.setdefault(ptype, table(ptype) or {})
+        return _Priced(ptype, response, tables[ptype])
+
     for change in plan.changes:
-        if change.action is Action.NOOP or change.provider not in provider_types:
+        if change.action is Action.NOOP:
             continue
-        ptype = provider_types[change.provider]
-        provider = providers.get(change.provider)
-        usage = getattr(provider, "usage", None)
-        if usage is None:
+        after = priced(change.provider, change, change.after) \
+            if change.action is not Action.DELETE else None
+        # a move's old object is priced where it was (`moved_from`)
+        old = getattr(change, "moved_from", "") or change.provider
+        before = priced(old, change, change.before) \
+            if change.before is not None and change.action is not Action.CREATE else None
+        if after is None and before is None:
             continue
-        after = _ask(usage, change, change.after) if change.action is not Action.DELETE \
-            else UsageResponse()
-        before = _ask(usage, change, change.before) if change.before is not None \
-            and change.action is not Action.CREATE else UsageResponse()
-        if after is None or before is None:
-            continue  # the provider prices nothing (local)
-        prices = tables.get(ptype) or table(ptype)
-        if prices is None:
-            continue
-        tables[ptype] = prices
-        entry = _resource(change, ptype, prices, before, after)
+        entry = _resource(change, after, before)
         if entry["items"] or entry["unpriced"] or entry["monthly_delta"]:
             resources.append(entry)  # a type that runs and keeps nothing billable is left out
     if not resources:
@@ -60,6 +70,13 @@ def estimate(plan: Plan, provider_types: dict[str, str], providers: Any) -> dict
     }
 
 
+@dataclass(frozen=True)
+class _Priced:
+    provider_type: str
+    usage: UsageResponse
+    prices: dict
+
+
 def _ask(usage, change: ResourceChange, inputs: dict | None) -> UsageResponse | None:
     try:
         return usage(UsageRequest(change.name, change.type, inputs or {}))
@@ -67,18 +84,20 @@ def _ask(usage, change: ResourceChange, inputs: dict | None) -> UsageResponse | 
         return UsageResponse(unknown=f"the provider could not size it: {exc}")
 
 
-def _resource(change: ResourceChange, ptype: str, prices: dict, before: UsageResponse,
-              after: UsageResponse) -> dict:
-    unpriced: list[str] = [r.unknown for r in (after,) if r.unknown]
-    items = [_priced(u, prices, unpriced) for u in after.items]
+def _resource(change: ResourceChange, after: _Priced | None, before: _Priced | None) -> dict:
+    unpriced: list[str] = [after.usage.unknown] if after and after.usage.unknown else []
+    items = [_priced(u, after.prices, unpriced) for u in after.usage.items] if after else []
     # A dataset's earlier versions stay stored: a new one adds, only a delete removes.
-    keep = change.action is Action.DELETE
-    old = [_priced(u, prices, []) for u in before.items if keep or u.kind != "storage"]
+    keep = change.action is Action.DELETE or before is not None and after is not None \
+        and before.provider_type != after.provider_type
+    old = [_priced(u, before.prices, []) for u in before.usage.items
+           if keep or u.kind != "storage"] if before else []
     monthly = sum(i["monthly"] for i in items)
     hourly = sum(i["hourly"] for i in items)
     return {
         "name": change.name, "type": change.type, "provider": change.provider,
-        "provider_type": ptype, "action": change.action.value,
+        "provider_type": (after or before).provider_type,  # type: ignore[union-attr]
+        "action": change.action.value,
         "hourly": round(hourly, ROUND), "monthly": round(monthly, ROUND),
         "one_off": round(sum(i["one_off"] for i in items), ROUND),
         "monthly_delta": round(monthly - sum(i["monthly"] for i in old), ROUND),

@@ -267,3 +267,18 @@ def test_an_unknown_default_policy_is_named_with_a_suggestion(tmp_path, run_mlfo
     assert "error: no default policy named 'model-has-gates'" in got.stderr
     assert f"--> mlform.yaml:{line}:" in got.stderr
     assert "help: did you mean 'model-has-gate'?" in got.stderr
+
+
+def test_validate_checks_the_stacks_own_rules_at_their_place(tmp_path, run_mlform):
+    spec = copy.deepcopy(BASE)
+    spec["policies"] = {"rules": [{"name": "owner", "resource_types": ["model"],
+                                   "condition": "has(resource.ownr)", "message": "x"}]}
+    stack = write(tmp_path, spec)
+    line = next(i for i, text in enumerate((stack / "mlform.yaml").read_text().splitlines(), 1)
+                if "has(resource.ownr)" in text)
+    column = (stack / "mlform.yaml").read_text().splitlines()[line - 1].index("ownr") + 1
+    got = run_mlform(["validate"], stack)
+    assert got.returncode == 1
+    assert "error: policy 'owner': model has no field 'ownr'" in got.stderr
+    assert f"--> mlform.yaml:{line}:{column}" in got.stderr
+    assert "help: did you mean 'owner'?" in got.stderr

@@ -208,3 +208,24 @@ def test_the_estimate_of_one_change(case, tmp_path):
     assert got["total_one_off"] == pytest.approx(expected_one_off, abs=1e-4)
     if case[0] == "unknown-count-is-not-estimated":
         assert got["unpriced"] == ["api: compute.instances is known only after apply"]
+
+
+def test_a_move_is_priced_against_where_the_resource_was(tmp_path):
+    """aws -> gcp: the delta is gcp's month less aws's; local -> aws: all of aws's."""
+    from mlform.engine.plan.model import Action, ResourceChange
+    from mlform.engine.pricing.estimate import estimate
+
+    inputs = {"variants": {"a": {"model": "m"}}}
+    providers = Providers(aws=provider(tmp_path, "aws", CONFIGS["aws"]),
+                          gcp=provider(tmp_path, "gcp", CONFIGS["gcp"]),
+                          local=provider(tmp_path, "local", {}))
+    types = {"aws": "aws", "gcp": "gcp", "local": "local"}
+
+    def moved(source: str, target: str) -> float:
+        move = ResourceChange(name="api", type="endpoint", provider=target, action=Action.MOVE,
+                              before=inputs, after=inputs, moved_from=source)
+        return estimate(plan_of(move), types, providers)["total_monthly_delta"]
+
+    gcp, aws = table("gcp")["serving"]["n1-standard-2"], table("aws")["serving"]["ml.m5.large"]
+    assert moved("aws", "gcp") == pytest.approx((gcp - aws) * 730, abs=1e-4)
+    assert moved("local", "aws") == pytest.approx(aws * 730, abs=1e-4)
