@@ -108,3 +108,14 @@ def test_ci_comment_on_a_file_that_is_not_a_plan_is_a_clear_error(run_mlform, tm
         done = run_mlform(["ci", "comment", name, "--comment-file", "c.md"], tmp_path)
         assert done.returncode == 1 and done.stderr.startswith(message), done.stderr
         assert "Traceback" not in done.stderr and not (tmp_path / "c.md").exists()
+
+
+def test_the_markdown_and_text_plans_show_the_preview_too():
+    """`plan --preview --format markdown|text` (json prints the section as it is)."""
+    from mlform.engine.views.plan_markdown import render as markdown
+    from mlform.engine.views.plan_text import render as text
+
+    doc = document([change("train")], preview=PREVIEW)
+    assert "| auc | 0.912 | 0.897 | -0.015 |" in markdown(doc)
+    assert "\n    auc 0.912 -> 0.897 (-0.015)\n    gate auc >= 0.9 would fail (0.897)\n" \
+        in text(doc, color=False)
