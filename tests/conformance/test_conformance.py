@@ -16,6 +16,7 @@ from mlform.engine.plan.planner import PlanOptions, make_plan
 from mlform.engine.provider import (
     CreateRequest,
     DeleteRequest,
+    InvokeRequest,
     ObserveRequest,
     Progress,
     Provider,
@@ -185,3 +186,27 @@ def test_a_kill_during_create_is_adopted_on_the_next_apply(harness, tmp_path):
     assert result.ok, result.failed
     assert harness.lone not in result.done  # adopted, not created a second time
     assert _state(stack).resources[harness.lone].id == made.id
+
+
+def test_invoke_answers_where_supported(harness, tmp_path):
+    # A gateway forwards through `invoke`: a provider that supports it answers one
+    # prediction per instance; one that does not says so (501), and never raises.
+    stack = _write(tmp_path / "stack", harness)
+    assert _apply(stack).ok
+    session = _session(stack, "show")
+    try:
+        provider = session.providers.get(harness.provider)
+        answers = {}
+        for name, res in session.read_state().resources.items():
+            rows = [[float(i), 30.0 + i] for i in range(3)]
+            answers[name] = provider.invoke(InvokeRequest(
+                ResourceRef(name, res.type, res.id), {**res.outputs, **res.private}, rows))
+    finally:
+        session.close()
+    for name, answer in answers.items():
+        if harness.resources[name]["type"] != "endpoint" or answer.status == 501:
+            assert (answer.status, answer.predictions) == (501, []), name
+            assert answer.error and "cannot invoke" in answer.error
+        else:
+            assert answer.error is None, answer.error
+            assert len(answer.predictions) == 3

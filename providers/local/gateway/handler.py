@@ -265,7 +265,7 @@ class GatewayHandler(ResourceHandler):
             ([record.port] if record else []) + [0]
         for port in ports:
             try:
-                record = process.spawn(directory, port, "", module=PROXY_MODULE)
+                record = process.spawn(directory, int(port), "", module=PROXY_MODULE)
                 break
             except OSError as e:
                 if port == ports[-1]:
