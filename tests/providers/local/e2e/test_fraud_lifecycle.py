@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -77,6 +78,35 @@ def test_apply_serves_predictions_health_metrics_and_feedback(fraud_stack_dir, r
     second = run_mlform(["plan", "--detailed-exitcode", "--no-color"], fraud_stack_dir)
     assert second.returncode == 0, second.stdout + second.stderr
     assert not training_processes(fraud_stack_dir)
+
+
+def test_scores_explanations_and_feature_importance(fraud_stack_dir, run_mlform):
+    """The applied stack answers class probabilities and explanations over HTTP, and its
+    model card ranks the features by permutation importance (docs/ml-depth.md)."""
+    url = output(run_mlform, fraud_stack_dir, "url")
+    instances = [INSTANCE, [12.5, 14, 0.05, 2400, 0]]
+    scored = httpx.post(f"{url}/predict", json={"instances": instances,
+                                                "return": "probabilities"})
+    assert scored.status_code == 200, scored.text
+    answer = scored.json()
+    assert answer["classes"] == [0, 1]
+    for label, probabilities in zip(answer["predictions"], answer["probabilities"],
+                                    strict=True):
+        assert sum(probabilities) == pytest.approx(1.0, abs=1e-9)
+        assert label == answer["classes"][probabilities.index(max(probabilities))]
+
+    explained = httpx.post(f"{url}/explain", json={"instances": instances})
+    assert explained.status_code == 200, explained.text
+    first = explained.json()["explanations"][0]
+    assert first["prediction"] == answer["predictions"][0]
+    assert first["score"] == pytest.approx(max(answer["probabilities"][0]))
+    shown = json.loads(mlform_ok(run_mlform, ["show", "fraud_model", "--json"],
+                                 fraud_stack_dir).stdout)
+    card = json.loads((Path(shown["outputs"]["card"]).parent / "card.json").read_text())
+    assert set(first["attributions"]) == set(card["features"])
+    importance = card["importance"]
+    assert importance["method"] == "permutation"
+    assert {f["feature"] for f in importance["features"]} == set(card["features"])
 
 
 def test_new_data_retrains_and_rolls_out_without_a_failed_request(fraud_stack_dir,
