@@ -65,6 +65,9 @@ def one_pass(session, say: Say, lock: Lock, retrain: Retrain) -> PassResult:
             resolve(session.dir, recoveries_from_evaluation(
                 name, resp.outputs["last_evaluation"]), f"watch: {name}",
                 say=_prefixed(say, name))
+    from .experiments import run_experiments
+
+    run_experiments(session, say, lock, retrain, outcome, audit)
     decided = tick_all(session, POLICY_TYPES, say, lock, outcome,
                        run=lambda p, res, req: decide_policy(p, res, req, session.dir))
     for tick in decided:

@@ -74,3 +74,10 @@ def _classes_and_scores(truth: np.ndarray, predictions: list[Any]) -> tuple[np.n
             and ((values >= 0) & (values <= 1)).all() and (values != np.round(values)).any():
         return (values >= 0.5).astype(int), values
     return values, values
+
+
+def predicted_classes(labels: list[Any], predictions: list[Any]) -> list[Any]:
+    """The class each prediction stands for, read as `score` reads it (probabilities:
+    the likeliest class; a fractional number with 0/1 labels: `p >= 0.5`)."""
+    classes, _ = _classes_and_scores(np.asarray(labels), predictions)
+    return classes.tolist()

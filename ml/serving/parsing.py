@@ -81,11 +81,38 @@ def instances(body: dict) -> list:
 
 
 def feedback_problem(body: dict) -> str | None:
-    """What is wrong with a `POST /feedback` body `{"id", "labels"}`, or None."""
-    rid, labels = body.get("id"), body.get("labels")
+    """What is wrong with a `POST /feedback` body `{"id", "labels"}` (and/or a business
+    `"outcome"` number, which experiments with `metric: outcome` compare), or None."""
+    rid, labels, outcome = body.get("id"), body.get("labels"), body.get("outcome")
     if not isinstance(rid, str) or not rid:
         return "'id' must be the id of a prediction response (a string)"
+    if "outcome" in body and (not isinstance(outcome, int | float) or isinstance(outcome, bool)
+                              or outcome != outcome or outcome in (float("inf"), float("-inf"))):
+        return "'outcome' must be a finite number: the business value of that request"
+    if "outcome" in body and "labels" not in body:
+        return None
     if not isinstance(labels, list) or not labels:
         return ("'labels' must be a non-empty list: the true value of each instance of "
                 "that request, in order")
     return None
+
+
+def feedback_entry(body: dict, now: float) -> dict:
+    """The feedback log's line for a body `feedback_problem` accepted."""
+    entry: dict = {"t": now, "id": body["id"]}
+    if "labels" in body:
+        entry["labels"] = body["labels"]
+    if "outcome" in body:
+        entry["outcome"] = body["outcome"]
+    return entry
+
+
+def experiment_key(body: dict, field: str) -> str | None:
+    """The value of the request's experiment key field as text, None when absent;
+    BadRequest when it is not a string or an integer."""
+    value = body.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise BadRequest(f"'{field}' (the experiment's key) must be a string or an integer")
+    return str(value)

@@ -93,3 +93,14 @@ def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
                 continue
             if isinstance(record, dict):
                 yield record
+
+
+def logged_requests(endpoint_dir: Path) -> Iterator[dict[str, Any]]:
+    """Every logged request, oldest first, as written (`variant`, `id`, `t`, ...)."""
+    for name in REQUEST_LOGS:
+        yield from _json_lines(endpoint_dir / name)
+
+
+def logged_feedback(endpoint_dir: Path) -> Iterator[dict[str, Any]]:
+    """Every feedback entry, oldest first: `{"t", "id", "labels"?, "outcome"?}`."""
+    yield from _json_lines(endpoint_dir / FEEDBACK_LOG)

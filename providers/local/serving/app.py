@@ -53,7 +53,13 @@ from pathlib import Path
 import anyio
 from mlform.ml.serving import scores as _scores
 from mlform.ml.serving.metrics import CONTENT_TYPE, ServingMetrics
-from mlform.ml.serving.parsing import BadRequest, RequestIds, feedback_problem
+from mlform.ml.serving.parsing import (
+    BadRequest,
+    RequestIds,
+    experiment_key,
+    feedback_entry,
+    feedback_problem,
+)
 from mlform.ml.serving.parsing import encode as _encode
 from mlform.ml.serving.parsing import instances as _instances
 from mlform.ml.serving.parsing import json_object as _json_object
@@ -188,7 +194,13 @@ class ServingApp:
             return await _send_error(send, 400, str(e))
         if self.status != READY:
             return await _send_error(send, 503, self._not_ready())
-        route = self.router.pick()
+        try:
+            key = experiment_key(body, self.config.experiment.key) \
+                if self.config.experiment else None
+        except BadRequest as e:
+            self.metrics.rejected.inc()
+            return await _send_error(send, 400, str(e))
+        route = self.router.pick(key)
         if instances is None:  # entities: looked up in the store of the variant that answers
             try:
                 instances = self._looked_up(body, route.track)
@@ -336,9 +348,8 @@ class ServingApp:
         problem = feedback_problem(body)
         if problem:
             return _error(400, problem)
-        rid, labels = body["id"], body["labels"]
-        answer = JSONResponse({"accepted": True, "id": rid}, status_code=202)
-        self.feedback_log.append({"t": time.time(), "id": rid, "labels": labels})
+        answer = JSONResponse({"accepted": True, "id": body["id"]}, status_code=202)
+        self.feedback_log.append(feedback_entry(body, time.time()))
         return answer
 
     def _not_ready(self) -> str:

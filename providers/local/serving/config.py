@@ -60,6 +60,16 @@ def _check_servable(variants: dict[str, VariantSpec]) -> None:
                          "and has a weight above 0")
 
 
+class ExperimentSpec(BaseModel):
+    """What the server needs of an endpoint's experiment: how to assign requests."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    key: str
+    """The request body's field holding the assignment key."""
+
+
 class ServingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -82,6 +92,7 @@ class ServingConfig(BaseModel):
     """The online store the canary variants look entities up in during a rollout: a model
     retrained on a new feature view version needs that version's features."""
     limits: ServerLimits = Field(default_factory=ServerLimits)
+    experiment: ExperimentSpec | None = None
 
     @model_validator(mode="after")
     def _servable(self) -> ServingConfig:
@@ -164,7 +175,9 @@ def serving_config(name: str, spec: Endpoint, paths: LocalPaths) -> ServingConfi
                             idle_timeout=seconds(limits.idle_timeout)),
         max_rows=spec.logging.max_rows, max_bytes=int(spec.logging.max_bytes),
         threads=spec.compute.cpus or 1,
-        gpus=spec.compute.gpus, online_store=str(online_store) if online_store else None)
+        gpus=spec.compute.gpus, online_store=str(online_store) if online_store else None,
+        experiment=ExperimentSpec(name=spec.experiment.name, key=spec.experiment.key)
+        if spec.experiment else None)
 
 
 def read_config(path: Path) -> ServingConfig:

@@ -38,7 +38,14 @@ from pathlib import Path
 from typing import Any
 
 from mlform.ml.serving.metrics import CONTENT_TYPE, ServingMetrics
-from mlform.ml.serving.parsing import BadRequest, RequestIds, encode, feedback_problem, json_object
+from mlform.ml.serving.parsing import (
+    BadRequest,
+    RequestIds,
+    encode,
+    feedback_entry,
+    feedback_problem,
+    json_object,
+)
 from mlform.ml.serving.parsing import instances as parse_instances
 from mlform.ml.serving.reqlog import FEEDBACK_FILE, REQUESTS_FILE, JsonlLog, request_line
 from mlform.ml.serving.stats import CLIENT_ERROR, ERROR, OK, RecentOutcomes
@@ -295,8 +302,7 @@ class Router:
         if problem:
             return _error(400, problem)
         if self.feedback_log is not None:
-            self.feedback_log.append({"t": time.time(), "id": body["id"],
-                                      "labels": body["labels"]})
+            self.feedback_log.append(feedback_entry(body, time.time()))
         return JSONResponse({"accepted": True, "id": body["id"]}, status_code=202)
 
     # --- the provider's route ------------------------------------------------------

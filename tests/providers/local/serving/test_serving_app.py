@@ -153,9 +153,23 @@ def test_feedback_is_logged_with_its_request_id(served) -> None:
     assert set(row) == {"t", "id", "labels"} and row["labels"] == ["yes"]
 
 
+def test_a_business_outcome_is_logged_with_or_without_labels(served) -> None:
+    client, directory = served
+    rid = client.post("/predict", json={"instances": [[1, 2, 3]]}).json()["id"]
+    assert client.post("/feedback", json={"id": rid, "outcome": 12.5}).status_code == 202
+    rows = logged(directory / "feedback.jsonl", lambda rows: any(x["id"] == rid for x in rows))
+    [row] = [x for x in rows if x["id"] == rid]
+    assert set(row) == {"t", "id", "outcome"} and row["outcome"] == 12.5
+
+
 @pytest.mark.parametrize("body, message", [
     pytest.param({"labels": [1]}, "'id' must be", id="no id"),
     pytest.param({"id": "abc", "labels": []}, "'labels' must be a non-empty list", id="no labels"),
+    pytest.param({"id": "abc"}, "'labels' must be a non-empty list", id="neither"),
+    pytest.param({"id": "abc", "outcome": "high"}, "'outcome' must be a finite number",
+                 id="outcome not a number"),
+    pytest.param({"id": "abc", "outcome": True}, "'outcome' must be a finite number",
+                 id="outcome a boolean"),
 ])
 def test_bad_feedback_is_a_400(served, body: dict, message: str) -> None:
     client, _ = served
