@@ -12,9 +12,10 @@ import time
 from ..hooks import Hooks
 
 PAST = {"create": "created", "update": "updated", "delete": "destroyed", "replace": "replaced",
-        "delete-then-create": "replaced", "create-then-delete": "replaced", "no-op": "unchanged"}
+        "delete-then-create": "replaced", "create-then-delete": "replaced", "no-op": "unchanged",
+        "move": "moved"}
 ING = {"create": "creating", "update": "updating", "delete": "destroying",
-       "delete-then-create": "replacing", "create-then-delete": "replacing"}
+       "delete-then-create": "replacing", "create-then-delete": "replacing", "move": "moving"}
 
 
 class LineHooks(Hooks):
