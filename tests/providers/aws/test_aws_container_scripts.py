@@ -141,6 +141,40 @@ def test_the_serving_functions_answer_mlform_requests(trained, tmp_path):
 
 
 @pytest.mark.slow
+def test_the_serving_functions_answer_probabilities_when_asked(trained, tmp_path):
+    code = unpack("serve", {"resource": "m"}, tmp_path / "code")
+    probe = (f"import sys; sys.path.insert(0, {str(code)!r}); import serve, json; "
+             f"p = serve.model_fn({str(trained / 'model')!r}); "
+             "x = serve.input_fn(json.dumps({'instances': "
+             "[{'amount': 1.0, 'age': 30, 'gender': 'f'}, {'amount': 90.0, 'age': 20, "
+             "'gender': 'm'}], 'return': 'probabilities'}), 'application/json'); "
+             "print(serve.output_fn(serve.predict_fn(x, p), 'application/json')[0])")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)
+    assert answer["classes"] == [0, 1]
+    for label, probabilities in zip(answer["predictions"], answer["probabilities"],
+                                    strict=True):
+        assert sum(probabilities) == pytest.approx(1.0)
+        assert label == probabilities.index(max(probabilities))
+
+
+@pytest.mark.slow
+def test_the_evaluator_judges_cost_gates(trained, tmp_path):
+    gates = [{"cost": {"false_positive": 1, "false_negative": 10}, "max": 100}]
+    code = unpack("evaluate", {"gates": gates, "seed": 3}, tmp_path / "code")
+    output = tmp_path / "out" / "evaluation.json"
+    out = subprocess.run([sys.executable, str(code / "evaluate.py"), str(trained / "model"),
+                          str(output)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    [cost] = json.loads(output.read_text())["gates"]
+    assert (cost["kind"], cost["passed"], cost["costs"]) == \
+        ("cost", True, {"false_positive": 1, "false_negative": 10})
+    assert 0.0 <= cost["threshold"] <= 1.0 + 1e-9
+
+
+@pytest.mark.slow
 def test_the_evaluator_measures_fairness_and_robustness(trained, tmp_path):
     gates = [{"fairness": "demographic_parity_ratio", "sensitive_column": "gender"},
              {"robustness": "gaussian_noise", "noise": 0.5, "robustness_metric": "accuracy",
