@@ -139,7 +139,11 @@ class GatewayHandler(ResourceHandler):
         if error:
             return ApplyResponse(error=error)
         assert record is not None
-        return self._move(name, spec, prior, live, self._routes(req.inputs), record, progress)
+        # a migration moves the training job too: its held-out rows are read where they
+        # were until the old side is deleted, after this cutover
+        held_at = (req.prior_inputs.get("parity") or {}).get("holdout")
+        return self._move(name, spec, prior, live, self._routes(req.inputs), record, progress,
+                          held_at if isinstance(held_at, str) else None)
 
     def delete(self, req: DeleteRequest, progress: Progress) -> DeleteResponse:
         directory = self.directory(req.resource.name)
@@ -159,7 +163,7 @@ class GatewayHandler(ResourceHandler):
 
     def _move(self, name: str, spec: Gateway, prior: routing.Routes, live: routing.Routes,
               desired: routing.Routes, record: process.ServerRecord,
-              progress: Progress) -> ApplyResponse:
+              progress: Progress, held_before: str | None = None) -> ApplyResponse:
         """From the `prior` routes (what the state last recorded as served) to the
         `desired` ones, resuming at the `live` weights: at once when no endpoint is new,
         else parity, then the cutover."""
@@ -174,7 +178,8 @@ class GatewayHandler(ResourceHandler):
         start = sum(live.share().get(k, 0.0) for k in new_keys if k in live.backends)
         router = _Router(directory, prior, desired, new_keys, record)
         if start <= 0:
-            verdict = self._parity(name, spec, prior, desired, old, new_keys, progress)
+            verdict = self._parity(name, spec, prior, desired, old, new_keys, progress,
+                                   held_before)
             if verdict is not None:
                 routing.write(directory, prior)
                 return ApplyResponse(id=name, outputs=_outputs(record, routing.read(directory)),
@@ -194,12 +199,14 @@ class GatewayHandler(ResourceHandler):
         return ApplyResponse(id=name, outputs=_outputs(record, desired), detail=outcome.detail)
 
     def _parity(self, name: str, spec: Gateway, live: routing.Routes, desired: routing.Routes,
-                old: list[str], new_keys: list[str], progress: Progress) -> str | None:
+                old: list[str], new_keys: list[str], progress: Progress,
+                held_before: str | None = None) -> str | None:
         """None when every new endpoint answers as the old one does; else why not."""
         from mlform.ml.gateway import parity
 
         condition = spec.parity
-        held = parity.held_out_rows(self._readable(condition.holdout))
+        held = parity.held_out_rows(self._readable(condition.holdout)) or \
+            parity.held_out_rows(self._readable(held_before))
         logged = parity.logged_requests(self.directory(name), condition.sample)
         rows, sources = parity.sample(held, logged, condition.sample)
         reference = live.backends[max(old, key=lambda k: live.share().get(k, 0.0))]
