@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .artifact import FORMAT_VERSION, META_FILE, Predictor, check_meta
+from .artifact import _EXPORT_LOAD, FORMAT_VERSION, META_FILE, Predictor, check_meta
 
 FORMATS: dict[str, tuple[str, ...]] = {
     "torch_export": (".pt2",),
@@ -140,13 +140,18 @@ def load(directory: Path, meta: Mapping[str, Any], device: str = "cpu") -> Predi
         import torch
         import torch.export  # noqa: F401 - loading needs it
 
-        network: Any = torch.export.load(path).module().to(device)
+        with _EXPORT_LOAD:  # torch.export.load is not safe in two threads at once
+            network: Any = torch.export.load(path).module().to(device)
         return Predictor(network, dict(meta), device)
     if fmt == "torchscript":
+        import warnings
+
         import torch
 
-        return Predictor(torch.jit.load(str(path), map_location=device).eval(), dict(meta),
-                         device)
+        with warnings.catch_warnings():  # deprecated in torch, still the user's format
+            warnings.simplefilter("ignore", DeprecationWarning)
+            network = torch.jit.load(str(path), map_location=device).eval()
+        return Predictor(network, dict(meta), device)
     if fmt == "onnx":
         return OnnxPredictor(_onnx_session(path), dict(meta))
     if fmt == "sklearn":

@@ -255,12 +255,41 @@ class OnMove(Strict):
     with the gate results recorded where it was."""
 
 
+class ModelSource(Strict):
+    """A model file made outside mlform, registered instead of a training job's artifact
+    once its gates pass on `dataset` (see docs/ml-depth.md, "Bring your own model")."""
+
+    path: Ref[str]
+    """The file, relative to the stack: a `torch.export` program (.pt2), TorchScript
+    (.pt), ONNX (.onnx) or a scikit-learn estimator or pipeline saved with joblib or
+    pickle (.joblib, .pkl; loading it runs code: only files you trust). Its content is
+    versioned: a changed file plans an update that registers a new version."""
+    format: Literal["torch_export", "torchscript", "onnx", "sklearn"] | None = None
+    """Inferred from the file extension when absent."""
+    dataset: Ref[str]
+    """A dataset's `uri`: every row of it is what the gates, the metrics and the model
+    card judge the model on (and what monitors compare traffic with)."""
+    target: str
+    """The dataset's column the model predicts."""
+    features: list[str] | None = None
+    """The model's input columns, in the order it takes them; default the names a
+    scikit-learn model was fitted with, else every column of the dataset but the target."""
+    task: Literal["classification", "regression"] | None = None
+    """Default: told by the model where it can (a scikit-learn classifier, an ONNX model
+    with a label output); required for torch models."""
+    classes: list[Any] | None = None
+    """Class labels in the order of the model's outputs; default the classifier's own,
+    else the sorted values of the target column."""
+
+
 class Model(ResourceBase):
     """A registered model: versions, aliases, gates, a model card."""
 
     type: Literal["model"]
-    artifact: Ref[str]
-    """A training job's `artifact`."""
+    artifact: Ref[str] | None = None
+    """A training job's `artifact`. Set this or `source`."""
+    source: ModelSource | None = None
+    """Bring your own model: a model file to register instead of a training job's artifact."""
     name: str | None = None
     """Registry name; defaults to the resource name."""
     gates: list[Gate] = Field(default_factory=list)
@@ -272,6 +301,14 @@ class Model(ResourceBase):
     on_move: OnMove = Field(default_factory=OnMove)
     """When the model's provider changes: it moves, registered on the new provider from
     the copied artifact with its recorded gate results, unless `rerun_gates` is set."""
+
+    @model_validator(mode="after")
+    def _one_artifact(self) -> Model:
+        if (self.artifact is None) == (self.source is None):
+            raise ValueError("set exactly one of 'artifact' (a training job's, such as "
+                             "'${train.artifact}') or 'source' (a model file: {path: "
+                             "model.onnx, dataset: ${data.uri}, target: label})")
+        return self
 
 
 # --- endpoint -------------------------------------------------------------------

@@ -27,6 +27,9 @@ HANDLERS = {
 }
 
 
+BYOM_HELP = ("registering a model file (`source:`) is implemented on the local provider so "
+             "far: register it there, or train it with a training_job")
+
 CAPABILITIES = {
     "dataset": TypeSupport(outputs=frozenset({"uri", "version", "path", "rows", "columns"})),
     "training_job": TypeSupport(outputs=frozenset({
@@ -34,7 +37,8 @@ CAPABILITIES = {
     "model": TypeSupport(
         outputs=frozenset({"uri", "name", "version", "gates"}),
         unsupported=(Unsupported(("retirement",), "the SageMaker model registry keeps every "
-                                                  "version; retire them there", noop=True),)),
+                                                  "version; retire them there", noop=True),
+                     Unsupported(("source",), BYOM_HELP))),
     "endpoint": TypeSupport(
         outputs=frozenset({"url", "name", "traffic"}),
         unsupported=(

@@ -27,6 +27,9 @@ HANDLERS = {
 }
 
 
+BYOM_HELP = ("registering a model file (`source:`) is implemented on the local provider so "
+             "far: register it there, or train it with a training_job")
+
 CAPABILITIES = {
     "dataset": TypeSupport(outputs=frozenset({"uri", "version", "path", "rows", "columns"})),
     "training_job": TypeSupport(
@@ -39,7 +42,8 @@ CAPABILITIES = {
         outputs=frozenset({"uri", "name", "version", "gates"}),
         unsupported=(Unsupported(("retirement",), "the Azure ML model registry keeps every "
                                                   "version; archive old ones there",
-                                  noop=True),)),
+                                  noop=True),
+                     Unsupported(("source",), BYOM_HELP))),
     "endpoint": TypeSupport(
         outputs=frozenset({"url", "name", "traffic"}),
         unsupported=(

@@ -28,6 +28,9 @@ HANDLERS = {
 }
 
 
+BYOM_HELP = ("registering a model file (`source:`) is implemented on the local provider so "
+             "far: register it there, or train it with a training_job")
+
 CAPABILITIES = {
     "dataset": TypeSupport(outputs=frozenset({"uri", "version", "path", "rows", "columns"})),
     "training_job": TypeSupport(
@@ -39,7 +42,8 @@ CAPABILITIES = {
     "model": TypeSupport(
         outputs=frozenset({"uri", "name", "version", "gates"}),
         unsupported=(Unsupported(("retirement",), "the Vertex AI Model Registry keeps every "
-                                                  "version; delete old ones there", noop=True),)),
+                                                  "version; delete old ones there", noop=True),
+                     Unsupported(("source",), BYOM_HELP))),
     "endpoint": TypeSupport(
         outputs=frozenset({"url", "name", "traffic"}),
         unsupported=(

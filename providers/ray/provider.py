@@ -27,6 +27,9 @@ HANDLERS = {
 }
 
 
+BYOM_HELP = ("registering a model file (`source:`) is implemented on the local provider so "
+             "far: register it there, or train it with a training_job")
+
 CAPABILITIES = {
     "dataset": TypeSupport(outputs=frozenset({"uri", "version", "path", "rows", "columns"})),
     "training_job": TypeSupport(
@@ -38,7 +41,8 @@ CAPABILITIES = {
     "model": TypeSupport(
         outputs=frozenset({"uri", "name", "version", "gates"}),
         unsupported=(Unsupported(("retirement",), "the ray registry keeps every version's "
-                                                  "artifact", noop=True),)),
+                                                  "artifact", noop=True),
+                     Unsupported(("source",), BYOM_HELP))),
     "batch_job": TypeSupport(
         outputs=frozenset({"output_uri"}),
         unsupported=(Unsupported(("feature_view",), "the ray provider scores a dataset: set "

@@ -25,6 +25,9 @@ HANDLERS = {
     "batch_job": "batch:BatchJobHandler",
 }
 
+BYOM_HELP = ("registering a model file (`source:`) is implemented on the local provider so "
+             "far: register it there, or train it with a training_job")
+
 CAPABILITIES = {
     "dataset": TypeSupport(outputs=frozenset({"uri", "version", "path", "rows", "columns"})),
     "training_job": TypeSupport(
@@ -37,7 +40,8 @@ CAPABILITIES = {
     "model": TypeSupport(
         outputs=frozenset({"uri", "name", "version", "gates", "aliases", "versions"}),
         unsupported=(Unsupported(("retirement",), "the shared-storage registry keeps every "
-                                 "version; remove old ones from the storage", noop=True),)),
+                                 "version; remove old ones from the storage", noop=True),
+                     Unsupported(("source",), BYOM_HELP))),
     "batch_job": TypeSupport(
         outputs=frozenset({"output_uri", "rows"}),
         unsupported=(Unsupported(("feature_view",), "the slurm provider scores datasets"),

@@ -43,11 +43,13 @@ STACK = """
         type: endpoint
         variants:
           champion: {model: "${sk_model.uri}"}
+        rollout: {wait: 100ms}
         rollback: {min_requests: 0}
       onnx_endpoint:
         type: endpoint
         variants:
           champion: {model: "${onnx_model.uri}"}
+        rollout: {wait: 100ms}
         rollback: {min_requests: 0}
     outputs:
       sk_url: {value: "${sk_endpoint.url}"}
@@ -72,8 +74,8 @@ def _fit_pipeline(frame: pd.DataFrame, c: float):
 
 def _write_models(stack_dir, frame: pd.DataFrame) -> None:
     import joblib
-    from sklearn.ensemble import RandomForestClassifier
     from skl2onnx import to_onnx
+    from sklearn.ensemble import RandomForestClassifier
 
     models = stack_dir / "models"
     models.mkdir(exist_ok=True)
