@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+MLFLOW := build/mlflow-venv/bin/mlflow
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -11,13 +12,21 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[local,aws,gcp,azure,ray,dev]'
 	touch $(STAMP)
 
-.PHONY: setup quickstart test test-fast lint typecheck bench schema
+# The MLflow tracking server the experiment-tracking tests start: the full `mlflow` pins
+# other versions of libraries the project's venv holds (pyarrow), so it has a venv of its
+# own; the project's venv has only the client (mlflow-skinny).
+mlflow-venv: $(MLFLOW)
+$(MLFLOW):
+	python3 -m venv build/mlflow-venv
+	build/mlflow-venv/bin/pip install -q mlflow==3.17.2
+
+.PHONY: setup quickstart test test-fast lint typecheck bench schema mlflow-venv
 setup: $(STAMP)
 
 quickstart: $(STAMP)
 	$(PY) examples/quickstart/run.py
 
-test: $(STAMP)
+test: $(STAMP) $(MLFLOW)
 	$(VENV)/bin/ruff check .
 	$(MAKE) typecheck
 	$(VENV)/bin/pytest -q -n 2 --dist loadgroup

@@ -84,6 +84,9 @@ class Applier:
         self.providers = providers
         self.backend = backend
         self.hooks = hooks or Hooks()
+        from ..tracking import Tracker
+
+        self.tracker = Tracker.for_stack(stack, self.hooks.event)
         self.walker: Walker | None = None
         self.parallelism = parallelism
         self._lock = threading.Lock()
@@ -195,9 +198,22 @@ class Applier:
         if ok and action:
             with self._lock:
                 self._done[change.name] = action
+        if self.tracker is not None and action != "delete":
+            self._track(change, error)
         self.hooks.finished(change.name, action or "no-op", ok, error or "",
                             time.monotonic() - started)
         return error
+
+    def _track(self, change: ResourceChange, error: str | None) -> None:
+        """Log a finished training run or model registration (or one a gate refused) to the
+        stack's experiment tracking."""
+        assert self.tracker is not None
+        res = self.resources.get(change.name)
+        if error is None and res is not None:
+            self.tracker.finished(change.type, change.name, res.inputs, res.provider_outputs)
+        elif error is not None and self._failures.get(change.name) is Failure.GATE_FAILED:
+            inputs = res.inputs if res is not None else change.after or {}
+            self.tracker.refused(change.type, change.name, inputs, error)
 
     def _dispatch(self, change: ResourceChange,
                   secrets: dict[str, Any]) -> tuple[str | None, str]:

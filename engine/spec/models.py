@@ -721,6 +721,8 @@ class StackFile(Strict):
     outputs: dict[str, Output] = Field(default_factory=dict)
     policies: Policies = Field(default_factory=Policies)
     """Policy checks every plan of this stack must pass (see docs/policies.md)."""
+    tracking: Tracking = Field(default_factory=Tracking)
+    """Experiment tracking: `tracking: {mlflow: {uri: http://127.0.0.1:5000}}`."""
 
 
 class IncludedFile(Strict):

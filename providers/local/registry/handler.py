@@ -389,6 +389,9 @@ class ModelHandler(ModelMoves, ResourceHandler):
             "card": str(self.paths.model_version(name, version) / "card.md"),
             "gates": meta["gates"], "aliases": aliases,
             "pending_aliases": alias_moves.pending(self.paths, name),
+            # private: what experiment tracking keeps with the registration (the artifact,
+            # the card and the gate results; engine/tracking.py)
+            "tracking_artifacts": {"registered": str(self.paths.model_version(name, version))},
             "versions": [{"version": v["version"], "run_id": v["run_id"],
                           "created": v["created"], "metrics": v["metrics"],
                           "aliases": sorted(a for a, n in aliases.items() if n == v["version"]),

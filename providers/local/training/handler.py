@@ -331,7 +331,11 @@ class TrainingJobHandler(TrainingMoves, ResourceHandler):
                 "data_version": params.get("data", {}).get("version"),
                 "code_digest": params.get("code_digest"),
                 "log": str(run_dir / "train.log"),
-                "runs": list_runs(run_dir.parent)}
+                "runs": list_runs(run_dir.parent),
+                # private: what experiment tracking keeps with the run (engine/tracking.py)
+                "tracking_artifacts": {"model": str(run_dir / "artifact"),
+                                       **{f: str(run_dir / f) for f in (
+                                           "params.json", "metrics.json", "train.log")}}}
 
 
 def _failure(plan: RunPlan, status: dict[str, Any]) -> str:
