@@ -160,7 +160,7 @@ HOLDER = textwrap.dedent("""
     info = LockInfo.mine("apply")
     backend.lock(info)
     print("locked", flush=True)
-    time.sleep(float(sys.argv[3]))
+    sys.stdin.readline()  # held until the test says to let go
     backend.unlock(info.id)
 """)
 
@@ -168,9 +168,11 @@ HOLDER = textwrap.dedent("""
 @pytest.mark.parametrize("locked_path", [".mlform/state.json", "elsewhere/state.json"],
                          ids=["source-locked", "target-locked"])
 def test_migrate_is_refused_while_either_backend_is_locked_and_can_wait(
-        moved, run_mlform, locked_path):
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(moved), locked_path, "2"],
-                              stdout=subprocess.PIPE, text=True)
+        moved, run_mlform, spawn_mlform, locked_path):
+    # The holder keeps the lock until told to let go, not for a fixed time: on a loaded
+    # machine a command can take seconds just to start.
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(moved), locked_path],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "locked\n"
         refused = run_mlform(["state", "migrate"], moved)
@@ -179,10 +181,15 @@ def test_migrate_is_refused_while_either_backend_is_locked_and_can_wait(
         assert f"(pid {holder.pid}) running 'apply'" in refused.stderr
         assert f"  = lock: local state '{locked_path}'\n" in refused.stderr
         assert not (moved / "elsewhere" / "state.json").exists()
-        started = time.monotonic()
-        waited = run_mlform(["state", "migrate", "--lock-timeout", "30s"], moved)
-        assert waited.returncode == 0, waited.stderr
-        assert time.monotonic() - started > 0.5 and holder.poll() is not None
+        waiting = spawn_mlform(["state", "migrate", "--lock-timeout", "120s"], moved)
+        time.sleep(1.0)
+        assert waiting.poll() is None  # it cannot finish while the lock is held
+        assert not (moved / "elsewhere" / "state.json").exists()
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        _, errors = waiting.communicate(timeout=180)
+        assert waiting.returncode == 0, errors
+        assert holder.wait(timeout=30) == 0
         assert state_doc(moved / "elsewhere" / "state.json")["resources"].keys() == \
             {"data", "train"}
     finally:
