@@ -28,7 +28,8 @@ CARRIED = {"training_job": "copied, not re-run",
            "model": "registered on the target from the copied artifact with its recorded "
                     "gate results"}
 REGATED = "registered on the target from the copied artifact; its gates run again there"
-FREE_INPUTS = frozenset({"tags", "provider_options", "compute", "timeout", "description"})
+FREE_INPUTS = frozenset({"tags", "provider_options", "compute", "timeout", "description",
+                         "on_move", "owner", "intended_use"})
 """Inputs whose change does not change the content a move carries."""
 
 

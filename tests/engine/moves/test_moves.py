@@ -219,6 +219,14 @@ def test_an_interrupted_move_is_resumed_from_its_deposed_entry(stack):
     assert result.state.resources["train"].provider == "new"
 
 
+def test_a_model_asking_for_its_gates_again_still_moves(stack):
+    stack.write(provider="new", extra="    on_move: {rerun_gates: true}\n")
+    m = stack.plan().change_for("m")
+    assert m.action is Action.MOVE
+    assert m.reasons[0] == ("moves from provider 'old' to 'new': registered on the target "
+                            "from the copied artifact; its gates run again there")
+
+
 def test_prevent_destroy_refuses_a_move(stack):
     stack.write(provider="new", extra="    lifecycle: {prevent_destroy: true}\n")
     with pytest.raises(MlformError) as exc:
