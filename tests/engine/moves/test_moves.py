@@ -261,3 +261,18 @@ def test_an_endpoint_is_replaced_and_the_old_model_goes_after_the_old_endpoint(s
     assert order.index(("serve", "delete", "old")) < order.index(("m", "delete", "old"))
     assert order.index(("m", "move", "new")) < order.index(("serve", "create", "new"))
     assert {r.provider for r in result.state.resources.values()} == {"new"}
+
+
+def test_a_saved_plan_keeps_its_moves(stack):
+    from mlform.engine.plan.planfile import from_document, to_document
+
+    stack.write(provider="new")
+    plan = stack.plan()
+    doc = json.loads(json.dumps(to_document(plan, "salt")))
+    train = next(c for c in doc["changes"] if c["name"] == "train")
+    assert (train["action"], train["moved_from"], train["move_source"]) == \
+        ("move", "old", "train")
+    assert train["copy_size"] == sum(f["size"] for f in train["copies"]) > 0
+    back = from_document(doc).change_for("train")
+    assert (back.action, back.moved_from, back.move_source, back.copies) == \
+        (Action.MOVE, "old", "train", plan.change_for("train").copies)
