@@ -39,10 +39,13 @@ def move_source(state: State, name: str, rtype: str, provider: str) -> ResourceS
     prior = state.resources.get(name)
     if prior is not None:
         return prior if prior.provider != provider and prior.type == rtype else None
-    for other in state.resources.values():
-        if other.name.split("~", 1)[0] == name and "~" in other.name and \
-                other.type == rtype and other.provider != provider:
+    # the names the applier sets old objects aside under (`_free_name`): looked up, not
+    # searched for, so planning many new resources against a large state stays linear
+    n = 1
+    while (other := state.resources.get(f"{name}~deposed{n if n > 1 else ''}")) is not None:
+        if other.type == rtype and other.provider != provider:
             return other
+        n += 1
     return None
 
 
