@@ -46,7 +46,7 @@ def experiment_cmd(opts, endpoints, fmt, detailed_exitcode):
                                 AuditLog(session.dir))
     finally:
         session.close()
-    verdicts = {t.name: t.response.outputs["experiment"] for t in ticks
+    verdicts = {t.name: (t.response.outputs or {})["experiment"] for t in ticks
                 if not endpoints or t.name in endpoints}
     if not verdicts:
         raise MlformError.simple("no endpoint in this stack runs an experiment",

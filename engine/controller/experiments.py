@@ -21,7 +21,7 @@ def run_experiments(session, say: Say, lock: Lock, retrain: Retrain, outcome: Pa
     ticks = [t for t in tick_all(session, ("endpoint",), say, lock, outcome)
              if (t.response.outputs or {}).get("experiment")]
     for tick in ticks:
-        verdict = tick.response.outputs["experiment"]
+        verdict = (tick.response.outputs or {})["experiment"]
         previous = before.get(tick.name) or {}
         if verdict["status"] in DECIDED and tick.recorded and (
                 (previous.get("name"), previous.get("status"), previous.get("winner"))

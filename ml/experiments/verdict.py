@@ -26,11 +26,11 @@ def observations(requests: Iterable[Mapping[str, Any]], feedback: Iterable[Mappi
     A request logged twice (a shadow's copy) counts once, as first logged."""
     from mlform.ml.monitoring.performance import predicted_classes
 
-    answers = {}
-    for record in requests:
-        rid = record.get("id")
-        if rid is not None and rid not in answers and "variant" in record:
-            answers[rid] = record
+    answers: dict[Any, Mapping[str, Any]] = {}
+    for logged in requests:
+        rid = logged.get("id")
+        if rid is not None and rid not in answers and "variant" in logged:
+            answers[rid] = logged
     found: dict[str, list[tuple[float, float]]] = {}
     for fb in feedback:
         record = answers.get(fb.get("id"))
