@@ -31,6 +31,8 @@ class LocalProvider(DispatchingProvider):
     handler_package = __package__
 
     def list_owned(self) -> list[tuple[str, str]]:
-        """The endpoint servers running for this stack. Everything else the provider
-        makes is files under its data directory, which no process keeps alive."""
-        return self.handler("endpoint").running_servers()
+        """The endpoint servers and gateway proxies running for this stack. Everything
+        else the provider makes is files under its data directory, which no process
+        keeps alive."""
+        return [*self.handler("endpoint").running_servers(),
+                *self.handler("gateway").running_proxies()]

@@ -159,6 +159,20 @@ class GatewayHandler(ResourceHandler):
         shutil.rmtree(directory, ignore_errors=True)
         return DeleteResponse()
 
+    def running_proxies(self) -> list[tuple[str, str]]:
+        """("gateway", id) of each proxy running under this data directory; one no record
+        names (an apply killed before writing it) has an id no state holds."""
+        root = self.ctx.data_dir / "gateways"
+        found = []
+        for directory in sorted(root.iterdir()) if root.is_dir() else ():
+            record = process.read_record(directory)
+            if record is not None and process.process_of(record) is not None:
+                found.append(("gateway", directory.name))
+            found.extend(("gateway", f"{directory.name} (proxy pid {proc.pid}, never "
+                                     "recorded)")
+                         for proc in process.strays(directory, record, PROXY_MODULE))
+        return found
+
     # --- the cutover ----------------------------------------------------------
 
     def _move(self, name: str, spec: Gateway, prior: routing.Routes, live: routing.Routes,
