@@ -275,8 +275,8 @@ class ModelSource(Strict):
     """The model's input columns, in the order it takes them; default the names a
     scikit-learn model was fitted with, else every column of the dataset but the target."""
     task: Literal["classification", "regression"] | None = None
-    """Default: told by the model where it can (a scikit-learn classifier, an ONNX model
-    with a label output); required for torch models."""
+    """Default: told by the model where it can (a scikit-learn estimator, an ONNX model
+    with a label output); required for torch models and single-output ONNX models."""
     classes: list[Any] | None = None
     """Class labels in the order of the model's outputs; default the classifier's own,
     else the sorted values of the target column."""
