@@ -9,6 +9,7 @@ import os
 import signal
 
 import httpx
+import psutil
 import pytest
 from mlform.engine.provider import (
     CreateRequest,
@@ -50,7 +51,9 @@ def test_the_proxy_is_supervised_like_an_endpoint_server(handler):
     assert "cannot invoke" in answer.text
     assert handler.running_proxies() == [("gateway", "front")]
 
+    proc = psutil.Process(pid)
     os.kill(pid, signal.SIGKILL)
+    proc.wait(10)
     gone = handler.observe(ObserveRequest(REF, INPUTS, made.outputs))
     assert not gone.exists and "is not running" in gone.detail
     again = handler.create(CreateRequest(REF, INPUTS, "key"), QUIET)
