@@ -25,7 +25,7 @@ def render_html(card: dict[str, Any]) -> str:
     parts = [f"<h1>{escape(title)}</h1>",
              f"<p class=muted>{escape(card.get('description') or '')}</p>",
              _overview(card), _data(card), _training(card), _metrics(card), _gates(card),
-             _fairness(card)]
+             _decision(card), _importance(card), _fairness(card)]
     return ("<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
             f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>\n"
             + "\n".join(p for p in parts if p) + "\n</body></html>\n")
@@ -85,6 +85,32 @@ def _gates(card: dict[str, Any]) -> str:
                     f"<td class=num>{_cell(g['measured'])}</td><td>{verdict}</td>"
                     f"<td>{escape(g.get('detail') or '')}</td></tr>")
     return "<h2>Gates</h2>\n<table>" + head + "".join(body) + "</table>"
+
+
+def _decision(card: dict[str, Any]) -> str:
+    rows = [[d["gate"], d["threshold"], d["costs"]["false_positive"],
+             d["costs"]["false_negative"], d["cost_per_row"]]
+            for d in card.get("decision") or []]
+    if not rows:
+        return ""
+    return ("<h2>Decision threshold</h2>\n<p>Predict the positive class when its probability "
+            "is at least the threshold of least expected cost on the held-out rows.</p>\n"
+            + _table(["gate", "threshold", "false positive cost", "false negative cost",
+                      "cost per row"], rows))
+
+
+def _importance(card: dict[str, Any]) -> str:
+    importance = card.get("importance")
+    if not importance:
+        return ""
+    if not importance.get("features"):
+        return ("<h2>Feature importance</h2>\n<p class=muted>Not measured: "
+                f"{escape(importance.get('note') or '')}</p>")
+    rows = [[f["feature"], f["importance"], f["std"]] for f in importance["features"]]
+    return ("<h2>Feature importance</h2>\n"
+            f"<p>Permutation importance on {importance['rows']} held-out rows: the drop of "
+            f"{escape(importance['metric'])} when the feature's values are shuffled.</p>\n"
+            + _table(["feature", "importance", "std"], rows))
 
 
 def _fairness(card: dict[str, Any]) -> str:

@@ -79,3 +79,5 @@ def test_the_card_reports_the_cost_threshold_and_feature_importance(ctx, fair_ru
     markdown = (version_dir / "card.md").read_text()
     assert f"at least {gate['threshold']:.4f}: the threshold of least expected cost" in markdown
     assert "## Feature importance" in markdown and "| x0 | " in markdown
+    page = (version_dir / "card.html").read_text()
+    assert "<h2>Decision threshold</h2>" in page and "<h2>Feature importance</h2>" in page
