@@ -62,9 +62,11 @@ def _logistic(x: Any, y: Any, classes: int, weight_decay: float) -> tuple[Any, A
     import torch
 
     xs = x.detach().to(torch.float64)
-    # one-hot targets: cross-entropy as logsumexp minus the true logit, which (unlike
-    # gather/nll_loss) stays deterministic on a GPU too
-    onehot = torch.nn.functional.one_hot(y.detach().reshape(-1).long(), classes).to(xs)
+    # one-hot targets (made on the CPU: scattering on a GPU may refuse deterministic
+    # mode): cross-entropy as logsumexp minus the true logit, which unlike gather or
+    # nll_loss is plain arithmetic on a GPU too
+    onehot = torch.nn.functional.one_hot(y.detach().to("cpu").reshape(-1).long(),
+                                         classes).to(xs)
     weight = torch.zeros(classes, xs.shape[1], dtype=torch.float64, device=xs.device,
                          requires_grad=True)
     bias = torch.zeros(classes, dtype=torch.float64, device=xs.device, requires_grad=True)
