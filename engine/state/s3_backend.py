@@ -9,168 +9,93 @@
                                       one object per journal entry (flat cost per entry),
                                       replayed on read exactly as the local backend does
 
+The state itself is written unconditionally: the lock is what keeps two writers apart.
+The flow is `ObjectStoreBackend`'s; this module maps boto3's calls and errors onto it.
 boto3 is imported when a backend is made, never when this module is.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from typing import Any
 
 from ..diagnostics import MlformError
-from .backend import Backend, JournalEntry, LockHeld, LockInfo
-from .local_backend import journal_line, parse_journal_line, replay_journal
-from .model import State
-from .statefile import decode, encode
+from .object_store import Conflict, ObjectStoreBackend, Version
 
-POLL_SECONDS = 1.0
-SEQ_DIGITS = 10
 PRECONDITION_CODES = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 MISSING_CODES = ("NoSuchKey", "404", "NotFound")
+CONTENT_TYPE = "application/json"
 
 
-class S3Backend(Backend):
+class S3Backend(ObjectStoreBackend):
+    kind = "s3"
+    version_word = "etag"
+
     def __init__(self, bucket: str, key: str, region: str | None = None,
                  endpoint_url: str | None = None, client: Any = None):
         self.bucket = bucket
-        self.key = key.lstrip("/")
-        self.lock_key = f"{self.key}.lock"
-        self.backup_key = f"{self.key}.backup"
-        self.journal_prefix = f"{self.key}.journal/"
         self.client = client or _client(region, endpoint_url)
-        self._held: str | None = None
+        super().__init__(S3Store(self.client, bucket), key.lstrip("/"))
 
-    def describe(self) -> str:
-        return f"s3 state 's3://{self.bucket}/{self.key}'"
 
-    # --- state ----------------------------------------------------------------------
+class S3Store:
+    """One bucket, through a boto3 client."""
 
-    def read(self) -> State | None:
-        entries = self.journal_read()
-        data = self._get(self.key)
-        if data is None:
-            return replay_journal(None, entries)
+    compare_and_swap = False
+
+    def __init__(self, client: Any, bucket: str):
+        self.client = client
+        self.bucket = bucket
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def get(self, key: str) -> tuple[bytes, Version] | None:
         try:
-            state = decode(data, f"s3://{self.bucket}/{self.key}")
-        except MlformError:
-            # Damaged: say so again, suggesting the backup only if there is a readable one.
-            backup = self._get(self.backup_key)
-            good = f"s3://{self.bucket}/{self.backup_key}" \
-                if backup is not None and _readable(backup) else None
-            state = decode(data, f"s3://{self.bucket}/{self.key}", good)
-        return replay_journal(state, entries)
-
-    def write(self, state: State) -> None:
-        data = encode(state)
-        previous = self._get(self.key)
-        if previous is not None and _readable(previous):
-            # A damaged state must not push the last good copy out of the backup.
-            self._call("copy the state to its backup", self.client.copy_object,
-                       Bucket=self.bucket, Key=self.backup_key,
-                       CopySource={"Bucket": self.bucket, "Key": self.key})
-        self._call("write the state", self.client.put_object, Bucket=self.bucket,
-                   Key=self.key, Body=data, ContentType="application/json")
-        keys = [k for k, _ in self._journal_keys()]
-        for start in range(0, len(keys), 1000):
-            self._call("clear the journal", self.client.delete_objects, Bucket=self.bucket,
-                       Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]],
-                               "Quiet": True})
-
-    # --- lock -----------------------------------------------------------------------
-
-    def lock(self, info: LockInfo, timeout: float = 0.0) -> None:
-        deadline = time.monotonic() + max(timeout, 0.0)
-        body = json.dumps(info.to_json()).encode()
-        while True:
-            try:
-                self.client.put_object(Bucket=self.bucket, Key=self.lock_key, Body=body,
-                                       IfNoneMatch="*", ContentType="application/json")
-                self._held = info.id
-                return
-            except Exception as exc:
-                if _code(exc) not in PRECONDITION_CODES:
-                    raise _error("take the lock", self.lock_key, exc) from None
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise LockHeld(self.holder(), self.describe())
-            time.sleep(min(POLL_SECONDS, left))
-
-    def unlock(self, lock_id: str, force: bool = False) -> None:
-        """Release our lock; with `force`, remove whichever lock carries `lock_id`."""
-        if not force and self._held != lock_id:
-            raise ValueError(f"lock {lock_id} is not held by this process")
-        recorded = self.holder()
-        if recorded is None and force:
-            raise MlformError.simple(f"no lock is recorded on {self.describe()}",
-                                     help="there is nothing to unlock")
-        if recorded is not None and recorded.id != lock_id:
-            raise MlformError.simple(
-                f"lock ID '{lock_id}' does not match the lock on {self.describe()}",
-                detail=f"the lock is {recorded.describe()}",
-                help=f"to remove that lock, run: mlform state unlock {recorded.id}")
-        self._call("release the lock", self.client.delete_object, Bucket=self.bucket,
-                   Key=self.lock_key)
-        if self._held == lock_id:
-            self._held = None
-
-    def holder(self) -> LockInfo | None:
-        data = self._get(self.lock_key)
-        if data is None:
-            return None
-        try:
-            doc = json.loads(data)
-            return LockInfo(id=str(doc["id"]), pid=int(doc["pid"]), host=str(doc["host"]),
-                            user=str(doc["user"]), command=str(doc["command"]),
-                            since=float(doc["since"]))
-        except (ValueError, KeyError, TypeError):
-            return None
-
-    # --- journal --------------------------------------------------------------------
-
-    def journal_append(self, entry: JournalEntry) -> None:
-        """One new object per entry; `If-None-Match` makes a clash of two writers an error
-        instead of a silent overwrite (S3 acknowledges a put only once it is durable)."""
-        keys = self._journal_keys()
-        seq = keys[-1][1] + 1 if keys else 1
-        key = f"{self.journal_prefix}{seq:0{SEQ_DIGITS}d}.json"
-        self._call("append to the journal", self.client.put_object, Bucket=self.bucket,
-                   Key=key, Body=journal_line(entry), IfNoneMatch="*")
-
-    def journal_read(self) -> list[JournalEntry]:
-        entries = []
-        for key, _ in self._journal_keys():
-            data = self._get(key)
-            if data is not None:
-                entries.append(parse_journal_line(data.rstrip(b"\n"),
-                                                  f"s3://{self.bucket}/{key}"))
-        return entries
-
-    def _journal_keys(self) -> list[tuple[str, int]]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self.journal_prefix)
-        found = []
-        for obj in (o for page in pages for o in page.get("Contents", [])):
-            stem = obj["Key"][len(self.journal_prefix):].removesuffix(".json")
-            if stem.isdigit():
-                found.append((obj["Key"], int(stem)))
-        return sorted(found, key=lambda item: item[1])
-
-    # --- plumbing -------------------------------------------------------------------
-
-    def _get(self, key: str) -> bytes | None:
-        try:
-            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            found = self.client.get_object(Bucket=self.bucket, Key=key)
+            return found["Body"].read(), found.get("ETag")
         except Exception as exc:
             if _code(exc) in MISSING_CODES:
                 return None
             raise _error("read", key, exc) from None
 
-    def _call(self, what: str, call: Any, **kwargs: Any) -> Any:
+    def put(self, key: str, data: bytes, what: str, *, if_version: Version = None,
+            if_absent: bool = False) -> Version:
+        # `if_version` is not sent: compare_and_swap is off (see the module's docstring).
+        condition = {"IfNoneMatch": "*"} if if_absent else {}
+        try:
+            return self.client.put_object(Bucket=self.bucket, Key=key, Body=data,
+                                          ContentType=CONTENT_TYPE, **condition).get("ETag")
+        except Exception as exc:
+            if if_absent and _code(exc) in PRECONDITION_CODES:
+                raise Conflict(_error(what, key, exc)) from None
+            raise _error(what, key, exc) from None
+
+    def copy(self, source: str, target: str, data: bytes, what: str) -> None:
+        self._call(what, target, self.client.copy_object, Bucket=self.bucket, Key=target,
+                   CopySource={"Bucket": self.bucket, "Key": source})
+
+    def delete(self, key: str, what: str, *, if_version: Version = None) -> None:
+        self._call(what, key, self.client.delete_object, Bucket=self.bucket, Key=key)
+
+    def delete_all(self, keys: list[str], what: str) -> None:
+        for start in range(0, len(keys), 1000):
+            self._call(what, "", self.client.delete_objects, Bucket=self.bucket,
+                       Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]],
+                               "Quiet": True})
+
+    def list(self, prefix: str, what: str) -> list[str]:
+        def keys() -> list[str]:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix)
+            return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+        return self._call(what, prefix, keys)
+
+    def _call(self, what: str, key: str, call: Any, **kwargs: Any) -> Any:
         try:
             return call(**kwargs)
         except Exception as exc:
-            raise _error(what, kwargs.get("Key", ""), exc) from None
+            raise _error(what, key, exc) from None
 
 
 def _client(region: str | None, endpoint_url: str | None) -> Any:
@@ -203,11 +128,3 @@ def _error(what: str, key: str, exc: BaseException) -> MlformError:
             help="grant s3:GetObject, s3:PutObject, s3:DeleteObject and s3:ListBucket on the "
                  "state bucket and key")
     return MlformError.simple(f"cannot {what} ('{key}'): {exc}")
-
-
-def _readable(data: bytes) -> bool:
-    try:
-        decode(data, "state")
-    except MlformError:
-        return False
-    return True
