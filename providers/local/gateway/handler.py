@@ -31,12 +31,10 @@ from mlform.engine.provider import (
     DiffRequest,
     DiffResponse,
     Failure,
-    InvokeRequest,
     ObserveRequest,
     ObserveResponse,
     Progress,
     ProviderContext,
-    ResourceRef,
     UpdateRequest,
     default_diff,
 )
@@ -241,21 +239,11 @@ class GatewayHandler(ResourceHandler):
             return str(self.ctx.data_dir / location.removeprefix("local://"))
         return location
 
-    def _asker(self, routes: routing.Routes, backend: dict[str, Any]):
-        from mlform.engine.registry import make_provider
+    @staticmethod
+    def _asker(routes: routing.Routes, backend: dict[str, Any]):
+        from mlform.ml.gateway.sides import asker
 
-        provider = make_provider(backend["provider_type"], backend["provider"],
-                                 backend["config"], routes.stack, Path(routes.stack_dir))
-        outputs = backend.get("outputs") or {}
-
-        def ask(rows: list[Any]) -> list[Any]:
-            resp = provider.invoke(InvokeRequest(
-                ResourceRef(backend["resource"], "endpoint", outputs.get("id")), outputs, rows,
-                timeout=30.0))
-            if resp.error:
-                raise RuntimeError(resp.error)
-            return resp.predictions
-        return ask
+        return asker(backend, routes.stack, Path(routes.stack_dir))
 
     # --- helpers --------------------------------------------------------------
 
