@@ -24,6 +24,7 @@ HANDLERS = {
     "batch_job": "batch:BatchJobHandler",
     "monitor": "monitor:MonitorHandler",
     "retraining_policy": "policy:RetrainingPolicyHandler",
+    "gateway": "gateway:GatewayHandler",
 }
 
 
@@ -58,6 +59,7 @@ CAPABILITIES = {
     # last_evaluation arrives with `mlform watch`, after the apply that references resolve in
     "monitor": TypeSupport(outputs=frozenset({"report", "evaluations"})),
     "retraining_policy": TypeSupport(outputs=frozenset({"last_action"})),
+    "gateway": TypeSupport(outputs=frozenset({"url", "weights"})),
 }
 """What SageMaker realises of each portable type: the outputs the handlers return, and
 the fields it does not honour (see `mlform.engine.capabilities`)."""
