@@ -20,13 +20,26 @@ $(MLFLOW):
 	python3 -m venv build/mlflow-venv
 	build/mlflow-venv/bin/pip install -q mlflow==3.17.2
 
-.PHONY: setup quickstart test test-fast lint typecheck bench schema mlflow-venv
+# Pulumi and its SDKs for tests/export/, in a venv of their own: Pulumi pins a protobuf
+# that Ray Serve's conflicts with.
+PULUMI_VENV := build/pulumi-venv
+PULUMI_STAMP := $(PULUMI_VENV)/.installed
+
+$(PULUMI_STAMP):
+	python3 -m venv $(PULUMI_VENV)
+	$(PULUMI_VENV)/bin/pip install -q --upgrade pip
+	$(PULUMI_VENV)/bin/pip install -q 'pulumi==3.272.0' 'pulumi-aws==7.51.1' 'pulumi-gcp==10.2.0'
+	touch $(PULUMI_STAMP)
+
+pulumi-venv: $(PULUMI_STAMP)
+
+.PHONY: setup quickstart test test-fast lint typecheck bench schema mlflow-venv pulumi-venv
 setup: $(STAMP)
 
 quickstart: $(STAMP)
 	$(PY) examples/quickstart/run.py
 
-test: $(STAMP) $(MLFLOW)
+test: $(STAMP) $(MLFLOW) $(PULUMI_STAMP)
 	$(VENV)/bin/ruff check .
 	$(MAKE) typecheck
 	$(VENV)/bin/pytest -q -n 2 --dist loadgroup
