@@ -92,6 +92,8 @@ def _resource(change: ResourceChange, after: _Priced | None, before: _Priced | N
         and before.provider_type != after.provider_type
     old = [_priced(u, before.prices, []) for u in before.usage.items
            if keep or u.kind != "storage"] if before else []
+    if change.action is Action.MOVE:  # a move copies a finished run: it trains nothing
+        items = [i for i in items if not i["one_off"]]
     monthly = sum(i["monthly"] for i in items)
     hourly = sum(i["hourly"] for i in items)
     return {

@@ -229,3 +229,21 @@ def test_a_move_is_priced_against_where_the_resource_was(tmp_path):
     gcp, aws = table("gcp")["serving"]["n1-standard-2"], table("aws")["serving"]["ml.m5.large"]
     assert moved("aws", "gcp") == pytest.approx((gcp - aws) * 730, abs=1e-4)
     assert moved("local", "aws") == pytest.approx(aws * 730, abs=1e-4)
+
+
+def test_a_moved_training_job_costs_no_training_run(tmp_path):
+    """A move carries a finished run over: no training is priced, on either side."""
+    from mlform.engine.plan.model import Action, ResourceChange
+    from mlform.engine.pricing.estimate import estimate
+
+    inputs = {"dataset": "s3://b/d.csv", "algorithm": "mlp_classifier", "target": "y"}
+    providers = Providers(aws=provider(tmp_path, "aws", CONFIGS["aws"]),
+                          local=provider(tmp_path, "local", {}))
+    types = {"aws": "aws", "local": "local"}
+    rerun = ResourceChange(name="train", type="training_job", provider="aws",
+                           action=Action.CREATE, before=None, after=inputs)
+    assert estimate(plan_of(rerun), types, providers)["total_one_off"] > 0
+    move = ResourceChange(name="train", type="training_job", provider="aws",
+                          action=Action.MOVE, before=inputs, after=inputs, moved_from="local")
+    got = estimate(plan_of(move), types, providers)
+    assert got is None or got["total_one_off"] == 0
