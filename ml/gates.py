@@ -102,8 +102,13 @@ class GateResult:
             (f" ({self.detail})" if self.detail else "")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, as state and the model card keep it."""
-        return asdict(self) | {"sensitive": list(self.sensitive)}
+        """JSON-ready, as state and the model card keep it. The fields only business
+        gates fill are left out when unset, so other gates' results read as before."""
+        out = asdict(self) | {"sensitive": list(self.sensitive)}
+        for name in ("champion", "threshold", "costs"):
+            if not out[name] and out[name] != 0:
+                del out[name]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GateResult:

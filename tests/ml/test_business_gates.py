@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 from mlform.engine.spec.models import Gate
 from mlform.ml.decision import cheapest_threshold
-from mlform.ml.gates import NO_CHAMPION_HERE, Champion, evaluate_gates, metric_gates
+from mlform.ml.gates import (
+    NO_CHAMPION_HERE,
+    Champion,
+    GateResult,
+    evaluate_gates,
+    metric_gates,
+)
 
 
 @pytest.fixture
@@ -162,3 +168,14 @@ class _RenamedPredictor:
 def test_gate_spec_errors(gate, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         Gate.model_validate(gate)
+
+
+def test_other_gates_results_keep_their_shape(models, rows):
+    """State and cards written before business gates existed read the same."""
+    [metric, cost] = evaluate_gates(
+        [{"metric": "auc", "min": 0.5}, {"cost": {"false_positive": 1, "false_negative": 1},
+                                         "max": 1}], models["good"], rows())
+    assert set(metric.to_dict()) == {"gate", "kind", "passed", "measured", "min", "max",
+                                     "detail", "groups", "sensitive"}
+    assert {"threshold", "costs"} <= set(cost.to_dict())
+    assert GateResult.from_dict(cost.to_dict()) == cost
