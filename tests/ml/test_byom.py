@@ -11,6 +11,9 @@ import pytest
 from mlform.ml.artifact import load_predictor
 from mlform.ml.byom import ByomError, format_of, import_model
 
+# TorchScript is deprecated in torch, and still a format users bring
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+
 
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
@@ -27,6 +30,7 @@ def _import(tmp_path: Path, name: str, frame, fmt=None, **kwargs):
     return load_predictor(tmp_path / "artifact")
 
 
+@pytest.mark.slow  # torch.export imports dynamo: seconds, however small the module
 def test_a_torch_export_program_gives_the_modules_logits(tmp_path, frame):
     import torch
 
