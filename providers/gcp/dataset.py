@@ -27,9 +27,10 @@ from mlform.ml.datasets import check_table, checks_failed, content_version
 from .errors import GcpError
 from .handler import Handler
 from .layout import split_uri
+from .moves import DatasetMoves
 
 
-class DatasetHandler(Handler):
+class DatasetHandler(DatasetMoves, Handler):
     rtype = "dataset"
 
     def _source(self, spec: Any) -> tuple[Path, str]:

@@ -35,6 +35,7 @@ from .compute import image_uri
 from .errors import is_not_found
 from .gates import GateRunner
 from .handler import Handler
+from .moves import ModelMoves
 from .naming import (
     FINGERPRINT_LABEL,
     RESOURCE_LABEL,
@@ -57,7 +58,7 @@ def alias(name: str) -> str:
     return clean if clean[:1].isalpha() else f"a-{clean}"
 
 
-class ModelHandler(Handler):
+class ModelHandler(ModelMoves, Handler):
     rtype = "model"
 
     def model_id(self, resource: str, spec: Any) -> str:
@@ -70,9 +71,14 @@ class ModelHandler(Handler):
         """A new artifact or new gates register a new version; the old one stays."""
         return self._register(req.resource, req.inputs, progress)
 
-    def _register(self, ref: Any, inputs: dict[str, Any], progress: Progress) -> ApplyResponse:
+    def _register(self, ref: Any, inputs: dict[str, Any], progress: Progress,
+                  results: list[Any] | None = None) -> ApplyResponse:
+        """`results`: gate results already known (a model moved here with its recorded
+        ones, see moves.py); None judges the gates."""
         spec = self.spec(inputs)
-        results = GateRunner(self).judge(ref.name, spec, progress, sensitive_gate_bounds(inputs))
+        if results is None:
+            results = GateRunner(self).judge(ref.name, spec, progress,
+                                             sensitive_gate_bounds(inputs))
         failed = [r for r in results if not r.passed]
         if failed:
             return ApplyResponse(error="; ".join(r.failure() for r in failed)

@@ -48,6 +48,7 @@ from .compute import image_uri, machine_spec
 from .errors import GcpError, is_not_found
 from .handler import Handler
 from .layout import split_uri
+from .moves import MOVED, TrainingMoves
 from .naming import FINGERPRINT_LABEL, label_filter, label_value, owned_by
 from .naming import fingerprint as name_digest
 from .waiting import SETTLED, state_name, wait_for_job
@@ -61,7 +62,7 @@ LIVE = frozenset({"QUEUED", "PENDING", "RUNNING", "SUCCEEDED", "UNSPECIFIED", "P
 """States of a job worth adopting: it will produce (or has produced) the result."""
 
 
-class TrainingJobHandler(Handler):
+class TrainingJobHandler(TrainingMoves, Handler):
     rtype = "training_job"
 
     def _code_digest(self, spec: Any) -> str:
@@ -233,6 +234,12 @@ class TrainingJobHandler(Handler):
                              outputs=req.prior_outputs)
 
     def observe(self, req: ObserveRequest) -> ObserveResponse:
+        moved = req.outputs or {}
+        if moved.get(MOVED):  # carried over: no custom job; its copied run folder
+            found = self.gcs(req.resource.name).exists(
+                *split_uri(str(moved["artifact"]) + "metrics.json"))
+            return ObserveResponse(exists=found, id=moved["run_id"], outputs=moved,
+                                   detail="" if found else f"{moved['artifact']} is gone")
         name = (req.outputs or {}).get("job") or req.resource.id
         if name:
             job = self.clients.get_or_none("jobs", "get_custom_job", name, req.resource.name)
@@ -262,6 +269,10 @@ class TrainingJobHandler(Handler):
         runs, then it goes with its outputs and its code bundle. Other runs of the
         resource stay: a replacement made first (create_before_destroy) is not touched."""
         resource = req.resource.name
+        if (req.outputs or {}).get(MOVED):  # a carried-over run: its copied folder only
+            self.gcs(resource).delete_prefix(self.cfg.bucket, self.layout.training_dir(
+                resource, str(req.outputs["run_id"])) + "/")
+            return DeleteResponse()
         every = self._jobs(resource)
         doomed = {j.name for j in every}
         if req.inputs and not contains_unknown(req.inputs):
