@@ -1,5 +1,7 @@
-"""The Azure Blob state backend against a real Azure Blob emulator (Azurite): writes conditional
-on the etag read, the create-only lock, the journal, and crashes mid-write."""
+"""The Azure Blob state backend against a real Azure Blob emulator (Azurite): what only Azure
+does (the If-Match window, azure-storage-blob's retries, a crash mid-upload, credentials). The
+behaviour all remote backends share (compare-and-swap writes, the lock, the journal) is tested
+once per platform in tests/engine/state/test_remote_backends.py."""
 
 from __future__ import annotations
 
@@ -12,9 +14,8 @@ import textwrap
 import pytest
 from mlform.engine.diagnostics import MlformError
 from mlform.engine.state.azureblob_backend import AzureBlobBackend, EtagMismatch
-from mlform.engine.state.backend import JournalEntry, LockHeld, LockInfo
+from mlform.engine.state.backend import LockInfo
 from mlform.engine.state.model import ResourceState, State
-from mlform.engine.state.statefile import resource_to_json
 
 pytestmark = pytest.mark.e2e
 
@@ -54,39 +55,6 @@ def stored(container, name: str = KEY) -> dict | None:
     return json.loads(blob.download_blob().readall()) if blob.exists() else None
 
 
-def test_write_then_read_keeps_the_previous_state_as_backup(make, container, azurite):
-    backend = make()
-    assert backend.read() is None
-    backend.write(state_with(1, "a"))
-    backend.write(state_with(2, "a", "b"))
-    assert make().read() == state_with(2, "a", "b")
-    assert stored(container)["serial"] == 2
-    assert stored(container, KEY + ".backup")["serial"] == 1
-    assert backend.describe() == \
-        f"azureblob state '{azurite.url}/{container.container_name}/{KEY}'"
-
-
-def test_a_state_written_by_someone_else_meanwhile_is_not_overwritten(make, container,
-                                                                      azurite):
-    mine, theirs = make(), make()
-    mine.write(state_with(1, "a"))
-    assert mine.read() == theirs.read() == state_with(1, "a")
-    theirs.write(state_with(2, "a", "theirs"))
-    with pytest.raises(EtagMismatch) as refused:
-        mine.write(state_with(2, "a", "mine"))
-    diagnostic = refused.value.diagnostics[0]
-    assert diagnostic.summary == (
-        f"the state in azureblob state '{azurite.url}/{container.container_name}/{KEY}' was "
-        "written by someone else since this command read it; this command's state was not "
-        "written")
-    assert diagnostic.detail.startswith('read etag "0x')
-    assert sorted(stored(container)["resources"]) == ["a", "theirs"]
-    # Once it has read the new state, it may write again.
-    assert mine.read() == state_with(2, "a", "theirs")
-    mine.write(state_with(3, "a", "theirs", "mine"))
-    assert stored(container)["serial"] == 3
-
-
 @pytest.mark.parametrize("first", [False, True], ids=["if-match-etag", "if-none-match-star"])
 def test_a_state_written_after_the_check_but_before_the_upload_is_not_overwritten(
         make, container, monkeypatch, first):
@@ -109,50 +77,6 @@ def test_a_state_written_after_the_check_but_before_the_upload_is_not_overwritte
     with pytest.raises(EtagMismatch, match="was written by someone else"):
         mine.write(state_with(2, "mine"))
     assert sorted(stored(container)["resources"]) == ["theirs"]
-
-
-def test_two_first_writes_only_one_creates_the_state(make, container):
-    first, second = make(), make()
-    assert first.read() is None and second.read() is None
-    first.write(state_with(1, "first"))
-    with pytest.raises(EtagMismatch) as refused:
-        second.write(state_with(1, "second"))
-    assert refused.value.diagnostics[0].detail.startswith("read no state, found etag ")
-    assert sorted(stored(container)["resources"]) == ["first"]
-
-
-def test_a_refused_write_keeps_the_journal_of_its_apply(make):
-    mine, theirs = make(), make()
-    mine.write(state_with(1, "a"))
-    mine.read()
-    theirs.read()
-    theirs.write(state_with(2, "a"))
-    done = ResourceState("b", "dataset", "aml", "id-b", {"source": "a.csv"},
-                         {"uri": "azureml://x"})
-    mine.journal_append(JournalEntry("done", "b", "lin-1", 1, resource_to_json(done, "s")))
-    with pytest.raises(EtagMismatch):
-        mine.write(state_with(2, "a", "b"))
-    assert [e.name for e in mine.journal_read()] == ["b"]
-
-
-def test_lock_refused_names_the_holder(make):
-    backend, other = make(), make()
-    mine = LockInfo.mine("mlform apply")
-    backend.lock(mine)
-    with pytest.raises(LockHeld) as refused:
-        other.lock(LockInfo.mine("mlform destroy"), timeout=0.0)
-    assert refused.value.holder == mine
-    assert "running 'mlform apply'" in str(refused.value)
-    assert refused.value.where == backend.describe()
-    backend.unlock(mine.id)
-    assert backend.holder() is None
-    other.lock(LockInfo.mine("mlform destroy"))
-
-
-def test_the_lock_blob_names_its_holder(make, container):
-    held = LockInfo.mine("apply")
-    make().lock(held)
-    assert stored(container, KEY + ".lock") == held.to_json()
 
 
 def test_a_retried_lock_create_that_landed_holds_the_lock(make, monkeypatch):
@@ -196,28 +120,6 @@ def test_a_retried_state_write_that_landed_is_not_a_conflict(make, monkeypatch):
     assert make().read() == state_with(3, "a", "b")
 
 
-@pytest.mark.parametrize(("lock_id", "expected"), [
-    ("wrong-id", "does not match the lock"),
-    (None, None),
-], ids=["force-with-another-id-is-refused", "force-with-the-holder-id-removes-it"])
-def test_force_unlock_checks_the_id(make, lock_id, expected):
-    backend, stranger = make(), make()
-    held = LockInfo.mine("mlform apply")
-    backend.lock(held)
-    if expected:
-        with pytest.raises(MlformError, match=expected):
-            stranger.unlock(lock_id, force=True)
-        assert stranger.holder() == held
-    else:
-        stranger.unlock(held.id, force=True)
-        assert stranger.holder() is None
-
-
-def test_force_unlock_without_a_lock_says_there_is_none(make):
-    with pytest.raises(MlformError, match="no lock is recorded on azureblob state"):
-        make().unlock("some-id", force=True)
-
-
 def test_unlock_leaves_a_lock_taken_by_someone_else_after_it_was_read(make, monkeypatch):
     """The delete is conditional on the lock blob's etag read: if the holder released it and
     another command took it meanwhile, the new lock stays."""
@@ -237,42 +139,6 @@ def test_unlock_leaves_a_lock_taken_by_someone_else_after_it_was_read(make, monk
     with pytest.raises(MlformError, match="changed while it was being removed"):
         stranger.unlock(old.id, force=True)
     assert newcomer.holder() == new
-
-
-def test_two_processes_racing_for_the_lock_one_wins(azurite, blob_container, signed_in):
-    script = textwrap.dedent(f"""
-        from mlform.engine.state.backend import LockHeld, LockInfo
-        from mlform.engine.state.azureblob_backend import AzureBlobBackend
-        b = AzureBlobBackend({azurite.account_name!r}, {blob_container!r}, {KEY!r},
-                             account_url={azurite.url!r})
-        try:
-            b.lock(LockInfo.mine("race"))
-            print("won")
-        except LockHeld:
-            print("refused")
-    """)
-    racers = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                               text=True) for _ in range(3)]
-    results = sorted(p.communicate(timeout=60)[0].strip() for p in racers)
-    assert results == ["refused", "refused", "won"]
-
-
-def test_journal_entries_are_replayed_on_read_and_cleared_by_write(make, container):
-    backend = make()
-    backend.write(state_with(1, "a"))
-    backend.read()
-    done = ResourceState("b", "dataset", "aml", "id-b", {"source": "a.csv"},
-                         {"uri": "azureml://x"})
-    backend.journal_append(JournalEntry("intent", "b", "lin-1", 1,
-                                        resource_to_json(done.with_(status="pending"), "s")))
-    backend.journal_append(JournalEntry("done", "b", "lin-1", 1, resource_to_json(done, "s")))
-    listed = [b.name for b in container.list_blobs(name_starts_with=KEY + ".journal/")]
-    assert listed == [f"{KEY}.journal/0000000001.json", f"{KEY}.journal/0000000002.json"]
-    replayed = make().read()
-    assert replayed.resources["b"].id == "id-b"
-    backend.write(replayed.next_serial())
-    assert backend.journal_read() == []
-    assert "b" in make().read().resources
 
 
 def test_a_crash_while_writing_the_state_leaves_the_previous_one(azurite, blob_container, make):
@@ -308,22 +174,6 @@ def test_a_crash_while_writing_the_state_leaves_the_previous_one(azurite, blob_c
     holder = after.holder()
     assert holder is not None and holder.command == "apply"  # a stale lock, for state unlock
     after.unlock(holder.id, force=True)
-
-
-@pytest.mark.parametrize("with_backup", [False, True], ids=["no-backup", "readable-backup"])
-def test_a_damaged_state_suggests_only_a_backup_that_exists(make, container, azurite,
-                                                            with_backup):
-    backend = make()
-    backend.write(state_with(1, "a"))
-    if with_backup:
-        backend.write(state_with(2, "a"))
-    container.get_blob_client(KEY).upload_blob(b"{oops", overwrite=True)
-    with pytest.raises(MlformError) as caught:
-        make().read()
-    help_text = caught.value.diagnostics[0].help
-    url = f"{azurite.url}/{container.container_name}/{KEY}"
-    assert (f"copy '{url}.backup' over '{url}'" in help_text) is with_backup
-    assert ("there is no backup of it to restore" in help_text) is not with_backup
 
 
 def test_a_missing_container_is_named(azurite, signed_in):
