@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from mlform.engine.provider import (
+    CheckRequest,
     CreateRequest,
     DeleteRequest,
     Failure,
@@ -75,3 +76,14 @@ def test_weighted_records_step_to_a_new_endpoint_after_parity(
     assert provider.observe(ObserveRequest(REF, green, moved.outputs)).exists
     assert provider.delete(DeleteRequest(REF, green, moved.outputs), Progress()).error is None
     assert records(client) == {}
+
+
+def test_a_gateway_without_its_zone_and_record_is_refused_at_plan(make_provider,
+                                                                  provider_config):
+    inputs = {"routes": [route("blue", "blue-ep", provider_config)],
+              "provider_options": {"aws": {"hosted_zone": "example.com"}}}
+    problems = make_provider().check(CheckRequest(REF, inputs)).problems
+    assert [(p.path, p.message, p.help) for p in problems] == [
+        (("provider_options", "aws"), "a Route 53 gateway needs 'record_name'",
+         "write provider_options: {aws: {hosted_zone: example.com, "
+         "record_name: fraud.example.com}}")]
