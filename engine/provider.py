@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .capabilities import TypeSupport
 
 if TYPE_CHECKING:
-    from .pricing.usage import UsageRequest, UsageResponse
     from .moves.verbs import ExportRequest, ExportResponse, ImportRequest
+    from .pricing.usage import UsageRequest, UsageResponse
 
 
 @dataclass(frozen=True)
@@ -198,11 +198,11 @@ class Failure(StrEnum):
     """A model's gate failed: the version was not registered."""
     ROLLED_BACK = "rolled_back"
     """An endpoint's rollout was rolled back: traffic is on the previous variants."""
-
     PARITY_FAILED = "parity_failed"
     """A gateway's parity check failed: no traffic moved to the new endpoint."""
     FAILED_BACK = "failed_back"
     """A gateway's cutover failed back: all traffic is on the old endpoint."""
+
 
 @dataclass(frozen=True)
 class ApplyResponse:
@@ -221,7 +221,6 @@ class DeleteResponse:
     error: str | None = None
 
 
-@dataclass(frozen=True)
 @dataclass(frozen=True)
 class InvokeRequest:
     """Predictions from a live endpoint: `POST /predict` as its clients would call it."""
@@ -244,6 +243,7 @@ class InvokeResponse:
     """The endpoint's HTTP status (or the closest one): 4xx is the caller's fault."""
 
 
+@dataclass(frozen=True)
 class TickRequest:
     """One pass of `mlform watch` over a controller resource (monitor, policy, schedule)."""
 
@@ -320,13 +320,13 @@ class Provider(abc.ABC):
         """Controller hook run by `mlform watch`; None for types that have none."""
         return None
 
-    def can_move(self, rtype: str) -> bool:
     def invoke(self, req: InvokeRequest) -> InvokeResponse:
         """An endpoint's predictions for `req.instances` (see `InvokeRequest`); a
         provider that cannot reach its endpoints from here says so."""
         return InvokeResponse(error=f"provider '{self.ctx.provider_name}' cannot invoke "
                                     f"'{req.resource.type}' resources", status=501)
 
+    def can_move(self, rtype: str) -> bool:
         """Whether `export` and `import_` carry `rtype` resources (see `mlform.engine.moves`);
         a resource moves between two providers only when both can move its type."""
         return False
@@ -337,6 +337,11 @@ class Provider(abc.ABC):
 
         return ExportResponse(error=f"provider '{self.ctx.provider_name}' cannot export "
                                     f"'{req.resource.type}' resources")
+
+    def import_(self, req: ImportRequest, progress: Progress) -> ApplyResponse:
+        """Create the resource from a bundle another provider exported."""
+        return ApplyResponse(error=f"provider '{self.ctx.provider_name}' cannot import "
+                                   f"'{req.resource.type}' resources")
 
     def usage(self, req: UsageRequest) -> UsageResponse | None:
         """What a resource would run or keep (instance-hours, GB-months), for the plan's

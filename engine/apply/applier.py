@@ -227,6 +227,10 @@ class Applier:
         provider = self.providers.get(change.provider)
         assert self.stack is not None, "without a stack a plan can only delete"
         inputs = Evaluator(self.stack, self.variables, self._attributes).inputs(change.name)
+        if change.type == "endpoint" and prior is not None:  # as the planner did
+            from mlform.ml.experiments.promotion import with_promoted_winner
+
+            inputs, _ = with_promoted_winner(inputs, prior.provider_outputs)
         secrets["inputs"] = inputs
         if contains_unknown(inputs):
             return f"inputs still unknown at apply time: {inputs}", change.action.value

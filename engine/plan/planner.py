@@ -106,6 +106,11 @@ def _plan_resource(stack: Stack, state: State, name: str, evaluator: Evaluator,
     spec = stack.resources[name]
     desired = evaluator.inputs(name)
     prior = state.resources.get(name)
+    promoted = ""
+    if spec.type == "endpoint" and prior is not None:
+        from mlform.ml.experiments.promotion import with_promoted_winner
+
+        desired, promoted = with_promoted_winner(desired, prior.provider_outputs)
     provider = providers.get(spec.provider)
     from ..checks import unrealised_type
 
@@ -138,6 +143,8 @@ def _plan_resource(stack: Stack, state: State, name: str, evaluator: Evaluator,
              for c in resp.changes
              if not _ignored(c.path, lifecycle.ignore_changes)]
     reasons = _reasons(stack, name, attrs, planned, state, resp.note)
+    if promoted and attrs:
+        reasons.insert(0, promoted)
     forced: list[str] = [a.path for a in attrs if a.forces_replacement]
 
     if prior is None:

@@ -374,6 +374,47 @@ class EndpointLimits(Strict):
     """Time a kept-alive connection may stay idle between requests."""
 
 
+class Experiment(Strict):
+    """An A/B experiment between an endpoint's variants: each request with a key is
+    answered by the variant its key is assigned to (the same key always gets the same
+    variant, across restarts and replicas), and outcomes from `/feedback` decide which
+    variant is better (`mlform experiment` shows the verdict)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    """Names the experiment; assignment hashes it with the key, so a new name (a new
+    experiment) reshuffles who gets which variant, and starts a new verdict."""
+    key: str = "key"
+    """The request body's field whose value assigns the variant (`{"instances": [...],
+    "user_id": "u-42"}` with `key: user_id`). A request without it gets a variant at
+    random by weight: it still counts (assignment is random either way), but is not
+    sticky."""
+    control: str | None = None
+    """The variant the others are compared with; default the first variant."""
+    metric: Literal["accuracy", "outcome"] = "accuracy"
+    """`accuracy`: each labelled instance from `/feedback` `{"id", "labels"}` is right
+    or wrong; `outcome`: the business value sent with the feedback `{"id", "outcome":
+    12.5}` (revenue per request, say), higher is better."""
+    test: Literal["fixed_horizon", "sequential"] = "fixed_horizon"
+    """`fixed_horizon`: a sample size per variant is fixed from `baseline`, `mde`,
+    `alpha` and `power`, and one z-test at that size decides (looking earlier decides
+    nothing); `sequential`: the mixture sequential probability ratio test, whose
+    p-value is valid at every look, so it may stop as soon as it is decided."""
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    """False-positive rate of the verdict (split between challengers when several)."""
+    power: float = Field(default=0.8, gt=0, lt=1)
+    """Fixed horizon: chance of finding a true difference of `mde`."""
+    mde: float = Field(default=0.05, gt=0)
+    """The smallest difference worth finding, in the metric's unit (0.05: five points
+    of accuracy)."""
+    baseline: float | None = Field(default=None, gt=0, lt=1)
+    """Fixed horizon, accuracy: the control's expected accuracy, for the sample size;
+    unset, 0.5 (the largest sample any baseline needs)."""
+    promote_winner: bool = False
+    """Once the verdict names a winner, `mlform watch` (and `mlform experiment`) rolls
+    all traffic onto it through the endpoint's rollout; plans show the winner's weight
+    as 100 and the others' as 0 from then on."""
+
+
 class Endpoint(ResourceBase):
     """An online prediction service with variants, canary rollouts and rollback."""
 
@@ -388,11 +429,21 @@ class Endpoint(ResourceBase):
     compute: Compute = Field(default_factory=Compute)
     logging: RequestLogging = Field(default_factory=RequestLogging)
     limits: EndpointLimits = Field(default_factory=EndpointLimits)
+    experiment: Experiment | None = None
+    """An A/B experiment between the variants (sticky assignment by a request key)."""
 
     @model_validator(mode="after")
     def _weights(self) -> Endpoint:
         if not self.variants:
             raise ValueError("an endpoint needs at least one variant")
+        if self.experiment:
+            live = [n for n, v in self.variants.items() if not v.shadow]
+            if len(live) < 2:
+                raise ValueError("an experiment needs at least two variants that are not "
+                                 "shadows")
+            if self.experiment.control and self.experiment.control not in live:
+                raise ValueError(f"experiment.control '{self.experiment.control}' is not one "
+                                 f"of the variants {', '.join(live)}")
         return self
 
 
@@ -498,6 +549,50 @@ class RetrainingPolicy(ResourceBase):
         return out
 
 
+# --- gateway --------------------------------------------------------------------
+
+class GatewayRoute(Strict):
+    """One backend of a gateway and its share of the requests."""
+
+    endpoint: str
+    """The endpoint, as a reference to its url: `${fraud_endpoint.url}`. The engine
+    gives the gateway that endpoint's provider, outputs and rollout settings."""
+    weight: Ref[int] = 100
+    """Relative share of the requests (weights need not add up to 100)."""
+
+
+class Parity(Strict):
+    """What must hold before a gateway moves any traffic from one endpoint to another:
+    both answer the model's held-out rows and a sample of the requests the gateway
+    recently forwarded, and their answers are compared."""
+
+    min_label_agreement: Ref[float] | None = 1.0
+    """Least share of rows on which both sides predict the same label."""
+    max_score_difference: Ref[float] | None = None
+    """Largest difference of the two sides' scores on any row (scored models only)."""
+    sample: int = Field(default=200, ge=1)
+    """Rows compared at most: held-out rows first, then recently forwarded requests."""
+    holdout: Ref[str] | None = None
+    """Where the held-out rows are: a training job's artifact (`${train.artifact}`; its
+    held-out rows are kept beside it) or a csv/parquet file; unset, only forwarded
+    requests are compared."""
+
+
+class Gateway(ResourceBase):
+    """A stable address in front of one or more endpoints, on any providers, with
+    weights; a change of backend moves traffic by the new endpoint's rollout, after a
+    parity check, and moves it all back on a breach."""
+
+    type: Literal["gateway"]
+    routes: list[GatewayRoute] = Field(min_length=1)
+    parity: Parity = Field(default_factory=Parity)
+    soak: Duration = "0s"
+    """After the last step of a cutover, how long the new side carries all traffic, judged
+    by its endpoint's `rollback`, before the apply goes on (and deletes the old side)."""
+    port: Ref[int] | None = Field(default=None, json_schema_extra={PROVIDER_SPECIFIC: "local"})
+    """Local provider: fixed port; default chosen free and kept across restarts."""
+
+
 RESOURCE_TYPES: dict[str, type[ResourceBase]] = {
     "dataset": Dataset,
     "feature_view": FeatureView,
@@ -507,6 +602,7 @@ RESOURCE_TYPES: dict[str, type[ResourceBase]] = {
     "batch_job": BatchJob,
     "monitor": Monitor,
     "retraining_policy": RetrainingPolicy,
+    "gateway": Gateway,
 }
 
 AnyResource = Annotated[
@@ -586,50 +682,6 @@ def _azureblob_problem(cfg: Backend) -> str | None:
                 "and single hyphens, starting and ending with a letter or digit")
     if (cfg.key or "").endswith("/"):
         return f"'key' names the state blob, not a folder: '{cfg.key}state.json'"
-# --- gateway --------------------------------------------------------------------
-
-class GatewayRoute(Strict):
-    """One backend of a gateway and its share of the requests."""
-
-    endpoint: str
-    """The endpoint, as a reference to its url: `${fraud_endpoint.url}`. The engine
-    gives the gateway that endpoint's provider, outputs and rollout settings."""
-    weight: Ref[int] = 100
-    """Relative share of the requests (weights need not add up to 100)."""
-
-
-class Parity(Strict):
-    """What must hold before a gateway moves any traffic from one endpoint to another:
-    both answer the model's held-out rows and a sample of the requests the gateway
-    recently forwarded, and their answers are compared."""
-
-    min_label_agreement: Ref[float] | None = 1.0
-    """Least share of rows on which both sides predict the same label."""
-    max_score_difference: Ref[float] | None = None
-    """Largest difference of the two sides' scores on any row (scored models only)."""
-    sample: int = Field(default=200, ge=1)
-    """Rows compared at most: held-out rows first, then recently forwarded requests."""
-    holdout: Ref[str] | None = None
-    """Where the held-out rows are: a training job's artifact (`${train.artifact}`; its
-    held-out rows are kept beside it) or a csv/parquet file; unset, only forwarded
-    requests are compared."""
-
-
-class Gateway(ResourceBase):
-    """A stable address in front of one or more endpoints, on any providers, with
-    weights; a change of backend moves traffic by the new endpoint's rollout, after a
-    parity check, and moves it all back on a breach."""
-
-    type: Literal["gateway"]
-    routes: list[GatewayRoute] = Field(min_length=1)
-    parity: Parity = Field(default_factory=Parity)
-    soak: Duration = "0s"
-    """After the last step of a cutover, how long the new side carries all traffic, judged
-    by its endpoint's `rollback`, before the apply goes on (and deletes the old side)."""
-    port: Ref[int] | None = Field(default=None, json_schema_extra={PROVIDER_SPECIFIC: "local"})
-    """Local provider: fixed port; default chosen free and kept across restarts."""
-
-
     url = cfg.account_url
     if url is not None and (not re.match(r"https?://[^/?#]+", url) or "?" in url):
         return (f"'account_url' must be the account's blob endpoint, with no SAS token "
@@ -639,7 +691,6 @@ class Gateway(ResourceBase):
 
 def _only_local() -> dict[str, ProviderConfig | None]:
     """The providers of a stack that names none: the local one, with its defaults."""
-    "gateway": Gateway,
     return {"local": None}
 
 

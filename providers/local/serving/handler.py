@@ -33,6 +33,8 @@ from mlform.engine.provider import (
     ObserveResponse,
     Progress,
     ProviderContext,
+    TickRequest,
+    TickResponse,
     UpdateRequest,
     default_diff,
 )
@@ -142,7 +144,7 @@ class EndpointHandler(ResourceHandler):
         return ObserveResponse(
             exists=True, id=name, healthy=status == 200, detail="; ".join(notes),
             inputs=_live_inputs(req.inputs or {}, live, record),
-            outputs=_outputs(name, record, live))
+            outputs=_outputs(name, record, live) | _verdict_kept(req.outputs, req.inputs))
 
     # --- write ----------------------------------------------------------------
 
@@ -192,13 +194,15 @@ class EndpointHandler(ResourceHandler):
                     except (httpx.HTTPError, ControlError) as e:
                         return ApplyResponse(error=f"endpoint '{name}': the server refused the "
                                                    f"new settings: {e}")
-                return ApplyResponse(id=name, outputs=_outputs(name, record, config))
+                return ApplyResponse(id=name, outputs=_outputs(name, record, config)
+                                     | _verdict_kept(req.prior_outputs, spec))
             progress(f"moving traffic by {spec.rollout.strategy}: "
                      f"{_describe_change(live.stable, config.stable)}")
             outcome = roll_out(client, live, config, spec.rollout, spec.rollback, progress)
         served = outcome.served or (live.settled() if outcome.error else config)
         _settle_aliases(self.paths, None, config, served)
-        return ApplyResponse(id=name, outputs=_outputs(name, record, served),
+        return ApplyResponse(id=name, outputs=_outputs(name, record, served)
+                             | _verdict_kept(req.prior_outputs, spec),
                              error=outcome.error, detail=outcome.detail,
                              failure=Failure.ROLLED_BACK if outcome.rolled_back else None)
 
@@ -222,8 +226,6 @@ class EndpointHandler(ResourceHandler):
             shutil.rmtree(directory, ignore_errors=True)
         return DeleteResponse()
 
-    def running_servers(self) -> list[tuple[str, str]]:
-        """("endpoint", id) of each server running under this data directory. A
     def invoke(self, req: InvokeRequest) -> InvokeResponse:
         """`POST /predict` on the endpoint's server, as its clients call it."""
         url = (req.outputs or {}).get("url")
@@ -260,6 +262,8 @@ class EndpointHandler(ResourceHandler):
                            logged_feedback(directory), now=req.now)
         return TickResponse(outputs={"experiment": verdict}, events=[verdict["summary"]])
 
+    def running_servers(self) -> list[tuple[str, str]]:
+        """("endpoint", id) of each server running under this data directory. A
         server no record names (an apply was killed before writing it) has an id
         that says so, which no state holds: drift reports it as an orphan even
         when its endpoint is in the state."""
@@ -393,6 +397,20 @@ def _said(exc: Exception) -> str:
     from mlform.engine.spec.validation import describe_without_values
 
     return describe_without_values(exc) if isinstance(exc, ValidationError) else str(exc)
+
+
+def _verdict_kept(prior: dict[str, Any] | None, inputs: Endpoint | dict[str, Any] | None
+                  ) -> dict[str, Any]:
+    """The recorded verdict of the experiment the endpoint still runs: an update or a
+    refresh keeps it (a promoted winner stays promoted); a new experiment name drops it."""
+    verdict = (prior or {}).get("experiment")
+    if isinstance(inputs, Endpoint):
+        name = inputs.experiment.name if inputs.experiment else None
+    else:
+        name = ((inputs or {}).get("experiment") or {}).get("name")
+    if name and isinstance(verdict, dict) and verdict.get("name") == name:
+        return {"experiment": verdict}
+    return {}
 
 
 def _endpoint(inputs: dict[str, Any]) -> Endpoint:
