@@ -14,6 +14,7 @@ from typing import Any
 
 from ..diagnostics import MlformError
 from ..values import from_storable, to_storable
+from .migration import section as migration_section
 from .model import Action, AttributeDiff, Plan, ResourceChange
 
 FORMAT_VERSION = 1
@@ -62,6 +63,7 @@ def to_document(plan: Plan, salt: str, variables_digest: str = "") -> dict:
                    "attributes": [{"path": a.path, "before": s(a.before), "after": s(a.after)}
                                   for a in f.attributes]} for f in plan.drift],
         "notes": list(plan.notes),
+        **({"migration": s(migration)} if (migration := migration_section(plan)) else {}),
     }
 
 

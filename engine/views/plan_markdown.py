@@ -37,6 +37,9 @@ def render(doc: dict) -> str:
         out.append(f"| `{SYMBOLS[c['action']]}` | `{c['name']}` | {c['type']} | "
                    f"{action} | {why} |")
     out.append("")
+    from .migration_view import markdown_lines as migration_lines
+
+    out.extend(migration_lines(doc))
     if outputs:
         out.append("Outputs: " + ", ".join(f"`{o['name']}`" for o in outputs) + " change.")
         out.append("")

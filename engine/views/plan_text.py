@@ -79,7 +79,10 @@ def render(doc: dict, color: bool = True, drift_lines: list[str] | None = None) 
                              f"{_e(fmt_value(o['before'], 36), color)} -> "
                              f"{_e(fmt_value(o['after'], 36), color)}")
         lines.append("")
+    from .migration_view import text_lines as migration_lines
     from .preview_view import text_lines as preview_lines
+
+    lines.extend(_e(line, color) for line in migration_lines(doc))
 
     lines.extend(_e(line, color) for line in preview_lines(doc))
     s = doc["summary"]
