@@ -28,11 +28,19 @@ def section(plan: Plan) -> dict[str, Any] | None:
     created = [{"resource": f"{c.type}.{c.name}", "provider": c.provider,
                 "action": c.action.value}
                for c in plan.changes if c.action is Action.CREATE or c.action.is_replace]
+    # A moved endpoint behind a gateway is a new endpoint on its target: it is created
+    # there, and its old side goes only after the cutover onto it.
+    named = {r["resource"] for r in created}
+    created += [{"resource": cut["to"], "provider": cut["to_provider"], "action": "move"}
+                for cut in cutovers if cut["to"] not in named]
     destroyed = [_destroyed(c, old_backends) for c in plan.changes
                  if c.action is Action.DELETE or c.action.is_replace]
     destroyed += [{"resource": f"{c.type}.{c.name}", "provider": c.moved_from,
-                   "when": f"its old copy on '{c.moved_from}', once its successor on "
-                           f"'{c.provider}' is copied, verified and recorded"}
+                   "when": f"its old copy on '{c.moved_from}', "
+                           + (_after_cutover(old_backends[f"{c.type}.{c.name}"])
+                              if f"{c.type}.{c.name}" in old_backends else
+                              f"once its successor on '{c.provider}' is copied, verified "
+                              "and recorded")}
                   for c in moves]
     return {
         "copied": [{"resource": f"{c.type}.{c.name}", "from": c.moved_from, "to": c.provider,
@@ -86,14 +94,18 @@ def _destroyed(change: ResourceChange, old_backends: dict[str, dict[str, Any]]) 
     name = f"{change.type}.{change.name}"
     cut = old_backends.get(name)
     if cut:
-        when = (f"after {cut['gateway']}'s last cutover step and its soak ({cut['soak']}), "
-                "once no traffic reaches it")
+        when = _after_cutover(cut)
     elif change.action.is_replace:
         when = "once its replacement is created" if change.action is Action.CREATE_DELETE \
             else "before its replacement is created"
     else:
         when = "after the resources that use it have changed"
     return {"resource": name, "provider": change.provider, "when": when}
+
+
+def _after_cutover(cut: dict[str, Any]) -> str:
+    return (f"after {cut['gateway']}'s last cutover step and its soak ({cut['soak']}), "
+            "once no traffic reaches it")
 
 
 def _backend(route: Any) -> dict[str, Any]:
