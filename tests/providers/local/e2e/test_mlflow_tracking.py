@@ -11,6 +11,8 @@ project's venv holds, so it runs from its own venv: `make mlflow-venv`
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -73,7 +75,11 @@ def mlflow_url(tmp_path_factory):
                                  str(port), "--workers", "1",
                                  "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
                                  "--artifacts-destination", str(root / "artifacts")],
-                                cwd=root, stdout=log, stderr=subprocess.STDOUT)
+                                cwd=root, stdout=log, stderr=subprocess.STDOUT,
+                                # no background job runner (its consumers outlive a stop);
+                                # a session of its own, so that teardown stops every process
+                                env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+                                start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300  # a cold start on a busy machine takes minutes
     while True:
@@ -83,16 +89,26 @@ def mlflow_url(tmp_path_factory):
         except httpx.HTTPError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
+            _stop(proc)
             pytest.fail("the MLflow server did not start:\n" +
                         (root / "server.log").read_text()[-3000:])
         time.sleep(0.5)
     yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop the server and every process it started (uvicorn's workers)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=20)
+            time.sleep(0.5)  # the group's other members, after its leader
+        except subprocess.TimeoutExpired:
+            continue
 
 
 @pytest.fixture(scope="module")
