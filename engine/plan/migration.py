@@ -93,14 +93,17 @@ def _cutovers(change: ResourceChange) -> list[dict[str, Any]]:
 def _destroyed(change: ResourceChange, old_backends: dict[str, dict[str, Any]]) -> dict[str, Any]:
     name = f"{change.type}.{change.name}"
     cut = old_backends.get(name)
+    provider = change.provider
     if cut:
         when = _after_cutover(cut)
+        # a replacement across providers: the old side is on the provider the cutover leaves
+        provider = ", ".join(cut["from_providers"]) or provider
     elif change.action.is_replace:
         when = "once its replacement is created" if change.action is Action.CREATE_DELETE \
             else "before its replacement is created"
     else:
         when = "after the resources that use it have changed"
-    return {"resource": name, "provider": change.provider, "when": when}
+    return {"resource": name, "provider": provider, "when": when}
 
 
 def _after_cutover(cut: dict[str, Any]) -> str:

@@ -26,7 +26,10 @@ def _v(value: Any) -> str:
 def _parity(p: dict[str, Any]) -> str:
     rules = [f"{k} {_v(p[k])}" for k in ("min_label_agreement", "max_score_difference")
              if p.get(k) is not None]
-    rows = (f"the held-out rows of {_v(p['holdout'])} and recently forwarded requests"
+    holdout = _v(p.get("holdout"))
+    if holdout.startswith("("):
+        holdout = f"parity.holdout, {holdout[1:-1]}"
+    rows = (f"the held-out rows of {holdout} and recently forwarded requests"
             if p.get("holdout") else "recently forwarded requests (no held-out rows set)")
     return f"{' and '.join(rules) or 'no threshold'} on up to {p.get('sample')} rows: {rows}"
 

@@ -82,17 +82,36 @@ def test_a_plan_without_moves_or_cutover_has_no_section():
 
 
 def test_a_moved_endpoint_behind_a_gateway_is_created_there_and_its_old_side_goes_after_the_cutover():
-    gateway = {"parity": {"sample": 40}, "soak": "0s"}
+    gateway = {"parity": {"sample": 40, "holdout": Unknown()}, "soak": "0s"}
     plan = Plan(stack="s", lineage="l", serial=3, spec_digest="d", changes=(
         ResourceChange("ep", "endpoint", "aws", Action.MOVE, {}, {}, moved_from="local"),
         ResourceChange("front", "gateway", "local", Action.UPDATE,
                        {**gateway, "routes": [_route("ep", "local", "http://127.0.0.1:1")]},
                        {**gateway, "routes": [_route("ep", "aws", Unknown())]}),
     ))
-    m = to_document(plan, salt="x")["migration"]
+    doc = to_document(plan, salt="x")
+    assert "the held-out rows of parity.holdout, known after apply" in \
+        plan_text.render(doc, color=False)
+    m = doc["migration"]
     assert m["created"] == [{"resource": "endpoint.ep", "provider": "aws", "action": "move"}]
     assert m["cutovers"][0]["from"] == ["endpoint.ep"]
     assert m["destroyed"] == [{"resource": "endpoint.ep", "provider": "local",
                                "when": "its old copy on 'local', after gateway.front's last "
                                        "cutover step and its soak (0s), once no traffic "
                                        "reaches it"}]
+
+
+def test_an_endpoint_replaced_on_another_provider_is_destroyed_on_the_one_it_leaves():
+    gateway = {"parity": {}, "soak": "1s"}
+    plan = Plan(stack="s", lineage="l", serial=3, spec_digest="d", changes=(
+        ResourceChange("ep", "endpoint", "aws", Action.CREATE_DELETE, {}, {}),
+        ResourceChange("front", "gateway", "local", Action.UPDATE,
+                       {**gateway, "routes": [_route("ep", "local", "http://127.0.0.1:1")]},
+                       {**gateway, "routes": [_route("ep", "aws", Unknown())]}),
+    ))
+    m = to_document(plan, salt="x")["migration"]
+    assert m["created"] == [{"resource": "endpoint.ep", "provider": "aws",
+                             "action": "create-then-delete"}]
+    assert m["destroyed"] == [{"resource": "endpoint.ep", "provider": "local",
+                               "when": "after gateway.front's last cutover step and its soak "
+                                       "(1s), once no traffic reaches it"}]
