@@ -117,6 +117,11 @@ def test_a_stack_moves_from_aws_to_gcp_and_on_to_local(aws, gcs, vertex, gcs_buc
     on_vertex = labelled(gcs, vertex, gcs_bucket, "fraud")
     assert not [n for n in on_vertex if "/customJobs/" in n]
     assert len([n for n in on_vertex if "/models/" in n]) == 1
+    from google.cloud.aiplatform_v1 import ModelServiceClient
+
+    registered = vertex.client(ModelServiceClient).get_model(
+        name=on_gcp["fraud_model"]["outputs"]["uri"])
+    assert registered.artifact_uri == on_gcp["train"]["outputs"]["artifact"]
     run_folder = f"training/train/{on_gcp['train']['outputs']['run_id']}/model/"
     assert {"metrics.json", "holdout.csv", "run.json"} <= {
         n.rsplit("/", 1)[-1] for n in on_vertex if run_folder in n}
@@ -133,6 +138,5 @@ def test_a_stack_moves_from_aws_to_gcp_and_on_to_local(aws, gcs, vertex, gcs_buc
     assert all(on_local[n]["provider"] == "local" for n in MOVED)
     assert [(g["gate"], g["passed"]) for g in on_local["fraud_model"]["outputs"]["gates"]] == \
         [(g["gate"], g["passed"]) for g in on_gcp["fraud_model"]["outputs"]["gates"]]
-    assert [n for n in labelled(gcs, vertex, gcs_bucket, "fraud")
-            if "/models/" in n or "/datasets/" in n or "/training/" in n] == []
+    assert labelled(gcs, vertex, gcs_bucket, "fraud") == []  # nothing left on gcp
     assert "No changes." in ok(run_mlform, ["plan", "--no-color"], tmp_path).stdout
