@@ -141,6 +141,17 @@ def test_a_stack_moves_to_aws_behind_its_gateway_without_a_failed_request(
     plan = ok(run_mlform, ["plan", "--no-color"], tmp_path).stdout
     assert "-> model.fraud_model will be moved from 'local' to 'sagemaker'" in plan
     assert "cutover to endpoint fraud_endpoint (provider 'sagemaker'): parity first" in plan
+    # The migration as one unit, in the order a reviewer reads it.
+    migration = plan[plan.index("Migration:"):plan.index("Plan:")]
+    parts = ["1. Copied:", "model.fraud_model: 'local' -> 'sagemaker'", "2. Created:",
+             "endpoint.fraud_endpoint on 'sagemaker'", "3. Parity:",
+             "on up to 40 rows: the held-out rows of parity.holdout, known after apply",
+             "4. Cutover:", "5. Destroyed:",
+             "endpoint.fraud_endpoint on 'local': after gateway.front's last cutover step "
+             "and its soak (0s)", "6. prevent_destroy:"]
+    assert [p for p in parts if p not in migration] == [], migration
+    at = [migration.index(part) for part in parts]
+    assert at == sorted(at), migration
     with Traffic(url) as traffic:
         applied = ok(run_mlform, APPLY, tmp_path).stdout
     assert "front: parity: 40 rows (20 held-out rows, 20 logged requests): label " \
@@ -160,3 +171,73 @@ def test_a_stack_moves_to_aws_behind_its_gateway_without_a_failed_request(
 
     ok(run_mlform, ["destroy", "--auto-approve", "--no-color"], tmp_path)
     assert processes_of(tmp_path) == []
+
+
+KILL_SEED = 13
+"""The seed of the draw of kill moments: a failure names it, and a run repeats it."""
+MOMENTS = [
+    r"^fraud_model: ",                               # during the model's move (its copy)
+    r"^fraud_endpoint: created",                     # right after the new endpoint exists
+    r"^front: parity: ",                             # while parity is checked
+    r"^front: cutover step 50%: 50% of requests",    # mid-cutover, traffic split
+    r"^front: cutover step 100%: 100% of requests",  # all traffic moved, not yet judged
+]
+"""Progress lines of the migration's apply, in the order it prints them."""
+
+
+def killed_at(spawn_mlform, stack: Path, pattern: str) -> str | None:
+    """Run apply and kill -9 it when a progress line matches; the line, or None when the
+    apply ended first (it is then expected to have succeeded)."""
+    import re
+    import signal
+
+    proc = spawn_mlform(APPLY, stack, env={"PYTHONUNBUFFERED": "1"})
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if re.match(pattern, line):
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return line.strip()
+    out, err = proc.communicate()
+    assert proc.returncode == 0, f"apply exited {proc.returncode}\n{out}\n{err}"
+    return None
+
+
+def test_a_migration_killed_at_random_moments_completes_without_duplicates_or_a_failed_request(
+        aws, tmp_path, run_mlform, spawn_mlform, client):
+    import random
+
+    from mlform.engine.scaffold import write_sample_data
+
+    write_sample_data(tmp_path / "data" / "transactions.csv", rows=400, seed=3)
+    write(tmp_path, aws, "local")
+    ok(run_mlform, APPLY, tmp_path)
+    url = ok(run_mlform, ["output", "url", "--raw"], tmp_path).stdout.strip()
+    before = predictions(url)
+
+    write(tmp_path, aws, "sagemaker")
+    moments = [MOMENTS[i] for i in sorted(random.Random(KILL_SEED).sample(range(len(MOMENTS)), 3))]
+    kills = []
+    with Traffic(url) as traffic:
+        for pattern in moments:
+            line = killed_at(spawn_mlform, tmp_path, pattern)
+            if line:
+                kills.append(line)
+        ok(run_mlform, APPLY, tmp_path)
+    assert len(kills) >= 2, f"seed {KILL_SEED}: the apply was killed only at {kills}"
+    assert traffic.failures == [] and traffic.outcomes["200"] > 0, \
+        f"seed {KILL_SEED}, killed at {kills}: {traffic.failures[:5]}"
+    assert "No changes." in ok(run_mlform, ["plan", "--no-color"], tmp_path).stdout
+
+    sm = client("sagemaker")
+    assert sm.list_training_jobs()["TrainingJobSummaries"] == []
+    assert len(sm.list_endpoints()["Endpoints"]) == 1
+    [group] = sm.list_model_package_groups()["ModelPackageGroupSummaryList"]
+    assert len(sm.list_model_packages(ModelPackageGroupName=group["ModelPackageGroupName"])
+               ["ModelPackageSummaryList"]) == 1
+    root = tmp_path / ".mlform" / "local"
+    assert sorted(str(p.relative_to(root)) for area in ("datasets", "runs", "registry")
+                  for p in (root / area).rglob("*") if p.is_file()) == []
+    assert [p for p in processes_of(tmp_path) if "serving.server" in p] == []
+    assert predictions(url) == before
+    ok(run_mlform, ["destroy", "--auto-approve", "--no-color"], tmp_path)
