@@ -80,6 +80,54 @@ def null_stack(tmp_path):
     return make
 
 
+# --- an apply held inside its one resource (the null provider's latency) until released
+
+HELD_APPLY = textwrap.dedent("""
+    import os, sys, time, types
+    import mlform.providers.null.provider as null
+
+    release = sys.argv[1]
+
+    class Held(types.ModuleType):
+        # The null provider's `time`, whose sleep (its latency) lasts until the test says.
+        def __getattr__(self, name):
+            return getattr(time, name)
+
+        @staticmethod
+        def sleep(seconds):
+            while not os.path.exists(release):
+                time.sleep(0.02)
+
+    null.time = Held("time")
+    sys.argv = ["mlform", "apply", "--auto-approve"]
+    from mlform.engine.cli.main import main
+    main()
+""")
+
+
+@pytest.fixture
+def held_apply(tmp_path):
+    """`held_apply(stack_dir)`: start `mlform apply` in the background (a Popen) with the null
+    provider's latency held until `.release()` is called on it, so that what a test does
+    while the apply runs cannot come too late on a loaded machine."""
+    started: list[subprocess.Popen] = []
+
+    def start(stack_dir):
+        release = tmp_path / f"release-{len(started)}"
+        proc = subprocess.Popen([sys.executable, "-c", HELD_APPLY, str(release)], cwd=stack_dir,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        proc.release = release.touch  # type: ignore[attr-defined]
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
 # --- running the suite in worker processes (`make test` uses pytest-xdist) ----------
 
 SHARED_CLUSTERS = ("ray", "slurm")

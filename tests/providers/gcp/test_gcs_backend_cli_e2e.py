@@ -78,9 +78,9 @@ def wait_inside_apply(bucket, proc, seconds: float = 30) -> dict:
     raise AssertionError("the background apply never started its resource")
 
 
-def test_a_second_apply_is_refused_naming_the_holder(stack, bucket, run_mlform, spawn_mlform):
-    stack.slow(3)
-    first = spawn_mlform(["apply", "--auto-approve"], stack.dir)
+def test_a_second_apply_is_refused_naming_the_holder(stack, bucket, run_mlform, held_apply):
+    stack.slow(1)
+    first = held_apply(stack.dir)  # inside its resource until released: no race with load
     lock = wait_inside_apply(bucket, first)
     assert lock["pid"] == first.pid and lock["command"] == "apply"
 
@@ -92,7 +92,8 @@ def test_a_second_apply_is_refused_naming_the_holder(stack, bucket, run_mlform, 
     assert f"  = lock: gcs state 'gs://{bucket.name}/{NAME}'\n" in second.stderr
     assert "Traceback" not in second.stderr
 
-    out, err = first.communicate(timeout=60)
+    first.release()
+    out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     assert sorted(stored(bucket)["resources"]) == ["a", "b"]
     assert stored(bucket, NAME + ".lock") is None
@@ -132,11 +133,11 @@ def test_a_killed_apply_leaves_a_readable_state_and_state_unlock_removes_its_loc
 
 
 def test_a_state_written_while_an_apply_ran_is_not_overwritten(gcs, stack, bucket,
-                                                               spawn_mlform):
+                                                               held_apply):
     """Someone removes a running apply's lock and writes the state: the apply's final write
     is refused (compare-and-swap on the generation it read), theirs stands."""
-    stack.slow(4)
-    first = spawn_mlform(["apply", "--auto-approve"], stack.dir)
+    stack.slow(1)
+    first = held_apply(stack.dir)
     lock = wait_inside_apply(bucket, first)
     other = GcsBackend(bucket.name, PREFIX, client=gcs.client())
     other.unlock(lock["id"], force=True)
@@ -147,7 +148,8 @@ def test_a_state_written_while_an_apply_ran_is_not_overwritten(gcs, stack, bucke
     theirs = stored(bucket)
     assert first.poll() is None, "the apply ended before its state was written behind its back"
 
-    out, err = first.communicate(timeout=60)
+    first.release()
+    out, err = first.communicate(timeout=120)
     assert first.returncode == 1
     assert err.startswith(
         f"error: the state in gcs state 'gs://{bucket.name}/{NAME}' was written by someone "
