@@ -18,9 +18,13 @@ ROOT = Path(__file__).resolve().parents[3]
 FOLDERS = {"mlform.engine": ROOT / "engine", "mlform.ml": ROOT / "ml",
            "mlform.providers": ROOT / "providers"}
 DISTRIBUTION = {"sklearn": "scikit-learn", "yaml": "pyyaml", "ruamel": "ruamel.yaml",
-                "botocore": "boto3", "pydantic_core": "pydantic"}
+                "botocore": "boto3", "pydantic_core": "pydantic",
+                "joblib": "scikit-learn"}  # joblib is scikit-learn's own dependency
 ONLY_IN_CONTAINERS = {"torch"}
 """Imported only where a model trains or predicts: inside SageMaker's PyTorch image."""
+ONLY_FOR_IMPORTED_MODELS = {"onnxruntime"}
+"""Imported only to load a model brought as an ONNX file (`model: {source: ...}`, the
+`byom` extra), which the aws provider refuses at plan."""
 
 
 def imports(path: Path, package: str) -> set[str]:
@@ -64,7 +68,8 @@ def aws_imports() -> set[str]:
             elif found := source(module):
                 todo.append((found, module if found.name == "__init__.py"
                              else module.rsplit(".", 1)[0]))
-    return {t for t in tops if t not in sys.stdlib_module_names} - ONLY_IN_CONTAINERS
+    return {t for t in tops if t not in sys.stdlib_module_names} - ONLY_IN_CONTAINERS \
+        - ONLY_FOR_IMPORTED_MODELS
 
 
 def installed_by_aws_extra() -> set[str]:
