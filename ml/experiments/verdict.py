@@ -59,9 +59,12 @@ def observations(requests: Iterable[Mapping[str, Any]], feedback: Iterable[Mappi
 
 def evaluate(experiment: Mapping[str, Any], variants: list[str],
              requests: Iterable[Mapping[str, Any]], feedback: Iterable[Mapping[str, Any]],
-             now: float | None = None) -> dict[str, Any]:
+             now: float | None = None,
+             serving: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """The verdict: per-variant counts and means, each challenger's test against the
-    control, and the winner once one is decided."""
+    control, and the winner once one is decided. `serving`: per variant, what the server
+    measured (`requests`, `errors`, `error_rate`, `p99_ms`), shown beside the outcomes;
+    it does not decide the verdict (the rollout's rollback conditions judge it)."""
     requests = list(requests)
     metric, test = experiment["metric"], experiment["test"]
     control = experiment.get("control") or variants[0]
@@ -73,7 +76,8 @@ def evaluate(experiment: Mapping[str, Any], variants: list[str],
         if "variant" in record:
             served[record["variant"]] = served.get(record["variant"], 0) + 1
     per_variant = {v: {"requests": served.get(v, 0), "observations": len(seen.get(v, [])),
-                       "mean": _mean(seen.get(v, []))} for v in variants}
+                       "mean": _mean(seen.get(v, [])),
+                       "serving": dict((serving or {}).get(v) or {})} for v in variants}
     comparisons, winners, undecided = {}, [], False
     for challenger in challengers:
         a, b = seen.get(control, []), seen.get(challenger, [])

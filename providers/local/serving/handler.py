@@ -259,8 +259,26 @@ class EndpointHandler(ResourceHandler):
         directory = self.paths.endpoint(req.resource.name)
         live = [n for n, v in spec.variants.items() if not v.shadow]
         verdict = evaluate(spec.experiment.model_dump(), live, logged_requests(directory),
-                           logged_feedback(directory), now=req.now)
+                           logged_feedback(directory), now=req.now,
+                           serving=self._serving_stats(directory))
         return TickResponse(outputs={"experiment": verdict}, events=[verdict["summary"]])
+
+    def _serving_stats(self, directory: Path) -> dict[str, dict]:
+        """Requests, errors and p99 latency per variant since the server started (what
+        its rollouts judge); empty when it does not run or answer."""
+        record = process.read_record(directory)
+        if record is None or process.process_of(record) is None:
+            return {}
+        try:
+            with self._client(directory, record, timeout=3.0) as client:
+                tracks = client.stats(0.0)["tracks"]
+        except (httpx.HTTPError, ControlError, KeyError):
+            return {}
+        out: dict[str, dict] = {}
+        for track in tracks.values():
+            for variant, window in track.get("variants", {}).items():
+                out.setdefault(variant, []).append(window)
+        return {v: _merged(windows) for v, windows in out.items()}
 
     def running_servers(self) -> list[tuple[str, str]]:
         """("endpoint", id) of each server running under this data directory. A
@@ -397,6 +415,16 @@ def _said(exc: Exception) -> str:
     from mlform.engine.spec.validation import describe_without_values
 
     return describe_without_values(exc) if isinstance(exc, ValidationError) else str(exc)
+
+
+def _merged(windows: list[dict]) -> dict:
+    """One variant's stats over the stable and canary tracks (p99: the larger)."""
+    requests = sum(w["requests"] for w in windows)
+    errors = sum(w["errors"] for w in windows)
+    p99s = [w["p99_ms"] for w in windows if w.get("p99_ms") is not None]
+    return {"requests": requests, "errors": errors,
+            "error_rate": errors / requests if requests else None,
+            "p99_ms": max(p99s) if p99s else None}
 
 
 def _verdict_kept(prior: dict[str, Any] | None, inputs: Endpoint | dict[str, Any] | None

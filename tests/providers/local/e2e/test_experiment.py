@@ -135,6 +135,9 @@ def test_a_planted_difference_is_decided_audited_and_the_winner_promoted(ab_stac
     verdict = json.loads(mlform_ok(run_mlform, ["experiment", "--format", "json"],
                                    ab_stack).stdout)["scorer"]
     assert verdict["winner"] == "challenger"
+    served = verdict["variants"]["challenger"]["serving"]  # the server's own counts
+    assert served["requests"] >= 400  # the 900 visitors' share, since the restart
+    assert served["errors"] == 0 and served["p99_ms"] > 0
     assert verdict["comparisons"]["challenger"]["p_value"] < 0.05
     audit = [json.loads(line) for line in
              (ab_stack / ".mlform" / "audit.jsonl").read_text().splitlines()]
