@@ -6,7 +6,7 @@ see `mlform.ml.experiments.promotion`, and the endpoint's rollout moves the traf
 
 from __future__ import annotations
 
-from .passes import Retrain, RetrainRequest
+from .passes import Retrain, RetrainRequest, run_targeted
 from .ticks import Lock, PassResult, Say, Tick, tick_all
 
 DECIDED = ("winner", "no_difference")
@@ -39,8 +39,6 @@ def run_experiments(session, say: Say, lock: Lock, retrain: Retrain, outcome: Pa
 def _promote(session, tick: Tick, verdict: dict, say: Say, lock: Lock, retrain: Retrain,
              outcome: PassResult, audit) -> None:
     """Roll the winner out when the spec asks for it and it is not serving all traffic."""
-    from ..diagnostics import MlformError
-
     spec = tick.spec.model if tick.spec is not None else None
     experiment = getattr(spec, "experiment", None)
     if experiment is None or not experiment.promote_winner or verdict["status"] != "winner" \
@@ -55,13 +53,7 @@ def _promote(session, tick: Tick, verdict: dict, say: Say, lock: Lock, retrain: 
         f"{verdict['name']}")
     request = RetrainRequest(targets=(tick.name,), replace=(), notes={},
                              command=f"experiment: {tick.name} promote")
-    try:
-        with lock():
-            result = retrain(request)
-        done = "promoted" if result.ok else \
-            "stopped: " + "; ".join(f"{n}: {e}" for n, e in result.failed.items())
-    except MlformError as exc:
-        done = f"stopped: {exc.diagnostics[0].summary}"
+    done = run_targeted(request, lock, retrain, "promoted")
     say(f"{tick.name}: {done}")
     if done != "promoted":
         outcome.errors.append(f"{tick.name}: promotion {done}")

@@ -79,7 +79,6 @@ def one_pass(session, say: Say, lock: Lock, retrain: Retrain) -> PassResult:
 def _retrain(session, tick: Tick, say: Say, lock: Lock, retrain: Retrain,
              outcome: PassResult, audit, incidents) -> None:
     """Replace the policy's training job and apply what follows from it, under the lock."""
-    from ..diagnostics import MlformError
     from ..incident_opening import open_retrain_incident
 
     name, resp = tick.name, tick.response
@@ -100,13 +99,7 @@ def _retrain(session, tick: Tick, say: Say, lock: Lock, retrain: Retrain,
     request = RetrainRequest(targets=(target, *watchers), replace=(job,),
                              notes={job: f"retraining policy {name}: {resp.retrain}"},
                              command=f"watch: {name} retrain")
-    try:
-        with lock():
-            result = retrain(request)
-        done = "rolled out" if result.ok else \
-            "stopped: " + "; ".join(f"{n}: {e}" for n, e in result.failed.items())
-    except MlformError as exc:
-        done = f"stopped: {exc.diagnostics[0].summary}"
+    done = run_targeted(request, lock, retrain, "rolled out")
     say(f"{name}: retrain {done}")
     if done != "rolled out":
         outcome.errors.append(f"{name}: retrain {done}")
@@ -116,6 +109,19 @@ def _retrain(session, tick: Tick, say: Say, lock: Lock, retrain: Retrain,
                  plan_digest=None, changes=[{"resource": job, "action": "retrain"}],
                  detail={"reason": resp.retrain, "outcome": done})
     outcome.retrains += 1
+
+
+def run_targeted(request: RetrainRequest, lock: Lock, retrain: Retrain, done: str) -> str:
+    """Apply `request` under the lock; `done` when it succeeded, else "stopped: <why>"."""
+    from ..diagnostics import MlformError
+
+    try:
+        with lock():
+            result = retrain(request)
+    except MlformError as exc:
+        return f"stopped: {exc.diagnostics[0].summary}"
+    return done if result.ok else \
+        "stopped: " + "; ".join(f"{n}: {e}" for n, e in result.failed.items())
 
 
 def _prefixed(say: Say, name: str) -> Say:
