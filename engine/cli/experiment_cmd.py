@@ -73,7 +73,7 @@ def render(name: str, verdict: dict) -> str:
     lines = [f"endpoint {name}: experiment {verdict['name']}: {head}",
              f"  metric {verdict['metric']}, {verdict['test'].replace('_', ' ')} test, "
              f"alpha {verdict['alpha']:g}, control {verdict['control']}",
-             f"  {'variant':<16} {'requests':>9} {'observed':>9} {'mean':>9} "
+             f"  {'variant':<16} {'requests':>9} {'observed':>9} {'mean':>9} {'auc':>7} "
              f"{'errors':>7} {'p99 ms':>8}"]
     for variant, row in verdict["variants"].items():
         mean = "-" if row["mean"] is None else f"{row['mean']:.4f}"
@@ -81,8 +81,9 @@ def render(name: str, verdict: dict) -> str:
         rate = served.get("error_rate")
         errors = "-" if rate is None else f"{100 * rate:.1f}%"
         p99 = "-" if served.get("p99_ms") is None else f"{served['p99_ms']:.1f}"
+        auc = "-" if row.get("auc") is None else f"{row['auc']:.3f}"
         lines.append(f"  {variant:<16} {row['requests']:>9} {row['observations']:>9} "
-                     f"{mean:>9} {errors:>7} {p99:>8}")
+                     f"{mean:>9} {auc:>7} {errors:>7} {p99:>8}")
     for challenger, c in verdict["comparisons"].items():
         parts = [f"{challenger} vs {verdict['control']}:"]
         if c["difference"] is not None:

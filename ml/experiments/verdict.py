@@ -57,15 +57,51 @@ def observations(requests: Iterable[Mapping[str, Any]], feedback: Iterable[Mappi
     return found
 
 
+def labelled_scores(requests: Iterable[Mapping[str, Any]],
+                    feedback: Iterable[Mapping[str, Any]]) -> dict[str, tuple[list, list]]:
+    """Per variant, (labels, scores) of every labelled instance: its class probabilities
+    when the request asked for them, else its prediction (for the variants' AUC)."""
+    answers: dict[Any, Mapping[str, Any]] = {}
+    for logged in requests:
+        rid = logged.get("id")
+        if rid is not None and rid not in answers and "variant" in logged:
+            answers[rid] = logged
+    out: dict[str, tuple[list, list]] = {}
+    for fb in feedback:
+        record = answers.get(fb.get("id"))
+        labels = fb.get("labels")
+        if record is None or not isinstance(labels, list):
+            continue
+        scores = record.get("scores") or record.get("predictions") or []
+        kept = out.setdefault(record["variant"], ([], []))
+        for label, score in zip(labels, scores, strict=False):
+            if label is not None and score is not None:
+                kept[0].append(label)
+                kept[1].append(score)
+    return out
+
+
+def _auc(labels: list, scores: list) -> float | None:
+    from mlform.ml.monitoring.performance import score
+
+    if len(set(map(str, labels))) < 2:
+        return None
+    try:
+        return score("auc", labels, scores)
+    except (ValueError, TypeError):
+        return None
+
+
 def evaluate(experiment: Mapping[str, Any], variants: list[str],
              requests: Iterable[Mapping[str, Any]], feedback: Iterable[Mapping[str, Any]],
              now: float | None = None,
              serving: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
-    """The verdict: per-variant counts and means, each challenger's test against the
-    control, and the winner once one is decided. `serving`: per variant, what the server
-    measured (`requests`, `errors`, `error_rate`, `p99_ms`), shown beside the outcomes;
-    it does not decide the verdict (the rollout's rollback conditions judge it)."""
-    requests = list(requests)
+    """The verdict: per-variant counts, means and (labelled feedback) AUC, each
+    challenger's test against the control, and the winner once one is decided.
+    `serving`: per variant, what the server measured (`requests`, `errors`,
+    `error_rate`, `p99_ms`), shown beside the outcomes; it does not decide the verdict
+    (the rollout's rollback conditions judge it)."""
+    requests, feedback = list(requests), list(feedback)
     metric, test = experiment["metric"], experiment["test"]
     control = experiment.get("control") or variants[0]
     challengers = [v for v in variants if v != control]
@@ -75,8 +111,10 @@ def evaluate(experiment: Mapping[str, Any], variants: list[str],
     for record in {r.get("id"): r for r in reversed(requests)}.values():
         if "variant" in record:
             served[record["variant"]] = served.get(record["variant"], 0) + 1
+    scored = labelled_scores(requests, feedback) if metric == "accuracy" else {}
     per_variant = {v: {"requests": served.get(v, 0), "observations": len(seen.get(v, [])),
                        "mean": _mean(seen.get(v, [])),
+                       "auc": _auc(*scored[v]) if v in scored else None,
                        "serving": dict((serving or {}).get(v) or {})} for v in variants}
     comparisons, winners, undecided = {}, [], False
     for challenger in challengers:

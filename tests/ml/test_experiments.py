@@ -170,3 +170,16 @@ def test_a_winner_is_promoted_only_for_the_same_experiment(verdict, promoted):
         assert "variant 'b'" in why
     else:
         assert got is desired and why == ""
+
+
+def test_each_variant_s_auc_is_computed_from_its_labelled_scores():
+    requests = [{"t": float(i), "id": f"r{i}", "variant": "a" if i % 2 else "b",
+                 "predictions": [1 if i % 4 < 2 else 0],
+                 "scores": [[0.2, 0.8] if i % 4 < 2 else [0.9, 0.1]]} for i in range(40)]
+    # a: its scores rank every positive above every negative; b: the labels are flipped
+    feedback = [{"id": r["id"], "labels": [r["predictions"][0] if r["variant"] == "a"
+                                           else 1 - r["predictions"][0]]} for r in requests]
+    verdict = evaluate(EXPERIMENT, ["a", "b"], iter(requests), iter(feedback))
+    assert verdict["variants"]["a"]["auc"] == 1.0
+    assert verdict["variants"]["b"]["auc"] == 0.0
+    assert verdict["variants"]["a"]["observations"] == 20  # the iterators were read once
