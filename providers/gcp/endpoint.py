@@ -25,6 +25,8 @@ from mlform.engine.provider import (
     DeleteRequest,
     DeleteResponse,
     Failure,
+    InvokeRequest,
+    InvokeResponse,
     ObserveRequest,
     ObserveResponse,
     Problem,
@@ -35,7 +37,7 @@ from mlform.ml.serving.judging import conclusive, describe, judge, traffic_steps
 
 from . import stats
 from .compute import machine_spec
-from .errors import GcpError, is_not_found
+from .errors import GcpError, is_not_found, status_of
 from .handler import Handler
 from .traffic import blend, percents
 
@@ -287,6 +289,31 @@ class EndpointHandler(Handler):
                 self._undeploy(resource, endpoint.name, deployed, progress)
         return ApplyResponse(error=f"endpoint '{resource}' {why}", detail="\n".join(lines),
                              failure=Failure.ROLLED_BACK)
+
+    # --- invoke -----------------------------------------------------------------------
+
+    def invoke(self, req: InvokeRequest) -> InvokeResponse:
+        """The endpoint's `:rawPredict` (Vertex AI's passthrough to the serving container's
+        `/predict`) through the SDK's prediction client over REST, so the answer is the
+        container's JSON as is: `predict` would turn every number into a float, and a
+        label 1 served on local or aws must stay 1 here for the gateway's parity check."""
+        import json
+
+        outputs = req.outputs or {}
+        name = str(outputs.get("endpoint") or
+                   self.name("endpoints", self.endpoint_id(req.resource.name)))
+        body = json.dumps({"instances": req.instances}).encode()
+        try:
+            # no retries: a gateway forwarding a client's request retries on its other
+            # endpoints instead of waiting here
+            raw = self.clients.get("prediction").raw_predict(
+                request={"endpoint": name, "http_body": {"content_type": "application/json",
+                                                         "data": body}},
+                retry=None, timeout=req.timeout)
+            answer = json.loads(raw.data or b"{}")
+        except Exception as e:  # noqa: BLE001 - any failure is this call's answer
+            return InvokeResponse(error=f"endpoint {name}: {e}", status=status_of(e) or 502)
+        return InvokeResponse(predictions=list(answer.get("predictions") or []))
 
     # --- observe and delete -----------------------------------------------------------
 
