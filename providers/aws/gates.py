@@ -7,7 +7,15 @@ model on the held-out rows left next to the artifact, seeded with the training
 job's seed, and writes `evaluation.json` to
 `s3://<bucket>/<prefix>/<stack>/evaluations/<model>/<digest>/`:
 
-    {"format": 2, "gates": [<GateResult.to_dict()>, ...]}   # in the gates' order
+    {"format": 2, "gates": [<GateResult.to_dict()>, ...],   # in the gates' order
+     "importance": <mlform.ml.explain.permutation_importance> | {"note": why}}
+
+`better_than: champion` gates run the evaluator too: the champion is the newest
+approved version of the model's package group whose `mlform:aliases` name
+`champion` (aliases are kept on each version, see model.py); its artifact (the
+version's `ModelDataUrl`) is a second input of the job, which scores it on the
+candidate's held-out rows. No such version, or one of this very artifact: no champion
+yet, and the gate passes as on every provider.
 """
 
 from __future__ import annotations
@@ -31,6 +39,10 @@ EVALUATION_FILE = "evaluation.json"
 EVALUATION_FORMAT = 2
 CODE_DIR, MODEL_DIR, OUTPUT_DIR = ("/opt/ml/processing/code", "/opt/ml/processing/model",
                                    "/opt/ml/processing/output")
+CHAMPION_DIR = "/opt/ml/processing/champion"
+CHAMPION = "champion"
+ALIASES = "mlform:aliases"
+"""The version metadata holding the aliases a version was registered with."""
 
 
 def training_job_of(artifact: str) -> str:
@@ -45,6 +57,8 @@ def training_job_of(artifact: str) -> str:
 class GateRunner:
     def __init__(self, handler: Handler):
         self.h = handler
+        self.importance: dict[str, Any] | None = None
+        """Permutation importance from the last evaluation job, when one ran."""
 
     def judge(self, resource: str, spec: Any, progress: Progress,
               sensitive: frozenset[tuple[int, str]] = frozenset()) -> list[GateResult]:
@@ -52,7 +66,7 @@ class GateRunner:
         if not spec.gates:
             return []
         job = self._training_job(spec.artifact)
-        if all(g.metric for g in spec.gates):
+        if all(g.metric and not g.better_than for g in spec.gates):
             metrics = {m["MetricName"]: float(m["Value"])
                        for m in job.get("FinalMetricDataList", [])}
             return metric_gates(spec.gates, metrics,
@@ -85,14 +99,21 @@ class GateRunner:
                   ) -> list[GateResult]:
         """Every gate's result from the Processing job's evaluation.json."""
         h, sm = self.h, self.h.clients.sagemaker
-        settings = {"gates": [g.model_dump(mode="json") for g in spec.gates], "seed": seed,
-                    "sensitive": sorted([i, b] for i, b in sensitive)}
+        settings: dict[str, Any] = {
+            "gates": [g.model_dump(mode="json") for g in spec.gates], "seed": seed,
+            "sensitive": sorted([i, b] for i, b in sensitive)}
+        champion_artifact = None
+        if any(g.better_than for g in spec.gates):
+            champion_artifact, settings["champion"] = self.champion(resource, spec)
+        # the champion's artifact is part of what is judged: a new champion, a new job
         digest = fingerprint({"artifact": spec.artifact, "format": EVALUATION_FORMAT,
-                              **settings})
+                              **settings, **({"champion_artifact": champion_artifact}
+                                             if champion_artifact else {})})
         name = h.name(resource, "eval", digest)
         output_key = h.layout.evaluation_key(resource, digest)
         if describe_or_none(sm.describe_processing_job, ProcessingJobName=name) is None:
-            self._start(resource, spec, name, settings, output_key, progress)
+            self._start(resource, spec, name, settings, output_key, progress,
+                        champion_artifact)
         desc = h.wait(lambda: sm.describe_processing_job(ProcessingJobName=name),
                       "ProcessingJobStatus", {"Completed", "Failed", "Stopped"},
                       f"gate evaluation {name}", progress)
@@ -109,10 +130,35 @@ class GateRunner:
                 len(found.get("gates", [])) != len(spec.gates):
             raise AwsError(f"{h.layout.uri(output_key)} holds no result for each of the "
                            f"{len(spec.gates)} gate(s)")
+        importance = found.get("importance")
+        self.importance = importance if isinstance(importance, dict) else None
         return [GateResult.from_dict(g) for g in found["gates"]]
 
+    def champion(self, resource: str, spec: Any) -> tuple[str | None, dict[str, str] | None]:
+        """(artifact, {"name": "version 3"}) of the version `champion` names, or
+        (None, None) when there is none yet or it is this very artifact."""
+        sm = self.h.clients.sagemaker
+        group = self.h.name(spec.name or resource)
+        if describe_or_none(sm.describe_model_package_group,
+                            ModelPackageGroupName=group) is None:
+            return None, None
+        pages = sm.get_paginator("list_model_packages").paginate(
+            ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending")
+        for summary in (s for page in pages for s in page.get("ModelPackageSummaryList", [])):
+            package = sm.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+            aliases = package.get("CustomerMetadataProperties", {}).get(ALIASES, "")
+            if package.get("ModelApprovalStatus") != "Approved" or \
+                    CHAMPION not in aliases.split(","):
+                continue
+            artifact = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+            if artifact == str(spec.artifact):
+                return None, None
+            return artifact, {"name": f"version {package.get('ModelPackageVersion')}"}
+        return None, None
+
     def _start(self, resource: str, spec: Any, name: str, settings: dict[str, Any],
-               output_key: str, progress: Progress) -> None:
+               output_key: str, progress: Progress,
+               champion_artifact: str | None = None) -> None:
         h = self.h
         options = h.options(spec)
         data = packaging.tarball(packaging.bundle("evaluate", settings))
@@ -121,23 +167,29 @@ class GateRunner:
                               tag_dict(tags(h.ctx.stack, resource, h.rtype)))
         output_prefix = h.layout.uri(output_key.rsplit("/", 1)[0])
         progress(f"evaluating {len(spec.gates)} gate(s) with processing job {name}")
+        inputs = [
+            {"InputName": "code", "S3Input": {
+                "S3Uri": h.layout.uri(code_key), "LocalPath": CODE_DIR,
+                "S3DataType": "S3Prefix", "S3InputMode": "File"}},
+            {"InputName": "model", "S3Input": {
+                "S3Uri": str(spec.artifact), "LocalPath": MODEL_DIR,
+                "S3DataType": "S3Prefix", "S3InputMode": "File"}}]
+        command = (f"cd {CODE_DIR} && tar xzf sourcedir.tar.gz && "
+                   f"tar xzf {MODEL_DIR}/model.tar.gz -C {MODEL_DIR} && ")
+        if champion_artifact:
+            inputs.append({"InputName": CHAMPION, "S3Input": {
+                "S3Uri": champion_artifact, "LocalPath": CHAMPION_DIR,
+                "S3DataType": "S3Prefix", "S3InputMode": "File"}})
+            command += f"tar xzf {CHAMPION_DIR}/model.tar.gz -C {CHAMPION_DIR} && "
+        command += f"python evaluate.py {MODEL_DIR} {OUTPUT_DIR}/{EVALUATION_FILE}" + \
+            (f" {CHAMPION_DIR}" if champion_artifact else "")
         h.clients.sagemaker.create_processing_job(
             ProcessingJobName=name,
             RoleArn=h.cfg.role_arn,
             AppSpecification={
                 "ImageUri": image_uri(h.cfg, "processing", False, options),
-                "ContainerEntrypoint": ["bash", "-c",
-                                        f"cd {CODE_DIR} && tar xzf sourcedir.tar.gz && "
-                                        f"tar xzf {MODEL_DIR}/model.tar.gz -C {MODEL_DIR} && "
-                                        f"python evaluate.py {MODEL_DIR} "
-                                        f"{OUTPUT_DIR}/{EVALUATION_FILE}"]},
-            ProcessingInputs=[
-                {"InputName": "code", "S3Input": {
-                    "S3Uri": h.layout.uri(code_key), "LocalPath": CODE_DIR,
-                    "S3DataType": "S3Prefix", "S3InputMode": "File"}},
-                {"InputName": "model", "S3Input": {
-                    "S3Uri": str(spec.artifact), "LocalPath": MODEL_DIR,
-                    "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
+                "ContainerEntrypoint": ["bash", "-c", command]},
+            ProcessingInputs=inputs,
             ProcessingOutputConfig={"Outputs": [{"OutputName": "evaluation", "S3Output": {
                 "S3Uri": output_prefix, "LocalPath": OUTPUT_DIR, "S3UploadMode": "EndOfJob"}}]},
             ProcessingResources={"ClusterConfig": {

@@ -54,9 +54,11 @@ class ModelHandler(ModelMoves, Handler):
         """`results`: gate results already known (a model moved here with its recorded
         ones, see moves.py); None judges the gates."""
         spec = self.spec(inputs)
+        importance = None
         if results is None:
-            results = GateRunner(self).judge(ref.name, spec, progress,
-                                             sensitive_gate_bounds(inputs))
+            runner = GateRunner(self)
+            results = runner.judge(ref.name, spec, progress, sensitive_gate_bounds(inputs))
+            importance = runner.importance
         # Card fields from sensitive values read "(sensitive)", as in the local card.
         hidden = sensitive_fields(inputs, ("owner", "intended_use", "description"))
         failed = [r for r in results if not r.passed]
@@ -89,6 +91,8 @@ class ModelHandler(ModelMoves, Handler):
             metadata = {FINGERPRINT: digest, SAGEMAKER_MODEL: model_name,
                         "mlform:aliases": ",".join(spec.aliases),
                         "mlform:gates": json.dumps([r.to_dict() for r in results])[:1024]}
+            if importance and importance.get("features"):
+                metadata["mlform:importance"] = _ranking(importance)
             if spec.owner:
                 metadata["mlform:owner"] = HIDDEN if "owner" in hidden else spec.owner
             use = HIDDEN if "intended_use" in hidden else spec.intended_use
@@ -101,8 +105,10 @@ class ModelHandler(ModelMoves, Handler):
                 CustomerMetadataProperties=metadata, Tags=self.tags(ref.name, spec),
             )["ModelPackageArn"]
             package = sm.describe_model_package(ModelPackageName=arn)
-        return ApplyResponse(id=package["ModelPackageArn"],
-                             outputs=self._outputs(package, group, results))
+        outputs = self._outputs(package, group, results)
+        if importance:
+            outputs["importance"] = importance
+        return ApplyResponse(id=package["ModelPackageArn"], outputs=outputs)
 
     def _container(self, resource: str, spec: Any) -> dict[str, Any]:
         """The PyTorch inference image running mlform's serving script on the artifact."""
@@ -186,3 +192,10 @@ class ModelHandler(ModelMoves, Handler):
             for job in page["ProcessingJobSummaries"]:
                 if job["ProcessingJobName"].startswith(prefix):
                     sm.delete_tags(ResourceArn=job["ProcessingJobArn"], TagKeys=keys)
+
+
+def _ranking(importance: dict[str, Any]) -> str:
+    """The version's features, most important first, as its metadata keeps them (a
+    value holds at most 256 characters): "merchant_risk=0.2330,amount=0.0340"."""
+    return ",".join(f"{f['feature']}={f['importance']:.4f}"
+                    for f in importance["features"])[:256]

@@ -196,3 +196,99 @@ def test_the_evaluator_measures_fairness_and_robustness(trained, tmp_path):
     assert set(fairness["groups"]) == {"f", "m"}
     assert (robustness["max"], robustness["sensitive"]) == (None, ["max"])
     assert "0.9" not in robustness["gate"]
+
+
+def linear_artifact(directory: Path, amount_weight: float) -> Path:
+    """A binary classifier scoring by `amount` alone (age weighs nothing), with the
+    example's rows as its held-out rows."""
+    import torch
+    from mlform.ml.artifact import save_model
+
+    module = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        module.weight.copy_(torch.tensor([[amount_weight, 0.0]]))
+        module.bias.zero_()
+    save_model(directory, module, {
+        "task": "classification", "features": ["amount", "age"], "target": "is_fraud",
+        "classes": [0, 1], "preprocessing": {
+            "amount": {"kind": "numeric", "mean": 48.0, "std": 28.0},
+            "age": {"kind": "numeric", "mean": 40.0, "std": 11.5}}})
+    (directory / "holdout.csv").write_text(CSV)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def rival_artifacts(tmp_path_factory) -> tuple[Path, Path, float, float]:
+    """(better, worse, better's auc, worse's auc): scoring by amount and by -amount."""
+    import pandas as pd
+    from mlform.ml.artifact import load_predictor
+    from mlform.ml.metrics import evaluate
+
+    root = tmp_path_factory.mktemp("rivals")
+    up, down = linear_artifact(root / "up", 1.0), linear_artifact(root / "down", -1.0)
+    rows = pd.read_csv(io.StringIO(CSV))
+    auc_up = evaluate(load_predictor(up), rows)["auc"]
+    auc_down = evaluate(load_predictor(down), rows)["auc"]
+    assert auc_up != pytest.approx(auc_down)  # the rows must tell the two apart
+    return (up, down, auc_up, auc_down) if auc_up > auc_down else (down, up, auc_down, auc_up)
+
+
+def judge(code: Path, candidate: Path, output: Path, champion: Path | None = None) -> dict:
+    command = [sys.executable, str(code / "evaluate.py"), str(candidate), str(output)]
+    out = subprocess.run(command + ([str(champion)] if champion else []),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(output.read_text())
+
+
+CHAMPION_GATES = [{"metric": "auc", "better_than": "champion"},
+                  {"cost": {"false_positive": 1, "false_negative": 5},
+                   "better_than": "champion"}]
+
+
+@pytest.mark.slow
+def test_the_evaluator_passes_a_candidate_better_than_the_champion(rival_artifacts, tmp_path):
+    better, worse, auc_better, auc_worse = rival_artifacts
+    code = unpack("evaluate", {"gates": CHAMPION_GATES, "seed": 0,
+                               "champion": {"name": "version 3"}}, tmp_path / "code")
+    auc, cost = judge(code, better, tmp_path / "evaluation.json", worse)["gates"]
+    assert (auc["passed"], auc["measured"], auc["champion"]) == \
+        (True, pytest.approx(auc_better), pytest.approx(auc_worse))
+    assert auc["detail"].startswith("champion (version 3) ")
+    assert cost["kind"] == "cost" and cost["champion"] is not None
+
+
+@pytest.mark.slow
+def test_the_evaluator_fails_a_candidate_worse_than_the_champion(rival_artifacts, tmp_path):
+    better, worse, auc_better, auc_worse = rival_artifacts
+    code = unpack("evaluate", {"gates": CHAMPION_GATES[:1], "seed": 0,
+                               "champion": {"name": "version 3"}}, tmp_path / "code")
+    [auc] = judge(code, worse, tmp_path / "evaluation.json", better)["gates"]
+    assert (auc["passed"], auc["measured"], auc["champion"]) == \
+        (False, pytest.approx(auc_worse), pytest.approx(auc_better))
+
+
+@pytest.mark.slow
+def test_the_evaluator_without_a_champion_yet_passes_and_without_its_artifact_fails(
+        rival_artifacts, tmp_path):
+    better = rival_artifacts[0]
+    first = unpack("evaluate", {"gates": CHAMPION_GATES[:1], "champion": None},
+                   tmp_path / "first")
+    [gate] = judge(first, better, tmp_path / "first.json")["gates"]
+    assert (gate["passed"], gate["detail"]) == (True, "no champion to compare with yet")
+    lost = unpack("evaluate", {"gates": CHAMPION_GATES[:1], "champion": {"name": "version 2"}},
+                  tmp_path / "lost")
+    [gate] = judge(lost, better, tmp_path / "lost.json")["gates"]
+    assert gate["passed"] is False and "version 2" in gate["detail"]
+
+
+@pytest.mark.slow
+def test_the_evaluator_ranks_the_feature_the_model_uses_first(rival_artifacts, tmp_path):
+    better = rival_artifacts[0]
+    code = unpack("evaluate", {"gates": [], "seed": 0}, tmp_path / "code")
+    importance = judge(code, better, tmp_path / "evaluation.json")["importance"]
+    assert (importance["method"], importance["metric"], importance["rows"]) == \
+        ("permutation", "auc", 60)
+    amount, age = importance["features"]
+    assert (amount["feature"], age["feature"]) == ("amount", "age")
+    assert amount["importance"] > 0 and age["importance"] == 0.0

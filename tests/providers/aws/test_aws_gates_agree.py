@@ -83,8 +83,9 @@ def play_processing_job(monkeypatch, client, run_dir: Path, work: Path) -> None:
     entry on the run's artifact and held-out rows and put its output where the job would."""
     start = GateRunner._start
 
-    def started(self, resource, spec, name, settings, output_key, progress):
-        start(self, resource, spec, name, settings, output_key, progress)
+    def started(self, resource, spec, name, settings, output_key, progress,
+                champion_artifact=None):
+        start(self, resource, spec, name, settings, output_key, progress, champion_artifact)
         s3 = client("s3")
         [code] = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]
                   if f"/code/{resource}/" in o["Key"]]
