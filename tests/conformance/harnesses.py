@@ -40,6 +40,9 @@ class Harness:
     kill cases drive directly through the provider."""
     files: dict[str, str] = field(default_factory=lambda: {"data/rows.csv": CSV})
     """Files the stack reads, relative to its directory."""
+    serving: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Resources added to `resources` by the invoke case only (a model and an endpoint
+    serving it), for a provider whose `invoke` must answer: the other cases stay fast."""
 
 
 # --- null: records under .mlform/null/ -----------------------------------------------
@@ -193,7 +196,11 @@ def gcp_harness(request: pytest.FixtureRequest) -> Harness:
         "train": {"type": "training_job", "dataset": "${data.uri}",
                   "algorithm": "logistic_regression", "target": "is_fraud",
                   "hyperparameters": {"epochs": 1}},
-    }, tamper)
+    }, tamper, serving={
+        "model": {"type": "model", "artifact": "${train.artifact}"},
+        "serve": {"type": "endpoint",
+                  "variants": {"champion": {"model": "${model.uri}", "weight": 100}}},
+    })
 
 
 # --- azure: Azure ML's fake (ARM + workspace REST over https) and a real Azurite ----

@@ -4,6 +4,7 @@ keeps the contract of engine/provider.py; a new provider adds only its harness."
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -190,7 +191,9 @@ def test_a_kill_during_create_is_adopted_on_the_next_apply(harness, tmp_path):
 
 def test_invoke_answers_where_supported(harness, tmp_path):
     # A gateway forwards through `invoke`: a provider that supports it answers one
-    # prediction per instance; one that does not says so (501), and never raises.
+    # prediction per instance; one that does not says so (501), and never raises. A
+    # harness with `serving` resources must answer for its endpoint.
+    harness = dataclasses.replace(harness, resources={**harness.resources, **harness.serving})
     stack = _write(tmp_path / "stack", harness)
     assert _apply(stack).ok
     session = _session(stack, "show")
@@ -204,6 +207,8 @@ def test_invoke_answers_where_supported(harness, tmp_path):
     finally:
         session.close()
     for name, answer in answers.items():
+        if name in harness.serving and harness.serving[name]["type"] == "endpoint":
+            assert answer.status != 501, answer.error
         if harness.resources[name]["type"] != "endpoint" or answer.status == 501:
             assert (answer.status, answer.predictions) == (501, []), name
             assert answer.error and "cannot invoke" in answer.error
