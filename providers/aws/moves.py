@@ -237,7 +237,8 @@ def _judge_again(h: Any, req: ImportRequest) -> list[Any]:
     sensitive = sensitive_gate_bounds(req.inputs)
     if not spec.gates:
         return []
-    if all(g.metric for g in spec.gates):
+    # `better_than: champion` needs the champion's predictions: the evaluation job
+    if all(g.metric and not g.better_than for g in spec.gates):
         stored = _members(_get(h, *split_uri(str(spec.artifact))))
         metrics = json.loads(stored.get("metrics.json", b"{}"))
         return metric_gates(spec.gates, metrics, f"run at {spec.artifact}", sensitive)

@@ -132,3 +132,27 @@ def test_rerun_gates_judges_them_again_on_aws(make_provider, client, run_bundle,
     assert passed.error is None, passed.error
     assert [(g["gate"], g["measured"]) for g in passed.outputs["gates"]] == [("auc >= 0.9",
                                                                               0.91)]
+
+
+def test_rerun_better_than_champion_gates_go_to_the_evaluation_job(
+        make_provider, run_bundle, model_bundle, monkeypatch):
+    """Not the carried-over metrics, which know no champion (that fails the gate as
+    "not judged"): the evaluation job, which scores the champion on the same rows."""
+    from mlform.providers.aws.gates import GateRunner
+
+    judged = []
+
+    def evaluate(self, resource, spec, seed, sensitive, progress):
+        judged.append([g.better_than for g in spec.gates])
+        return [GateResult("auc >= champion", "metric", True, 0.91,
+                           detail="no champion to compare with yet")]
+
+    monkeypatch.setattr(GateRunner, "_evaluate", evaluate)
+    provider = make_provider()
+    assert import_run(provider, run_bundle).error is None
+    artifact = f"s3://{BUCKET}/mlform/fraud/training/train/{RUN}/output/model.tar.gz"
+    resp = provider.import_(ImportRequest(ResourceRef("fraud_model", "model"), {
+        "artifact": artifact, "gates": [{"metric": "auc", "better_than": "champion"}],
+        "on_move": {"rerun_gates": True}}, model_bundle.directory, "key-model"), Recorder())
+    assert resp.error is None, resp.error
+    assert judged == [["champion"]]
