@@ -42,7 +42,7 @@ quickstart: $(STAMP)
 test: $(STAMP) $(MLFLOW) $(PULUMI_STAMP)
 	$(VENV)/bin/ruff check .
 	$(MAKE) typecheck
-	$(VENV)/bin/pytest -q -n 2 --dist loadgroup
+	$(VENV)/bin/pytest -q -n 2
 
 # For iteration: lint, types and the tests that start no server, training run or emulator
 # (a few minutes); `make test` runs everything, as CI does.

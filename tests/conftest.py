@@ -135,19 +135,24 @@ SHARED_CLUSTERS = ("ray", "slurm")
 test that uses one runs in the same worker."""
 
 
-def _worker_group(item: pytest.Item) -> str:
-    """The worker group of a test under `--dist loadgroup`: its file, so a module's shared
-    fixtures (a stack trained once for several tests) are built once; or the cluster it
-    needs, so that each cluster starts in one worker only."""
-    path = item.path.as_posix()
+def worker_scope(nodeid: str) -> str:
+    """The unit of work a worker takes whole: a test's file, so that a module's shared
+    fixtures (a stack trained once for several tests) are built once and its tests run in
+    order; or the cluster it needs, so that each cluster starts in one worker only."""
+    path = nodeid.split("::")[0]
     for cluster in SHARED_CLUSTERS:
-        if f"/providers/{cluster}/" in path or f"[{cluster}" in item.name:
+        if f"/providers/{cluster}/" in path or f"[{cluster}" in nodeid:
             return cluster
-    return item.nodeid.split("::")[0]
+    return path
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_worker_group(item)))
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Schedule by `worker_scope`. (xdist's `--dist loadgroup` would do it from marks,
+    but under pytest 9 the group suffix it adds to each test id does not take.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByScope(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_scope(nodeid)
+
+    return ByScope(config, log)
