@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 STACK = """\
 version: 1
-stack: fraud
+stack: fraud-gw-gcp
 providers:
   local: {{}}
   sagemaker: {{type: aws, region: {region}, role_arn: "{role}", bucket: {s3},
@@ -166,7 +166,7 @@ def test_a_stack_moves_from_aws_to_gcp_behind_its_gateway_without_a_failed_reque
                                             "fraud_endpoint")} == {"vertex"}
     health = httpx.get(f"{url}/health", timeout=10).json()
     assert list(health["weights"]) == [f"fraud_endpoint@{on_gcp['fraud_endpoint']['outputs']['url']}"]
-    on_vertex = labelled(gcs, vertex, gcs_bucket, "fraud")
+    on_vertex = labelled(gcs, vertex, gcs_bucket, "fraud-gw-gcp")
     assert [n for n in on_vertex if "/customJobs/" in n] == []
     assert len([n for n in on_vertex if "/endpoints/" in n]) == 1
 
@@ -180,4 +180,4 @@ def test_a_stack_moves_from_aws_to_gcp_behind_its_gateway_without_a_failed_reque
     assert sm.list_training_jobs()["TrainingJobSummaries"] == []
 
     ok(run_mlform, ["destroy", "--auto-approve", "--no-color"], tmp_path)
-    assert labelled(gcs, vertex, gcs_bucket, "fraud") == []
+    assert labelled(gcs, vertex, gcs_bucket, "fraud-gw-gcp") == []

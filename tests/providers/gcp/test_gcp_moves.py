@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 
 import pandas as pd
 import pytest
@@ -34,8 +35,10 @@ GATES = [{"gate": "auc >= 0.85", "kind": "metric", "passed": True, "measured": 0
 
 @pytest.fixture
 def provider(gcs, vertex, gcs_bucket, tmp_path):
+    # A stack name of each test's own: the Vertex fake is shared by every gcp test of the
+    # session, whose stacks are often called `fraud` too.
     made = GcpProvider(ProviderContext(
-        "fraud", tmp_path, "vertex",
+        f"fraud-{uuid.uuid4().hex[:8]}", tmp_path, "vertex",
         {"project": vertex.project, "region": vertex.region, "bucket": gcs_bucket,
          "api_endpoint": vertex.url, "storage_endpoint": gcs.url, "poll_interval": 0.2},
         tmp_path / ".mlform" / "vertex"))
@@ -74,7 +77,7 @@ def test_a_dataset_is_stored_at_its_content_version(provider, gcs, gcs_bucket, t
                                           {"source": "data/t.csv"}, staged.directory, "k"),
                             QUIET)
     assert resp.error is None, resp.error
-    key = "mlform/fraud/datasets/transactions/5b4ec6a22f87/data.csv"
+    key = f"mlform/{provider.ctx.stack}/datasets/transactions/5b4ec6a22f87/data.csv"
     assert resp.outputs == {"uri": f"gs://{gcs_bucket}/{key}", "version": "5b4ec6a22f87",
                             "path": f"gs://{gcs_bucket}/{key}", "rows": 2,
                             "columns": ["amount", "is_fraud"]}
@@ -88,10 +91,10 @@ def test_a_run_is_carried_over_without_a_custom_job(provider, gcs, vertex, gcs_b
                                                    run_bundle):
     resp = import_run(provider, run_bundle)
     assert resp.error is None, resp.error
-    folder = f"mlform/fraud/training/train/{RUN}/model/"
+    folder = f"mlform/{provider.ctx.stack}/training/train/{RUN}/model/"
     assert resp.outputs["artifact"] == f"gs://{gcs_bucket}/{folder}"
     assert (resp.id, resp.outputs["metrics"]) == (RUN, {"auc": 0.91})
-    assert not [n for n in labelled(gcs, vertex, gcs_bucket, "fraud") if "customJobs" in n]
+    assert not [n for n in labelled(gcs, vertex, gcs_bucket, provider.ctx.stack) if "customJobs" in n]
     names = sorted(b.name.removeprefix(folder)
                    for b in gcs.client().list_blobs(gcs_bucket, prefix=folder))
     # as a custom job leaves a run: the artifact at the top, the rows as CSV for the

@@ -35,7 +35,7 @@ client = aws_conftest.client
 
 STACK = """\
 version: 1
-stack: fraud
+stack: fraud-to-gcp
 providers:
   local: {{}}
   sagemaker: {{type: aws, region: {region}, role_arn: "{role}", bucket: {s3},
@@ -114,7 +114,7 @@ def test_a_stack_moves_from_aws_to_gcp_and_on_to_local(aws, gcs, vertex, gcs_buc
     assert on_gcp["fraud_model"]["outputs"]["gates"] == on_aws["fraud_model"]["outputs"]["gates"]
     assert on_gcp["transactions"]["outputs"]["version"] == \
         on_aws["transactions"]["outputs"]["version"]
-    on_vertex = labelled(gcs, vertex, gcs_bucket, "fraud")
+    on_vertex = labelled(gcs, vertex, gcs_bucket, "fraud-to-gcp")
     assert not [n for n in on_vertex if "/customJobs/" in n]
     assert len([n for n in on_vertex if "/models/" in n]) == 1
     from google.cloud.aiplatform_v1 import ModelServiceClient
@@ -138,5 +138,5 @@ def test_a_stack_moves_from_aws_to_gcp_and_on_to_local(aws, gcs, vertex, gcs_buc
     assert all(on_local[n]["provider"] == "local" for n in MOVED)
     assert [(g["gate"], g["passed"]) for g in on_local["fraud_model"]["outputs"]["gates"]] == \
         [(g["gate"], g["passed"]) for g in on_gcp["fraud_model"]["outputs"]["gates"]]
-    assert labelled(gcs, vertex, gcs_bucket, "fraud") == []  # nothing left on gcp
+    assert labelled(gcs, vertex, gcs_bucket, "fraud-to-gcp") == []  # nothing left on gcp
     assert "No changes." in ok(run_mlform, ["plan", "--no-color"], tmp_path).stdout
