@@ -102,6 +102,8 @@ class SlurmProvider(DispatchingProvider):
         found = []
         for job in every_job():
             who = owner(job.comment)
-            if job.active and who.get("stack") == self.ctx.stack:
+            # a COMPLETING job runs no more (a cancelled one passes through it, for as long
+            # as Slurm takes to clean up after it): nothing is left to stop
+            if job.active and job.state != "COMPLETING" and who.get("stack") == self.ctx.stack:
                 found.append((who["type"], job.name))
         return sorted(set(found))
