@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -121,6 +122,15 @@ def processes_of(stack: Path) -> list[str]:
     return found
 
 
+def no_processes_of(stack: Path, grace: float = 10.0) -> list[str]:
+    """`processes_of(stack)` once it is empty, or after `grace` seconds: a stopped process
+    group's last member can take a moment to go on a loaded machine."""
+    deadline = time.monotonic() + grace
+    while (left := processes_of(stack)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
 def predictions(url: str) -> list:
     r = httpx.post(f"{url}/predict", json={"instances": ROWS}, timeout=30)
     assert r.status_code == 200, r.text
@@ -170,7 +180,7 @@ def test_a_stack_moves_to_aws_behind_its_gateway_without_a_failed_request(
     assert client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
 
     ok(run_mlform, ["destroy", "--auto-approve", "--no-color"], tmp_path)
-    assert processes_of(tmp_path) == []
+    assert no_processes_of(tmp_path) == []
 
 
 KILL_SEED = 19
