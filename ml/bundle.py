@@ -126,6 +126,26 @@ def stage(directory: Path, rtype: str, name: str, source: str,
     return Bundle(directory, rtype, name, source, tuple(entries), dict(outputs))
 
 
+GATES_FILE = "gates.json"
+"""A model's bundle holds its recorded gate results in this file."""
+
+
+def gates_file(gates: list) -> dict[str, bytes]:
+    """The file a model's export stages: its recorded gate results."""
+    return {GATES_FILE: json.dumps(gates, indent=1, sort_keys=True).encode()}
+
+
+def load_model(directory: Path) -> tuple[Bundle, list]:
+    """A model's bundle (as `load`) and the gate results recorded with it; BundleError when
+    either cannot be read."""
+    bundle = load(directory)
+    try:
+        return bundle, json.loads(bundle.path(GATES_FILE).read_bytes())
+    except (OSError, ValueError) as e:
+        raise BundleError(f"bundle of '{bundle.name}': {GATES_FILE} cannot be read: {e}") \
+            from None
+
+
 def load(directory: Path) -> Bundle:
     """The bundle staged in `directory`, each staged file checked against the manifest."""
     directory = Path(directory)

@@ -200,8 +200,7 @@ class ModelMoves:
     def export(self, req: ExportRequest) -> ExportResponse:
         h: Any = self
         gates = req.outputs.get("gates") or []
-        return _export(h, req, {"gates.json": json.dumps(gates, indent=1,
-                                                          sort_keys=True).encode()},
+        return _export(h, req, bundles.gates_file(gates),
                        {"gates": gates, "version": req.outputs.get("version")})
 
     def import_(self, req: ImportRequest, progress: Progress) -> ApplyResponse:
@@ -209,9 +208,8 @@ class ModelMoves:
 
         h: Any = self
         try:
-            bundle = bundles.load(req.bundle)
-            recorded = json.loads(bundle.path("gates.json").read_bytes())
-        except (bundles.BundleError, ValueError) as e:
+            bundle, recorded = bundles.load_model(req.bundle)
+        except bundles.BundleError as e:
             return ApplyResponse(error=str(e))
         if (req.inputs.get("on_move") or {}).get("rerun_gates"):
             progress("judging the gates again on aws (on_move.rerun_gates)")

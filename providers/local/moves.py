@@ -15,7 +15,6 @@ refused and leaves nothing behind.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -182,7 +181,7 @@ class ModelMoves:
         outputs = {"gates": gates, "version": req.outputs.get("version"),
                    "metrics": current.get("metrics") or {}, "run_id": current.get("run_id")}
         return _export(req, self.ctx.provider_name,
-                       {"gates.json": json.dumps(gates, indent=1, sort_keys=True).encode()},
+                       bundles.gates_file(gates),
                        outputs)
 
     def import_(self, req: ImportRequest, progress: Progress) -> ApplyResponse:
@@ -190,9 +189,8 @@ class ModelMoves:
         copied held-out rows, which gives the recorded results again (same artifact,
         rows and seed), and refuses the version when they differ."""
         try:
-            bundle = bundles.load(req.bundle)
-            recorded = json.loads(bundle.path("gates.json").read_bytes())
-        except (bundles.BundleError, ValueError) as e:
+            bundle, recorded = bundles.load_model(req.bundle)
+        except bundles.BundleError as e:
             return ApplyResponse(error=str(e))
         resp: ApplyResponse = self._register(req.resource.name, req.inputs, progress,  # type: ignore[attr-defined]
                                              judge_again=True)
