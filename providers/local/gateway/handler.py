@@ -2,7 +2,8 @@
 
 create starts the proxy (or adopts the one running) with the routes' weights; observe
 reads it back (a dead proxy does not exist, so the next apply restarts it on its
-port); delete stops it. update moves traffic: when a route's endpoint changes (another
+port); delete stops every proxy ever started for it (`proxies`, which recognises them
+by their command line) and says which. update moves traffic: when a route's endpoint changes (another
 endpoint, or the same one moved to another provider or url), both sides first answer
 the same rows (`mlform.ml.gateway.parity`), then the new side takes the shares of its
 endpoint's rollout, judged by its rollback bounds, and all traffic goes back on a
@@ -15,6 +16,7 @@ Files are in `<data dir>/gateways/<name>/`: `gateway.json`, `server.json`,
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from pathlib import Path
@@ -42,9 +44,9 @@ from mlform.engine.spec.models import Gateway, Parity, Rollback, Rollout
 from mlform.engine.values import contains_unknown, reveal
 
 from ..serving import process
+from . import proxies
 from . import routes as routing
 
-PROXY_MODULE = "mlform.providers.local.gateway.proxy"
 PORT_REASON = "the proxy listens on a fixed port: changing it moves the gateway's address"
 
 
@@ -90,7 +92,7 @@ class GatewayHandler(ResourceHandler):
         record = process.read_record(directory)
         if record is None:
             return ObserveResponse(exists=False, detail="no proxy was started for this gateway")
-        if process.process_of(record) is None:
+        if proxies.recorded(directory, record) is None:
             return ObserveResponse(
                 exists=False,
                 detail=f"the proxy (pid {record.pid}, port {record.port}) is not running; "
@@ -144,16 +146,19 @@ class GatewayHandler(ResourceHandler):
                           held_at if isinstance(held_at, str) else None)
 
     def delete(self, req: DeleteRequest, progress: Progress) -> DeleteResponse:
+        """Stop every proxy started for the gateway, recorded or not, then remove its
+        files; the directory stays (and the delete fails) while one still runs, so
+        that the next destroy finds it again."""
         directory = self.directory(req.resource.name)
         record = process.read_record(directory)
-        if directory.is_dir():
-            process.stop_strays(directory, record, self.stop_timeout, PROXY_MODULE)
-        if record is not None and process.process_of(record) is not None:
-            progress(f"stopping the proxy (pid {record.pid}, port {record.port})")
-            try:
-                process.stop(record, self.stop_timeout)
-            except TimeoutError as e:
-                return DeleteResponse(error=str(e))
+        try:
+            stopped = proxies.stop_all(directory, self.stop_timeout)
+            if stopped:
+                progress(f"stopped the proxy (pid {', '.join(map(str, stopped))})")
+            if record is not None:
+                process.wait_port_closed(record.port, self.stop_timeout)
+        except TimeoutError as e:
+            return DeleteResponse(error=f"gateway '{req.resource.name}': {e}")
         shutil.rmtree(directory, ignore_errors=True)
         return DeleteResponse()
 
@@ -164,11 +169,9 @@ class GatewayHandler(ResourceHandler):
         found = []
         for directory in sorted(root.iterdir()) if root.is_dir() else ():
             record = process.read_record(directory)
-            if record is not None and process.process_of(record) is not None:
-                found.append(("gateway", directory.name))
-            found.extend(("gateway", f"{directory.name} (proxy pid {proc.pid}, never "
-                                     "recorded)")
-                         for proc in process.strays(directory, record, PROXY_MODULE))
+            for proc in proxies.running(directory):
+                found.append(("gateway", directory.name if record and proc.pid == record.pid
+                              else f"{directory.name} (proxy pid {proc.pid}, never recorded)"))
         return found
 
     # --- the cutover ----------------------------------------------------------
@@ -264,17 +267,25 @@ class GatewayHandler(ResourceHandler):
         """The proxy's record, started (on its recorded port when it can) if not running."""
         directory = self.directory(name)
         record = process.read_record(directory)
-        process.stop_strays(directory, record, self.stop_timeout, PROXY_MODULE)
-        if record is not None and process.process_of(record) is not None \
+        if record is not None and proxies.recorded(directory, record) is not None \
                 and (spec.port is None or spec.port == record.port):
+            others = process.stop_strays(directory, record, self.stop_timeout,
+                                         proxies.PROXY_MODULE)
+            if others:
+                progress(f"stopped a proxy never recorded (pid {', '.join(map(str, others))})")
             return record, None
-        if record is not None and process.process_of(record) is not None:
-            process.stop(record, self.stop_timeout)
+        try:
+            # none or more than one would serve: exactly one runs, the one recorded
+            stopped = proxies.stop_all(directory, self.stop_timeout)
+        except TimeoutError as e:
+            return None, f"gateway '{name}': {e}"
+        if stopped:
+            progress(f"stopped the proxy (pid {', '.join(map(str, stopped))})")
         ports = [spec.port] if spec.port is not None else \
             ([record.port] if record else []) + [0]
         for port in ports:
             try:
-                record = process.spawn(directory, int(port), "", module=PROXY_MODULE)
+                record = process.spawn(directory, int(port), "", module=proxies.PROXY_MODULE)
                 break
             except OSError as e:
                 if port == ports[-1]:
@@ -283,7 +294,7 @@ class GatewayHandler(ResourceHandler):
         progress(f"started the proxy (pid {record.pid}) on port {record.port}")
         deadline = time.monotonic() + self.start_timeout
         while True:
-            if process.process_of(record) is None:
+            if proxies.recorded(directory, record) is None:
                 return None, (f"gateway '{name}': the proxy exited while starting; the end of "
                               f"its log:\n{process.log_tail(directory)}")
             try:
@@ -292,7 +303,8 @@ class GatewayHandler(ResourceHandler):
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                process.stop(record, self.stop_timeout)
+                with contextlib.suppress(TimeoutError):
+                    proxies.stop_all(directory, self.stop_timeout)
                 return None, (f"gateway '{name}': the proxy did not answer /health within "
                               f"{self.start_timeout:g}s:\n{process.log_tail(directory)}")
             time.sleep(0.1)

@@ -12,7 +12,8 @@ Serves, on the listening socket it inherits as file descriptor FD:
 
 The routing file (`routes.py`) is read again whenever it changes. Every forwarded
 request's instances are logged (`requests.jsonl`), for the parity check of a later
-cutover (`mlform.ml.gateway.parity`).
+cutover (`mlform.ml.gateway.parity`). The proxy ends itself once it is no longer its
+gateway's (its directory removed, another proxy recorded in its place: `watchdog`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from . import routes as routing
+from . import watchdog
 
 log = logging.getLogger("mlform.gateway")
 TRACK = "backends"
@@ -168,7 +170,13 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sock = socket.socket(fileno=fd)
-    uvicorn.Server(uvicorn.Config(build_app(directory), **UVICORN_SETTINGS)).run(sockets=[sock])
+    server = uvicorn.Server(uvicorn.Config(build_app(directory), **UVICORN_SETTINGS))
+
+    def stop() -> None:
+        server.should_exit = True  # uvicorn's own graceful shutdown, as on SIGTERM
+
+    watchdog.start(directory, stop)
+    server.run(sockets=[sock])
     return 0
 
 
