@@ -151,10 +151,13 @@ def evaluate_gates(gates, predictor, holdout, seed: int = 0,
 
 
 def metric_gates(gates, metrics: Mapping[str, float], source: str,
-                 sensitive: Collection[tuple[int, str]] = ()) -> list[GateResult]:
+                 sensitive: Collection[tuple[int, str]] = (),
+                 champion: str | None = NO_CHAMPION_HERE) -> list[GateResult]:
     """Metric gates judged on held-out metrics measured already (a training job's,
     from `mlform.ml.metrics.evaluate` on the same rows); `source` names who measured
-    them, for the message when one is missing."""
+    them, for the message when one is missing. `better_than` gates need the champion
+    scored on the same rows, which metrics alone cannot do: `champion` is None when
+    there is none yet (the gate then judges the bounds alone), else why not."""
     results = []
     for i, gate in enumerate(gates):
         if not _get(gate, "metric") or _get(gate, "cost"):
@@ -164,7 +167,7 @@ def metric_gates(gates, metrics: Mapping[str, float], source: str,
             from .comparison import champion_gate
 
             # the metrics measured already are the candidate's: no champion to score
-            result = champion_gate(gate, None, None, metrics, NO_CHAMPION_HERE, hidden)
+            result = champion_gate(gate, None, None, metrics, champion, hidden)
         else:
             result = _metric_gate(gate, metrics, source, hidden)
         results.append(_redacted(result, hidden))

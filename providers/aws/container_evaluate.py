@@ -31,6 +31,7 @@ def evaluation(model_dir: str | Path, settings: dict[str, Any],
     the artifact's permutation importance on them."""
     import pandas as pd
     from mlform.ml.artifact import load_predictor
+    from mlform.ml.champion import load
     from mlform.ml.explain import permutation_importance
     from mlform.ml.gates import NO_CHAMPION_HERE, evaluate_gates
 
@@ -41,7 +42,7 @@ def evaluation(model_dir: str | Path, settings: dict[str, Any],
     holdout = pd.read_csv(Path(model_dir) / "holdout.csv", **exact)
     sensitive = [(int(i), str(bound)) for i, bound in settings.get("sensitive", [])]
     seed = int(settings.get("seed") or 0)
-    champion = _champion(settings.get("champion", NO_CHAMPION_HERE), champion_dir)
+    champion = load(settings.get("champion", NO_CHAMPION_HERE), champion_dir)
     results = evaluate_gates(settings["gates"], predictor, holdout, seed, sensitive,
                              champion=champion)
     try:
@@ -50,18 +51,6 @@ def evaluation(model_dir: str | Path, settings: dict[str, Any],
         importance = {"note": str(e)}
     return {"format": FORMAT, "gates": [r.to_dict() for r in results],
             "importance": importance}
-
-
-def _champion(named: Any, champion_dir: str | Path | None) -> Any:
-    """The `Champion` to compare with, None when there is none yet, or why not."""
-    if not isinstance(named, dict):
-        return named
-    if champion_dir is None or not Path(champion_dir).is_dir():
-        return f"the champion ({named['name']}) artifact was not given to the evaluation"
-    from mlform.ml.artifact import load_predictor
-    from mlform.ml.gates import Champion
-
-    return Champion(load_predictor(champion_dir), str(named["name"]))
 
 
 def main(model_dir: str, output: str, champion_dir: str | None = None) -> None:
