@@ -226,11 +226,12 @@ class Applier:
             return self._delete(prior, progress), "delete"
         provider = self.providers.get(change.provider)
         assert self.stack is not None, "without a stack a plan can only delete"
-        inputs = Evaluator(self.stack, self.variables, self._attributes).inputs(change.name)
-        if change.type == "endpoint" and prior is not None:  # as the planner did
-            from mlform.ml.experiments.promotion import with_promoted_winner
+        from mlform.ml.experiments.promotion import desired_inputs
 
-            inputs, _ = with_promoted_winner(inputs, prior.provider_outputs)
+        # the planner's own function: what the plan showed, evaluated with what is known now
+        inputs, _ = desired_inputs(
+            change.type, Evaluator(self.stack, self.variables, self._attributes).inputs(
+                change.name), prior.provider_outputs if prior is not None else None)
         secrets["inputs"] = inputs
         if contains_unknown(inputs):
             return f"inputs still unknown at apply time: {inputs}", change.action.value

@@ -104,13 +104,12 @@ def _plan_resource(stack: Stack, state: State, name: str, evaluator: Evaluator,
                    providers: ProviderSet, planned: dict[str, ResourceChange],
                    options: PlanOptions, notes: list[str]) -> ResourceChange:
     spec = stack.resources[name]
-    desired = evaluator.inputs(name)
     prior = state.resources.get(name)
-    promoted = ""
-    if spec.type == "endpoint" and prior is not None:
-        from mlform.ml.experiments.promotion import with_promoted_winner
+    from mlform.ml.experiments.promotion import desired_inputs
 
-        desired, promoted = with_promoted_winner(desired, prior.provider_outputs)
+    # the applier calls the same function: an apply realises what this plan shows
+    desired, promoted = desired_inputs(spec.type, evaluator.inputs(name),
+                                       prior.provider_outputs if prior is not None else None)
     provider = providers.get(spec.provider)
     from ..checks import unrealised_type
 
