@@ -84,8 +84,9 @@ def test_fields_sagemaker_ignores_on_purpose_are_plan_notes(aws, tmp_path, run_m
     assert got.returncode == 0, got.stdout + got.stderr
     assert "Notes:\n" \
            "  - endpoint.fraud_endpoint: 'rollback.min_requests' has no effect on provider " \
-           "'sagemaker' (SageMaker judges each rollout step by its CloudWatch alarms " \
-           "(max_error_rate, max_p99_latency_ms) alone)\n" \
+           "'sagemaker' (SageMaker's own rollout ignores it, judging each step by its " \
+           "CloudWatch alarms (max_error_rate, max_p99_latency_ms) alone; a gateway's " \
+           "cutover onto this endpoint does judge its steps by it)\n" \
            "  - endpoint.fraud_endpoint: 'limits' has no effect on provider 'sagemaker' " \
            "(SageMaker sets its own request limits)\n" in got.stdout, got.stdout
     markdown = run_mlform(["plan", "--format", "markdown"], directory)
