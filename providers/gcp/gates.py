@@ -8,6 +8,13 @@ seed, and writes `evaluation.json` to
 `gs://<bucket>/<prefix>/<stack>/evaluations/<model>/<digest>/`:
 
     {"format": 2, "gates": [<GateResult.to_dict()>, ...]}   # in the gates' order
+
+`better_than: champion` gates compare with the Model Registry version whose version
+aliases include `champion` (`models/<id>@champion`): its artifact (the version's
+`artifact_uri`) is the evaluation job's third argument, fetched beside the candidate's
+and scored on the candidate's held-out rows (`mlform.ml.champion`). No such version, or
+one of this very artifact: no champion yet, and the gate passes on its bounds alone,
+judged on the training run's metrics without a job when every gate is a metric gate.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import json
 from typing import Any
 
 from mlform.engine.provider import Progress
+from mlform.ml import champion as champions
 from mlform.ml.gates import GateResult, metric_gates
 
 from . import packaging
@@ -45,29 +53,54 @@ class GateRunner:
         if not artifact.startswith("gs://"):
             raise GcpError(f"model '{resource}': artifact '{spec.artifact}' is not in GCS; a "
                            "model on gcp takes a gcp training job's `artifact`")
-        if all(g.metric for g in spec.gates):
+        champion: tuple[str, dict[str, str]] | None = None
+        if champions.wanted(spec.gates):
+            champion = self.champion(resource, spec, artifact)
+        if all(g.metric for g in spec.gates) and champion is None:
             found = self._read(artifact + "metrics.json")
             if found is None:
                 raise GcpError(f"model '{resource}': {artifact}metrics.json is missing; the "
                                "artifact is not a gcp training job's output")
+            # no champion yet: a `better_than` gate judges its bounds alone
             return metric_gates(spec.gates, json.loads(found), f"training run {artifact}",
-                                sensitive)
+                                sensitive, champion=None)
         run = json.loads(self._read(artifact + "run.json") or b"{}")
         return self._evaluate(resource, spec, artifact, int(run.get("seed") or 0), sensitive,
-                              progress)
+                              progress, champion)
+
+    def champion(self, resource: str, spec: Any, artifact: str
+                 ) -> tuple[str, dict[str, str]] | None:
+        """(artifact, {"name": "version 3"}) of the version the `champion` alias names,
+        or None when there is none yet or it is this very artifact."""
+        h = self.h
+        model = h.name("models", h.vertex_id(spec.name or resource))
+        version = h.clients.get_or_none("models", "get_model",
+                                        f"{model}@{champions.ALIAS}", resource)
+        if version is None or not version.artifact_uri or \
+                champions.same_artifact(version.artifact_uri, artifact):
+            return None
+        return str(version.artifact_uri), champions.named(version.version_id)
 
     def _evaluate(self, resource: str, spec: Any, artifact: str, seed: int,
-                  sensitive: frozenset[tuple[int, str]], progress: Progress
-                  ) -> list[GateResult]:
+                  sensitive: frozenset[tuple[int, str]], progress: Progress,
+                  champion: tuple[str, dict[str, str]] | None = None) -> list[GateResult]:
         """Every gate's result from the evaluation custom job's evaluation.json."""
         h = self.h
-        settings = {"gates": [g.model_dump(mode="json") for g in spec.gates], "seed": seed,
-                    "sensitive": sorted([i, b] for i, b in sensitive)}
-        digest = fingerprint({"artifact": artifact, "format": EVALUATION_FORMAT, **settings})
+        settings: dict[str, Any] = {
+            "gates": [g.model_dump(mode="json") for g in spec.gates], "seed": seed,
+            "sensitive": sorted([i, b] for i, b in sensitive)}
+        if champions.wanted(spec.gates):
+            settings[champions.SETTING] = champion[1] if champion else None
+        champion_artifact = champion[0] if champion else None
+        # the champion's artifact is part of what is judged: a new champion, a new job
+        digest = fingerprint({"artifact": artifact, "format": EVALUATION_FORMAT, **settings,
+                              **({"champion_artifact": champion_artifact}
+                                 if champion_artifact else {})})
         output = h.layout.uri(h.layout.evaluation_key(resource, digest))
         found = self._read(output)
         if found is None:
-            self._run(resource, spec, artifact, digest, settings, output, progress)
+            self._run(resource, spec, artifact, digest, settings, output, progress,
+                      champion_artifact)
             found = self._read(output)
         if found is None:
             raise GcpError(f"the gate evaluation of model '{resource}' succeeded but wrote "
@@ -79,7 +112,8 @@ class GateRunner:
         return [GateResult.from_dict(g) for g in result["gates"]]
 
     def _run(self, resource: str, spec: Any, artifact: str, digest: str,
-             settings: dict[str, Any], output: str, progress: Progress) -> None:
+             settings: dict[str, Any], output: str, progress: Progress,
+             champion_artifact: str | None = None) -> None:
         """Run (or adopt, by its labels) the evaluation custom job and wait for it."""
         h = self.h
         labels = h.labels(resource, spec, **{FINGERPRINT_LABEL: digest})
@@ -95,8 +129,12 @@ class GateRunner:
             data = packaging.tarball(packaging.bundle("evaluate", settings))
             key = h.layout.code_key(resource, packaging.digest(data))
             h.gcs(resource).put_once(h.cfg.bucket, key, data, labels)
-            command, args = packaging.command(h.layout.uri(key), "evaluate", artifact, output)
-            progress(f"evaluating {len(spec.gates)} gate(s) with a custom job")
+            command, args = packaging.command(h.layout.uri(key), "evaluate", artifact, output,
+                                              *([champion_artifact] if champion_artifact
+                                                else []))
+            against = settings.get(champions.SETTING) if champion_artifact else None
+            progress(f"evaluating {len(spec.gates)} gate(s) with a custom job" +
+                     (f" against the champion ({against['name']})" if against else ""))
             job_spec: dict[str, Any] = {"worker_pool_specs": [{
                 "machine_spec": machine_spec(h.cfg, "evaluation", None, options),
                 "replica_count": 1,
