@@ -17,7 +17,10 @@ The additions follow SageMaker's documented behaviour:
   the endpoint's config names its variants' models (picked by weight), whose
   ModelDataUrl tarball is read from moto's S3, unpacked once, and served by
   `mlform.providers.aws.container_serve`'s four functions; a failure answers as the
-  container's would (a 4xx for a bad body, a ModelError otherwise).
+  container's would (a 4xx for a bad body, a ModelError otherwise); a request with a
+  TargetVariant goes to that variant, others by the variants' current weights; with
+  the config's DataCaptureConfig, each answered request is captured to S3 as SageMaker
+  captures it (path and JSON line).
 """
 
 from __future__ import annotations
@@ -229,9 +232,17 @@ def _invoke_endpoint_action(self: Any) -> Any:
     if endpoint is None:
         return _error(400, "ValidationError",
                       f"Endpoint {name} of account {self.current_account} not found.")
-    variants = sm.endpoint_configs[endpoint.endpoint_config_name].production_variants
-    variant = random.choices(variants, weights=[float(v.get("InitialVariantWeight", 1.0))
-                                                for v in variants])[0]
+    config = sm.endpoint_configs[endpoint.endpoint_config_name]
+    variants = config.production_variants
+    target = self.headers.get("X-Amzn-SageMaker-Target-Variant")
+    if target is not None:
+        pinned = [v for v in variants if v["VariantName"] == target]
+        if not pinned:
+            return _error(400, "ValidationError", f"Variant {target} not found in "
+                                                  f"endpoint {name}.")
+        variant = pinned[0]
+    else:
+        variant = random.choices(variants, weights=_live_weights(endpoint, variants))[0]
     model = sm._models[variant["ModelName"]]
     try:
         predictor = _predictor(self.current_account, model.primary_container["ModelDataUrl"])
@@ -244,8 +255,67 @@ def _invoke_endpoint_action(self: Any) -> Any:
         return _error(424, "ModelError", f"Received client error (400) from primary with "
                                          f"message \"{e}\"")
     body, content_type = container_serve.output_fn(predictions, self.headers.get("Accept"))
+    _capture(self.current_account, name, variant["VariantName"], config.data_capture_config,
+             self.body, self.headers, body, content_type)
     return 200, {"Content-Type": content_type,
                  "x-Amzn-Invoked-Production-Variant": variant["VariantName"]}, body
+
+
+def _live_weights(endpoint: Any, variants: list[dict[str, Any]]) -> list[float]:
+    """Each config variant's weight as the endpoint runs it now (an
+    UpdateEndpointWeightsAndCapacities changes it), else as the config set it."""
+    current = {v["VariantName"]: v.get("CurrentWeight")
+               for v in getattr(endpoint, "production_variants", None) or []}
+    return [float(current.get(v["VariantName"]) if current.get(v["VariantName"]) is not None
+                  else v.get("InitialVariantWeight", 1.0)) for v in variants]
+
+
+def _capture(account: str, endpoint: str, variant: str, config: dict[str, Any] | None,
+             request: bytes, headers: Any, answer: Any, answer_type: str) -> None:
+    """Data capture as SageMaker writes it: a JSON line per captured request under
+    `<DestinationS3Uri>/<endpoint>/<variant>/yyyy/mm/dd/hh/`, its bodies inline when
+    their content type is one of the config's JSON types (else base64), the request's
+    `InferenceId` and the time in `eventMetadata`. SageMaker batches many requests per
+    file; here each request is its own file, named by its time so that files list in
+    the order they were written."""
+    import base64
+    import json
+    import random
+    import uuid
+    from datetime import UTC, datetime
+
+    from moto.s3.models import s3_backends
+
+    if not config or not config.get("EnableCapture"):
+        return
+    if random.random() * 100 >= float(config.get("InitialSamplingPercentage", 100)):
+        return
+    json_types = (config.get("CaptureContentTypeHeader") or {}).get("JsonContentTypes") or []
+    modes = {o.get("CaptureMode") for o in config.get("CaptureOptions") or []}
+
+    def part(data: Any, content_type: str | None, mode: str) -> dict[str, str]:
+        raw = data if isinstance(data, bytes) else str(data).encode()
+        inline = content_type in json_types
+        return {"observedContentType": content_type or "", "mode": mode,
+                "data": raw.decode() if inline else base64.b64encode(raw).decode(),
+                "encoding": "JSON" if inline else "BASE64"}
+
+    captured: dict[str, Any] = {}
+    if modes & {"Input", "InputAndOutput"}:
+        captured["endpointInput"] = part(request, headers.get("Content-Type"), "INPUT")
+    if modes & {"Output", "InputAndOutput"}:
+        captured["endpointOutput"] = part(answer, answer_type, "OUTPUT")
+    now, event = datetime.now(UTC), str(uuid.uuid4())
+    metadata = {"eventId": event, "inferenceTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+    inference_id = headers.get("X-Amzn-SageMaker-Inference-Id")
+    if inference_id:
+        metadata["inferenceId"] = inference_id
+    record = {"captureData": captured, "eventMetadata": metadata, "eventVersion": "0"}
+    bucket, _, prefix = config["DestinationS3Uri"].removeprefix("s3://").partition("/")
+    key = "/".join(p for p in (prefix.strip("/"), endpoint, variant,
+                               now.strftime("%Y/%m/%d/%H"),
+                               f"{now.strftime('%M-%S-%f')}-{event}.jsonl") if p)
+    s3_backends[account]["aws"].put_object(bucket, key, json.dumps(record).encode())
 
 
 def _error(status: int, kind: str, message: str) -> Any:
