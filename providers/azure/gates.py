@@ -8,6 +8,14 @@ to the artifact, seeded with the training run's seed, and writes `evaluation.jso
 `<prefix>/<stack>/evaluations/<model>/<digest>/`:
 
     {"format": 2, "gates": [<GateResult.to_dict()>, ...]}   # in the gates' order
+
+`better_than: champion` gates compare with the newest version of the registry model
+tagged `mlform-aliases` with `champion` (aliases are kept on each version, see
+model.py): its artifact (the version's `path`) is a second input of the evaluation job,
+`champion`, scored on the candidate's held-out rows (`mlform.ml.champion`). No such
+version, or one of this very artifact: no champion yet, and the gate passes on its
+bounds alone, judged on the training run's metrics without a job when every gate is a
+metric gate.
 """
 
 from __future__ import annotations
@@ -16,17 +24,19 @@ import json
 from typing import Any
 
 from mlform.engine.provider import Progress
+from mlform.ml import champion as champions
 from mlform.ml.gates import GateResult, metric_gates
 
 from .compute import environment, vm_size
-from .errors import AzureError
+from .errors import AzureError, is_not_found
 from .handler import Handler
 from .jobs import Jobs
-from .naming import FINGERPRINT_TAG, fingerprint, job_name
+from .naming import ALIASES_TAG, FINGERPRINT_TAG, fingerprint, job_name
 from .waiting import FAILED, status_of
 
 EVALUATION_FORMAT = 2
 COMMAND = "python evaluate.py --model ${{inputs.model}} --out ${{outputs.evaluation}}"
+CHAMPION_ARGUMENT = " --champion ${{inputs.champion}}"
 
 
 class GateRunner:
@@ -46,30 +56,75 @@ class GateRunner:
                              "workspace datastore; a model on azure takes an azure training "
                              "job's `artifact`") from None
         blob = self.h.blob(resource)
-        if all(g.metric for g in spec.gates):
+        champion: tuple[str, dict[str, str]] | None = None
+        if champions.wanted(spec.gates):
+            champion = self.champion(resource, spec, artifact)
+        if all(g.metric for g in spec.gates) and champion is None:
             found = blob.get(key + "metrics.json")
             if found is None:
                 raise AzureError(f"model '{resource}': {artifact}metrics.json is missing; the "
                                  "artifact is not an azure training job's output")
+            # no champion yet: a `better_than` gate judges its bounds alone
             return metric_gates(spec.gates, json.loads(found), f"training run {artifact}",
-                                sensitive)
+                                sensitive, champion=None)
         run = json.loads(blob.get(key + "run.json") or b"{}")
         return self._evaluate(resource, spec, artifact, int(run.get("seed") or 0), sensitive,
-                              progress)
+                              progress, champion)
+
+    def champion(self, resource: str, spec: Any, artifact: str
+                 ) -> tuple[str, dict[str, str]] | None:
+        """(artifact, {"name": "version 3"}) of the newest version tagged with the
+        `champion` alias, or None when there is none yet or it is this very artifact."""
+        h = self.h
+        name = h.asset_name(spec.name or resource)
+        try:
+            versions = list(h.clients.call("models", lambda: list(h.ml.models.list(name=name)),
+                                           resource=resource))
+        except Exception as exc:
+            if is_not_found(exc):
+                return None
+            raise
+        tagged = [v for v in versions if str(v.version).isdigit() and champions.ALIAS in
+                  str((v.tags or {}).get(ALIASES_TAG, "")).split(",")]
+        if not tagged:
+            return None
+        newest = max(tagged, key=lambda v: int(v.version))
+        path = str(newest.path or "")
+        if not path or self._same(path, artifact):
+            return None
+        return path, champions.named(newest.version)
+
+    def _same(self, path: str, artifact: str) -> bool:
+        """Whether a version's path is `artifact`: the registry may answer a datastore
+        path in its long form (`azureml://subscriptions/.../datastores/<ds>/paths/...`)."""
+        if champions.same_artifact(path, artifact):
+            return True
+        head, _, rest = path.partition("/datastores/")
+        if not head.startswith("azureml://") or not rest:
+            return False
+        return champions.same_artifact(f"azureml://datastores/{rest}", artifact)
 
     def _evaluate(self, resource: str, spec: Any, artifact: str, seed: int,
-                  sensitive: frozenset[tuple[int, str]], progress: Progress
-                  ) -> list[GateResult]:
+                  sensitive: frozenset[tuple[int, str]], progress: Progress,
+                  champion: tuple[str, dict[str, str]] | None = None) -> list[GateResult]:
         """Every gate's result from the evaluation job's evaluation.json."""
         h = self.h
-        settings = {"gates": [g.model_dump(mode="json") for g in spec.gates], "seed": seed,
-                    "sensitive": sorted([i, b] for i, b in sensitive)}
-        digest = fingerprint({"artifact": artifact, "format": EVALUATION_FORMAT, **settings})
+        settings: dict[str, Any] = {
+            "gates": [g.model_dump(mode="json") for g in spec.gates], "seed": seed,
+            "sensitive": sorted([i, b] for i, b in sensitive)}
+        if champions.wanted(spec.gates):
+            settings[champions.SETTING] = champion[1] if champion else None
+        champion_artifact = champion[0] if champion else None
+        # the champion's artifact is part of what is judged: a new champion, a new job
+        digest = fingerprint({"artifact": artifact, "format": EVALUATION_FORMAT, **settings,
+                              **({"champion_artifact": champion_artifact}
+                                 if champion_artifact else {})})
         out_key = h.layout.evaluation_key(resource, digest)
         blob = h.blob(resource)
         found = blob.get(out_key)
         if found is None:
-            self._run(resource, spec, artifact, digest, settings, out_key, progress)
+            self._run(resource, spec, artifact, digest, settings, out_key, progress,
+                      champion_artifact)
             found = blob.get(out_key)
         if found is None:
             raise AzureError(f"the gate evaluation of model '{resource}' succeeded but wrote "
@@ -82,7 +137,8 @@ class GateRunner:
         return [GateResult.from_dict(g) for g in result["gates"]]
 
     def _run(self, resource: str, spec: Any, artifact: str, digest: str,
-             settings: dict[str, Any], out_key: str, progress: Progress) -> None:
+             settings: dict[str, Any], out_key: str, progress: Progress,
+             champion_artifact: str | None = None) -> None:
         """Run (or adopt, by its name) the evaluation command job and wait for it."""
         from azure.ai.ml import Input, Output, command
 
@@ -96,13 +152,19 @@ class GateRunner:
         if job is None:
             options = h.options(spec)
             code = h.upload_code(resource, "evaluate", settings, spec=spec)
-            progress(f"evaluating {len(spec.gates)} gate(s) with job {name}")
+            against = settings.get(champions.SETTING) if champion_artifact else None
+            progress(f"evaluating {len(spec.gates)} gate(s) with job {name}" +
+                     (f" against the champion ({against['name']})" if against else ""))
             out_dir = out_key.rsplit("/", 1)[0] + "/"
+            inputs = {"model": Input(type="uri_folder", path=artifact)}
+            if champion_artifact:
+                inputs[champions.SETTING] = Input(type="uri_folder", path=champion_artifact)
             jobs.start(command(
                 name=name, display_name=f"{resource} gates",
                 tags=h.tags(resource, spec, **{FINGERPRINT_TAG: digest}), code=code,
-                command=COMMAND, environment=environment(h.cfg, "training", options),
-                inputs={"model": Input(type="uri_folder", path=artifact)},
+                command=COMMAND + (CHAMPION_ARGUMENT if champion_artifact else ""),
+                environment=environment(h.cfg, "training", options),
+                inputs=inputs,
                 outputs={"evaluation": Output(type="uri_folder", path=h.layout.uri(out_dir),
                                               mode="rw_mount")},
                 compute=options.get("compute") or h.cfg.compute_cluster,
