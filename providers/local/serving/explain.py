@@ -1,23 +1,18 @@
-"""`POST /explain`: why the endpoint answers what it answers, per instance.
+"""`POST /explain` on the local server: why the endpoint answers what it answers, per
+instance, in the shape every provider's server answers (`mlform.ml.serving.explaining`).
 
-    {"instances": [[...], ...]}  ->  {"explanations": [{"prediction", "score",
-                                      "attributions": {feature: change}}, ...],
-                                      "method": "occlusion", "baseline": "training means",
-                                      "variant", "model"}
-
-Occlusion against the training means (`mlform.ml.explain.occlusion`): one forward pass
-of instances × (features + 1) rows, so at most `MAX_EXPLAINED` instances a request.
-The variant that explains is drawn as a prediction's would be (by weight, the canary's
-share included) and named in the answer. Explanations are not predictions: they are
-neither logged for monitors nor counted in the variant's metrics or rollout evidence.
+Occlusion against the training means (`mlform.ml.explain.occlusion`), computed on a
+worker thread. The variant that explains is drawn as a prediction's would be (by weight,
+the canary's share included) and named in the answer.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mlform.ml.explain import MAX_EXPLAINED, occlusion
-from mlform.ml.serving.parsing import BadRequest, instances, json_object
+from mlform.ml.explain import occlusion
+from mlform.ml.serving.explaining import answer, cannot_explain, requested_rows
+from mlform.ml.serving.parsing import BadRequest
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -37,13 +32,9 @@ def explain_route(serving: ServingApp):
 
 async def explain(serving: ServingApp, request: Request) -> Response:
     try:
-        rows = instances(json_object(await request.body()))
+        rows = requested_rows(await request.body())
     except BadRequest as e:
         return JSONResponse({"error": str(e)}, status_code=400)
-    if len(rows) > MAX_EXPLAINED:
-        return JSONResponse({"error": f"at most {MAX_EXPLAINED} instances can be explained "
-                                      f"in one request; this one has {len(rows)}"},
-                            status_code=400)
     if serving.status != "ok":
         return JSONResponse({"error": serving._not_ready()}, status_code=503)
     route = serving.router.pick()
@@ -56,8 +47,5 @@ async def explain(serving: ServingApp, request: Request) -> Response:
     try:
         found = await run_in_threadpool(explained)
     except (ValueError, TypeError) as e:
-        return JSONResponse({"error": f"variant '{route.variant}' cannot explain these "
-                                      f"instances: {e}"}, status_code=400)
-    return JSONResponse({"explanations": found, "method": "occlusion",
-                         "baseline": "training means", "variant": route.variant,
-                         "model": route.spec.model})
+        return JSONResponse({"error": cannot_explain(route.variant, e)}, status_code=400)
+    return JSONResponse(answer(found, route.variant, route.spec.model))

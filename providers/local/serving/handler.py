@@ -250,35 +250,29 @@ class EndpointHandler(ResourceHandler):
 
     def tick(self, req: TickRequest) -> TickResponse | None:
         """An experiment's verdict over the endpoint's logged requests and feedback."""
-        from mlform.ml.experiments.verdict import evaluate
-        from mlform.ml.serving.traffic import logged_feedback, logged_requests
+        from mlform.ml.experiments.measure import measure
 
         spec = _endpoint(reveal(req.inputs))
         if spec.experiment is None:
             return None
         directory = self.paths.endpoint(req.resource.name)
-        live = [n for n, v in spec.variants.items() if not v.shadow]
-        verdict = evaluate(spec.experiment.model_dump(), live, logged_requests(directory),
-                           logged_feedback(directory), now=req.now,
-                           serving=self._serving_stats(directory))
+        verdict = measure(spec.experiment.model_dump(), spec.variants, directory,
+                          now=req.now, serving=self._serving_stats(directory))
         return TickResponse(outputs={"experiment": verdict}, events=[verdict["summary"]])
 
     def _serving_stats(self, directory: Path) -> dict[str, dict]:
         """Requests, errors and p99 latency per variant since the server started (what
         its rollouts judge); empty when it does not run or answer."""
+        from mlform.ml.experiments.measure import serving_stats
+
         record = process.read_record(directory)
         if record is None or process.process_of(record) is None:
             return {}
         try:
             with self._client(directory, record, timeout=3.0) as client:
-                tracks = client.stats(0.0)["tracks"]
+                return serving_stats(client.stats(0.0)["tracks"])
         except (httpx.HTTPError, ControlError, KeyError):
             return {}
-        out: dict[str, dict] = {}
-        for track in tracks.values():
-            for variant, window in track.get("variants", {}).items():
-                out.setdefault(variant, []).append(window)
-        return {v: _merged(windows) for v, windows in out.items()}
 
     def running_servers(self) -> list[tuple[str, str]]:
         """("endpoint", id) of each server running under this data directory. A
@@ -415,16 +409,6 @@ def _said(exc: Exception) -> str:
     from mlform.engine.spec.validation import describe_without_values
 
     return describe_without_values(exc) if isinstance(exc, ValidationError) else str(exc)
-
-
-def _merged(windows: list[dict]) -> dict:
-    """One variant's stats over the stable and canary tracks (p99: the larger)."""
-    requests = sum(w["requests"] for w in windows)
-    errors = sum(w["errors"] for w in windows)
-    p99s = [w["p99_ms"] for w in windows if w.get("p99_ms") is not None]
-    return {"requests": requests, "errors": errors,
-            "error_rate": errors / requests if requests else None,
-            "p99_ms": max(p99s) if p99s else None}
 
 
 def _verdict_kept(prior: dict[str, Any] | None, inputs: Endpoint | dict[str, Any] | None
