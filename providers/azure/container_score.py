@@ -5,12 +5,16 @@ imported by mlform itself.
 `init()` loads the artifact under AZUREML_MODEL_DIR with `mlform.ml.artifact` (a folder
 model sits in a folder of its own name there). `run()` answers the local provider's
 prediction API: `{"instances": [[...], ...]}` (or objects by feature name) ->
-`{"predictions": [...], "id": ...}`; a request names itself with
-`"parameters": {"id": "..."}`, the id ground truth is joined by; otherwise one is made.
+`{"predictions": [...], "id": ...}`; with `"return": "probabilities"` the class
+probabilities too, and with `"explain": true` local's `/explain` answer instead (an
+online endpoint has the one route, /score: `mlform.ml.serving.answering`). A request
+names itself with `"parameters": {"id": "..."}`, the id ground truth is joined by;
+otherwise one is made.
 
 Every answered request is appended to the request log monitors read, in the local
-provider's line format (`mlform.ml.serving.reqlog.request_line`), buffered and written
-every MLFORM_LOG_FLUSH_SECONDS as one blob under
+provider's line format (`mlform.ml.serving.reqlog.request_line`, with the scores
+answered when the request asked for probabilities; explanations are not logged),
+buffered and written every MLFORM_LOG_FLUSH_SECONDS as one blob under
 `$MLFORM_REQUEST_LOG/<MLFORM_DEPLOYMENT>/<time>-<pid>-<n>.jsonl` in the container
 MLFORM_BLOB_CONTAINER_URL names, signed with the deployment's managed identity, or with
 MLFORM_STORAGE_KEY where the provider was given a storage key (emulators).
@@ -122,24 +126,23 @@ def bad_request(message: str) -> Any:
 
 
 def run(raw: Any) -> Any:
-    from mlform.ml.serving.parsing import BadRequest, instances, json_object
+    from mlform.ml.serving.answering import answer
+    from mlform.ml.serving.parsing import BadRequest, json_object
     from mlform.ml.serving.reqlog import request_line
 
     predictor = STATE["predictor"]
     data = raw.encode() if isinstance(raw, str) else bytes(raw)
     try:
         body = json_object(data)
-        rows = instances(body)
+        answered = answer(predictor, body, STATE["deployment"], STATE["model"])
     except BadRequest as e:
         return bad_request(str(e))
-    try:
-        predictions = predictor.predict(rows)
-    except (ValueError, KeyError, TypeError) as e:
-        return bad_request(f"cannot predict these instances: {e}")
+    if answered.predictions is None:  # an explanation: no prediction to log or name
+        return answered.answer
     given = body.get("parameters")
     parameters = given if isinstance(given, dict) else {}
     rid = str(parameters.get("id") or uuid.uuid4().hex)
     STATE["log"].append(request_line((time.time(), rid, STATE["deployment"], STATE["model"],
-                                      predictor.features, rows, None,
-                                      json.dumps(predictions))))
-    return {"predictions": predictions, "id": rid}
+                                      predictor.features, answered.rows, None,
+                                      answered.predictions, answered.scores)))
+    return {**answered.answer, "id": rid}

@@ -4,12 +4,16 @@ Vertex AI's custom-container contract); never imported by mlform itself.
 It loads the artifact from AIP_STORAGE_URI with `mlform.ml.artifact`, listens on
 AIP_HTTP_PORT, answers AIP_HEALTH_ROUTE with 200 once loaded, and AIP_PREDICT_ROUTE with
 the local provider's prediction API: `{"instances": [[...], ...]}` (or objects by feature
-name) -> `{"predictions": [...]}`. A request may name itself with
+name) -> `{"predictions": [...]}`; with `"return": "probabilities"` the class
+probabilities too, and with `"explain": true` local's `/explain` answer instead
+(`mlform.ml.serving.answering`; either option at the top of the body or under
+`"parameters"`, where Vertex AI's predict puts options). A request may name itself with
 `"parameters": {"id": "..."}`, the id ground truth is joined by; otherwise one is made.
 
 Every answered request is appended to the request log monitors read, in the local
-provider's line format (`mlform.ml.serving.reqlog.request_line`), buffered and written
-every MLFORM_LOG_FLUSH_SECONDS as one object under
+provider's line format (`mlform.ml.serving.reqlog.request_line`, with the scores
+answered when the request asked for probabilities; explanations are not logged),
+buffered and written every MLFORM_LOG_FLUSH_SECONDS as one object under
 `$MLFORM_REQUEST_LOG/<AIP_ENDPOINT_ID>/<AIP_DEPLOYED_MODEL_ID>/<time>-<n>.jsonl`.
 """
 
@@ -118,29 +122,28 @@ class Serving:
             os._exit(1)
 
     def predict(self, raw: bytes) -> tuple[int, dict]:
-        from mlform.ml.serving.parsing import BadRequest, instances, json_object
+        from mlform.ml.serving.answering import answer
+        from mlform.ml.serving.parsing import BadRequest, json_object
         from mlform.ml.serving.reqlog import request_line
 
         predictor = self.predictor
         if predictor is None:
             return 503, {"error": "the model is still loading"}
+        deployed = os.environ.get("AIP_DEPLOYED_MODEL_ID", "")
         try:
             body = json_object(raw)
-            rows = instances(body)
+            answered = answer(predictor, body, deployed, self.model)
         except BadRequest as e:
             return 400, {"error": str(e)}
-        try:
-            predictions = predictor.predict(rows)
-        except (ValueError, KeyError, TypeError) as e:
-            return 400, {"error": f"cannot predict these instances: {e}"}
+        if answered.predictions is None:  # an explanation: no prediction to log or name
+            return 200, answered.answer
         given = body.get("parameters")
         parameters: dict[str, Any] = given if isinstance(given, dict) else {}
         rid = str(parameters.get("id") or uuid.uuid4().hex)
-        answer = json.dumps(predictions)
-        self.log.append(request_line((time.time(), rid,
-                                      os.environ.get("AIP_DEPLOYED_MODEL_ID", ""), self.model,
-                                      predictor.features, rows, None, answer)))
-        return 200, {"predictions": predictions, "id": rid}
+        self.log.append(request_line((time.time(), rid, deployed, self.model,
+                                      predictor.features, answered.rows, None,
+                                      answered.predictions, answered.scores)))
+        return 200, {**answered.answer, "id": rid}
 
 
 def handler_for(serving: Serving) -> type[BaseHTTPRequestHandler]:

@@ -169,6 +169,58 @@ def test_a_second_plan_is_empty(env):
     assert got.returncode == 0, got.stdout + got.stderr
 
 
+def _logged(env: Env, ids: set[str], timeout: float = 30.0) -> dict[str, dict]:
+    """The request log's lines for `ids`, once the scoring script has flushed them."""
+    container = env.azurite.client().get_container_client(env.aml.container)
+    deadline = time.monotonic() + timeout
+    found: dict[str, dict] = {}
+    while True:
+        for listed in container.list_blobs(name_starts_with=f"mlform/{STACK}/requests/"):
+            data = container.download_blob(listed.name).readall()
+            for line in data.splitlines():
+                record = json.loads(line)
+                if record["id"] in ids:
+                    found[record["id"]] = record
+        if set(found) == ids or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def test_score_answers_probabilities_and_explanations_and_logs_the_scores(env):
+    key = env.ml.online_endpoints.get_keys(ENDPOINT).primary_key
+    url = env.ml.online_endpoints.get(ENDPOINT).scoring_uri
+    instances = [[10.0, 30], [50.0, 41], [90.0, 25]]
+
+    def score(body: dict) -> dict:
+        got = requests.post(url, json={"instances": instances, **body},
+                            headers={"Authorization": f"Bearer {key}"},
+                            verify=str(env.aml.ca_bundle), timeout=30)
+        assert got.status_code == 200, got.text
+        return dict(got.json())
+
+    labels = score({})
+    scored = score({"return": "probabilities", "parameters": {"id": "p-top"}})
+    nested = score({"parameters": {"id": "p-nested", "return": "probabilities"}})
+    assert "probabilities" not in labels
+    for answer in (scored, nested):
+        assert answer["classes"] == [0, 1]
+        assert answer["probabilities"] == scored["probabilities"]
+        for row, label in zip(answer["probabilities"], answer["predictions"], strict=True):
+            assert sum(row) == pytest.approx(1.0, abs=1e-6)
+            assert label == answer["classes"][max(range(len(row)), key=row.__getitem__)]
+        assert answer["predictions"] == labels["predictions"]
+    explained = score({"explain": True})
+    assert (explained["method"], explained["variant"]) == ("occlusion", env.champion(1))
+    for found, label, row in zip(explained["explanations"], labels["predictions"],
+                                 scored["probabilities"], strict=True):
+        assert found["prediction"] == label  # explains the answer the endpoint gives
+        assert found["score"] == pytest.approx(max(row), rel=1e-6)
+        assert set(found["attributions"]) == {"amount", "age"}
+    logged = _logged(env, {"p-top", "p-nested"})
+    assert set(logged) == {"p-top", "p-nested"}, logged
+    assert logged["p-top"]["scores"] == logged["p-nested"]["scores"] == scored["probabilities"]
+
+
 def test_an_out_of_band_traffic_change_is_drift_and_apply_restores_it(env):
     endpoint = env.ml.online_endpoints.get(ENDPOINT)
     endpoint.traffic = {env.champion(1): 0}

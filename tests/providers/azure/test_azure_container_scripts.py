@@ -76,3 +76,76 @@ def test_the_scoring_script_finds_a_folder_model_and_answers_the_prediction_api(
     assert answer["id"] == "r-1" and len(answer["predictions"]) == 2
     with pytest.raises(ValueError, match="instances"):
         score.run(json.dumps({"rows": []}))
+
+
+def _initialised(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The scoring script after `init()` on `trained`, its request log held in memory (a
+    flush interval of an hour: the test reads the buffered lines)."""
+    model_dir = tmp_path / "azureml-models" / "m" / "1"
+    (model_dir / "model").mkdir(parents=True)
+    for path in trained.iterdir():
+        (model_dir / "model" / path.name).write_bytes(path.read_bytes())
+    monkeypatch.setenv("AZUREML_MODEL_DIR", str(model_dir))
+    monkeypatch.setenv("MLFORM_DEPLOYMENT", "champion-abc123")
+    monkeypatch.setenv("MLFORM_MODEL", "azureml:m:1")
+    monkeypatch.setenv("MLFORM_REQUEST_LOG", "requests/ep")
+    monkeypatch.setenv("MLFORM_LOG_FLUSH_SECONDS", "3600")
+    score = _scoring_module(tmp_path)
+    score.init()
+    return score
+
+
+ROWS = [[10.0, 30], [50.0, 41], [90.0, 25], [3.5, 59]]
+
+
+def test_the_scoring_script_answers_probabilities_and_logs_them_as_scores(
+        trained, tmp_path, monkeypatch):
+    score = _initialised(trained, tmp_path, monkeypatch)
+    labels = score.run(json.dumps({"instances": ROWS, "parameters": {"id": "r-labels"}}))
+    top = score.run(json.dumps({"instances": ROWS, "return": "probabilities",
+                                "parameters": {"id": "r-top"}}))
+    nested = score.run(json.dumps({"instances": ROWS,
+                                   "parameters": {"id": "r-nested", "return": "probabilities"}}))
+    assert "probabilities" not in labels
+    for answer in (top, nested):
+        assert answer["classes"] == [0, 1]
+        for row, label in zip(answer["probabilities"], answer["predictions"], strict=True):
+            assert sum(row) == pytest.approx(1.0, abs=1e-6)
+            assert label == answer["classes"][max(range(len(row)), key=row.__getitem__)]
+        assert answer["predictions"] == labels["predictions"]
+    assert nested["probabilities"] == top["probabilities"]
+    logged = {line["id"]: line for line in map(json.loads, score.STATE["log"].lines)}
+    assert "scores" not in logged["r-labels"]
+    assert logged["r-top"]["scores"] == top["probabilities"]
+    assert logged["r-nested"]["scores"] == nested["probabilities"]
+
+
+def test_the_scoring_script_explains_as_occlusion_on_the_artifact(trained, tmp_path,
+                                                                   monkeypatch):
+    from mlform.ml.artifact import load_predictor
+    from mlform.ml.explain import occlusion
+
+    score = _initialised(trained, tmp_path, monkeypatch)
+    answer = score.run(json.dumps({"instances": ROWS, "explain": True}))
+    want = occlusion(load_predictor(trained), ROWS)
+    assert answer == {"explanations": want, "method": "occlusion",
+                      "baseline": "training means", "variant": "champion-abc123",
+                      "model": "azureml:m:1"}
+    assert score.STATE["log"].lines == []  # an explanation is no prediction to monitor
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    pytest.param({"explain": "yes"}, "'explain' must be true or false",
+                 id="explain is not a boolean"),
+    pytest.param({"return": "scores"}, "'return' must be one of",
+                 id="an unknown output"),
+    pytest.param({"return": "labels", "parameters": {"return": "probabilities"}},
+                 "'return' is given twice with different values",
+                 id="the top and parameters disagree"),
+    pytest.param({"explain": True, "instances": [[1.0, 2.0]] * 101},
+                 "at most 100 instances can be explained", id="too many to explain"),
+])
+def test_the_scoring_script_refuses_a_bad_option(trained, tmp_path, monkeypatch, body, says):
+    score = _initialised(trained, tmp_path, monkeypatch)
+    with pytest.raises(ValueError, match=says):
+        score.run(json.dumps({"instances": ROWS, **body}))

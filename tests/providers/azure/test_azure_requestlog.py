@@ -20,9 +20,11 @@ FEATURES = ["amount", "age"]
 
 
 def lines() -> list[bytes]:
+    """Every other request asked for probabilities: its line holds them as "scores"."""
     return [request_line((1000.0 + i, f"r-{i}", "champion-abc", "azureml:m:1", FEATURES,
                           [[float(i), 20 + i % 7], [i * 1.5, 30]], None,
-                          json.dumps([i % 2, (i + 1) % 2])))
+                          json.dumps([i % 2, (i + 1) % 2]),
+                          json.dumps([[0.9, 0.1], [0.2, 0.8]]) if i % 2 else None))
             for i in range(30)]
 
 
@@ -51,7 +53,8 @@ def test_the_blob_request_log_reads_as_the_local_one(azurite, blob_container, tm
 
     want = read_traffic(local)
     got = read_requests(blob, "requests/ep/", 1000, "truth/ep/")
-    assert (got.predictions, got.labels, got.times) == \
-        (want.predictions, want.labels, want.times)
+    assert (got.predictions, got.labels, got.times, got.scores) == \
+        (want.predictions, want.labels, want.times, want.scores)
+    assert sum(score is not None for score in got.scores or []) == 30  # monitors compare them
     assert got.features.equals(want.features)
     assert sum(label is not None for label in got.labels) == 20

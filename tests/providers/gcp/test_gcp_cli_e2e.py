@@ -14,6 +14,7 @@ import json
 import re
 import signal
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,6 +71,74 @@ def test_apply_serves_the_model_and_a_second_plan_is_empty(applied, vertex):
     assert list(answer.predictions) == [1.0, 0.0]
     plan = mlform(["plan", "--detailed-exitcode", "--no-color"], applied)
     assert plan.returncode == 0, plan.stdout + plan.stderr
+
+
+def _logged(gcs: Any, bucket: str, ids: set[str], timeout: float = 30.0) -> dict[str, dict]:
+    """The request log's lines for `ids`, once the serving container has flushed them."""
+    deadline = time.monotonic() + timeout
+    found: dict[str, dict] = {}
+    while True:
+        for blob in gcs.client().list_blobs(bucket, prefix="mlform/fraud/requests/"):
+            for line in blob.download_as_bytes().splitlines():
+                record = json.loads(line)
+                if record["id"] in ids:
+                    found[record["id"]] = record
+        if set(found) == ids or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def test_the_endpoint_answers_scores_and_explanations_and_logs_the_scores(
+        applied, vertex, gcs, bucket, tmp_path):
+    from google.cloud.aiplatform_v1 import PredictionServiceClient
+    from google.protobuf import json_format, struct_pb2
+    from mlform.ml.artifact import load_predictor
+    from mlform.ml.explain import occlusion
+
+    name = outputs_of(applied, "fraud_endpoint")["url"].split("/v1/", 1)[1] \
+        .removesuffix(":predict")
+    client = vertex.client(PredictionServiceClient)
+    instances = [[95.0, 30], [5.0, 41], [80.0, 22], [20.0, 58]]
+
+    def raw(body: dict) -> dict:
+        got = client.raw_predict(request={"endpoint": name, "http_body": {
+            "content_type": "application/json", "data": json.dumps(body).encode()}})
+        return dict(json.loads(got.data))
+
+    labels = raw({"instances": instances})
+    scored = raw({"instances": instances, "return": "probabilities", "parameters": {"id": "p-top"}})
+    assert "probabilities" not in labels and scored["classes"] == [0, 1]
+    for row, label in zip(scored["probabilities"], scored["predictions"], strict=True):
+        assert sum(row) == pytest.approx(1.0, abs=1e-6)
+        assert label == scored["classes"][max(range(len(row)), key=row.__getitem__)]
+    assert scored["predictions"] == labels["predictions"]
+    assert labels["predictions"][:2] == [1, 0]
+    # Vertex AI's predict puts options in "parameters" and answers "predictions" alone
+    parameters = json_format.ParseDict({"return": "probabilities", "id": "p-params"},
+                                       struct_pb2.Value())
+    answer = client.predict(endpoint=name, instances=instances, parameters=parameters)
+    assert list(answer.predictions) == [float(p) for p in labels["predictions"]]
+
+    explained = raw({"instances": instances, "explain": True})
+    artifact = outputs_of(applied, "train")["artifact"]
+    source, _, prefix = artifact.removeprefix("gs://").partition("/")
+    local = tmp_path / "artifact"
+    for blob in gcs.client().list_blobs(source, prefix=prefix):
+        path = local / blob.name[len(prefix):]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        blob.download_to_filename(str(path))
+    want = occlusion(load_predictor(local), instances)
+    assert (explained["method"], explained["baseline"]) == ("occlusion", "training means")
+    assert [e["prediction"] for e in explained["explanations"]] == labels["predictions"]
+    for got, expected in zip(explained["explanations"], want, strict=True):
+        assert got["score"] == pytest.approx(expected["score"], rel=1e-6)
+        assert got["attributions"] == pytest.approx(expected["attributions"], rel=1e-6,
+                                                    abs=1e-9)
+
+    logged = _logged(gcs, bucket, {"p-top", "p-params"})
+    assert set(logged) == {"p-top", "p-params"}, logged
+    assert logged["p-top"]["scores"] == scored["probabilities"]
+    assert logged["p-params"]["scores"] == scored["probabilities"]
 
 
 def test_an_out_of_band_traffic_split_is_drift_and_apply_restores_it(applied,

@@ -5,6 +5,7 @@ evaluation (drift statistics, performance, verdict), number for number."""
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from pathlib import Path
@@ -27,40 +28,50 @@ pytestmark = pytest.mark.e2e
 QUIET = Progress(lambda *_: None)
 
 
-def log_lines(n: int, shift: float) -> list[str]:
-    """Request log lines as container_serve.py writes them (the local format)."""
+def log_lines(n: int, shift: float, scored: bool = False) -> list[str]:
+    """Request log lines as container_serve.py writes them (the local format), with the
+    class probabilities of requests that asked for them when `scored`."""
     rng = random.Random(7)
     lines = []
     for i in range(n):
         rows = [[rng.gauss(50 + shift, 10), rng.randint(20, 60)] for _ in range(2)]
-        lines.append(json.dumps({"t": 1_700_000_000 + i, "id": f"r{i}", "variant": "1",
-                                 "model": "m", "features": ["amount", "age"],
-                                 "instances": rows,
-                                 "predictions": [int(r[0] > 60) for r in rows]}))
+        line = {"t": 1_700_000_000 + i, "id": f"r{i}", "variant": "1", "model": "m",
+                "features": ["amount", "age"], "instances": rows,
+                "predictions": [int(r[0] > 60) for r in rows]}
+        if scored:
+            fraud = [1.0 / (1.0 + math.exp(-(r[0] - 60) / 5)) for r in rows]
+            line["scores"] = [[1.0 - p, p] for p in fraud]
+        lines.append(json.dumps(line))
     return lines
 
 
-def test_the_same_rows_give_the_same_evaluation_as_local(gcs, vertex, gcs_bucket, tmp_path):
+@pytest.mark.parametrize("scored", [
+    pytest.param(False, id="labels: output drift on the predictions"),
+    pytest.param(True, id="probabilities: output drift on the scores"),
+])
+def test_the_same_rows_give_the_same_evaluation_as_local(gcs, vertex, gcs_bucket, tmp_path,
+                                                        scored):
     from google.cloud.aiplatform_v1 import EndpointServiceClient
 
+    endpoint = "mon-scores" if scored else "mon-serve"
     vertex.client(EndpointServiceClient).create_endpoint(
         parent=f"projects/{vertex.project}/locations/{vertex.region}",
-        endpoint={"display_name": "serve"}, endpoint_id="mon-serve").result(timeout=30)
+        endpoint={"display_name": "serve"}, endpoint_id=endpoint).result(timeout=30)
     bucket = gcs.client().bucket(gcs_bucket)
     reference = "amount,age,is_fraud\n" + "".join(
         f"{40 + i % 30},{20 + i % 40},{int(i % 5 == 0)}\n" for i in range(300))
     bucket.blob("ref/data.csv").upload_from_string(reference)
-    old, new = log_lines(60, 0.0), log_lines(80, 25.0)
+    old, new = log_lines(60, 0.0, scored), log_lines(80, 25.0, scored)
     # two flushes of one replica, as the serving container writes them
-    bucket.blob("mlform/mon/requests/mon-serve/1/1700000000.000000-1-1.jsonl") \
+    bucket.blob(f"mlform/mon/requests/{endpoint}/1/1700000000.000000-1-1.jsonl") \
         .upload_from_string("\n".join(old) + "\n")
-    bucket.blob("mlform/mon/requests/mon-serve/1/1700000100.000000-1-2.jsonl") \
+    bucket.blob(f"mlform/mon/requests/{endpoint}/1/1700000100.000000-1-2.jsonl") \
         .upload_from_string("\n".join(new) + "\n")
     labels = [json.dumps({"id": f"r{i}", "labels": [1, 0]}) for i in range(0, 80, 3)]
-    bucket.blob("mlform/mon/ground-truth/mon-serve/labels.jsonl") \
+    bucket.blob(f"mlform/mon/ground-truth/{endpoint}/labels.jsonl") \
         .upload_from_string("\n".join(labels) + "\n")
 
-    inputs = {"endpoint": "mon-serve", "reference": f"gs://{gcs_bucket}/ref/data.csv",
+    inputs = {"endpoint": endpoint, "reference": f"gs://{gcs_bucket}/ref/data.csv",
               "window_rows": 100, "min_rows": 20,
               "performance": {"metric": "accuracy", "min": 0.5}}
     provider = GcpProvider(ProviderContext(
@@ -98,3 +109,4 @@ def test_the_same_rows_give_the_same_evaluation_as_local(gcs, vertex, gcs_bucket
     for key in ("verdict", "breaches", "rows", "features", "drift", "output_drift",
                 "performance"):
         assert on_gcp[key] == on_local[key], key
+    assert on_gcp["output_drift"]["on"] == ("scores" if scored else "predictions")
