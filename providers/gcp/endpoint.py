@@ -9,11 +9,17 @@ read from Cloud Monitoring (stats.py) and judged against `rollback`; a breach, o
 short of evidence with `on_inconclusive: rollback`, sends all traffic back to the old
 models, undeploys the new ones and answers `Failure.ROLLED_BACK` (the engine opens an
 incident). The old models are undeployed only once the new ones serve their full share.
+
+An endpoint with an `experiment` is measured on each tick (`mlform watch`, `mlform
+experiment`): the serving containers' request log, each line counted for the variant whose
+deployed model answered it, with the ground truth the monitors read, judged by
+`mlform.ml.experiments`; update and observe keep the recorded verdict.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from mlform.engine.durations import seconds
@@ -31,8 +37,11 @@ from mlform.engine.provider import (
     ObserveResponse,
     Problem,
     Progress,
+    TickRequest,
+    TickResponse,
     UpdateRequest,
 )
+from mlform.ml.experiments.measure import kept_verdict
 from mlform.ml.serving.judging import conclusive, describe, judge, traffic_steps
 
 from . import stats
@@ -140,7 +149,12 @@ class EndpointHandler(Handler):
         if endpoint is None:
             raise GcpError(f"endpoint '{req.resource.name}' is gone; run `mlform apply` "
                            "again after a refresh to create it anew")
-        return self._converge(req.resource.name, spec, endpoint, progress)
+        done = self._converge(req.resource.name, spec, endpoint, progress)
+        if done.error:
+            return done
+        # the verdict `mlform watch` recorded stays while the experiment runs
+        return replace(done, outputs={**done.outputs,
+                                      **kept_verdict(req.prior_outputs, spec.experiment)})
 
     def _converge(self, resource: str, spec: Any, endpoint: Any,
                   progress: Progress) -> ApplyResponse:
@@ -315,6 +329,61 @@ class EndpointHandler(Handler):
             return InvokeResponse(error=f"endpoint {name}: {e}", status=status_of(e) or 502)
         return InvokeResponse(predictions=list(answer.get("predictions") or []))
 
+    # --- experiment -------------------------------------------------------------------
+
+    def tick(self, req: TickRequest) -> TickResponse | None:
+        """The experiment's verdict (`mlform.ml.experiments`, as on local) over every
+        request the serving containers logged, each counted for the variant whose deployed
+        model answered it (Vertex AI draws it at random by the traffic split), with the
+        ground truth the endpoint's monitors read."""
+        from mlform.ml.experiments.logged import verdict
+
+        from .layout import split_uri
+        from .requestlog import read_logs
+
+        spec = self.spec(req.inputs)
+        if spec.experiment is None:
+            return None
+        name = req.resource.name
+        endpoint = self._get(name)
+        if endpoint is None:
+            return TickResponse(error=f"endpoint '{name}': not found; the experiment cannot "
+                                      "be measured (`mlform apply` deploys it again)")
+        eid = endpoint.name.rsplit("/", 1)[-1]
+        live = [k for k, v in spec.variants.items() if not v.shadow]
+        variant_of = {str(d.id): d.display_name for d in endpoint.deployed_models
+                      if d.display_name in live}
+        truths = [(self.cfg.bucket, self.layout.ground_truth_prefix(eid))]
+        try:
+            truths += [split_uri(uri.rstrip("/") + "/") for uri in _monitor_truths(req, eid)]
+        except ValueError as e:
+            return TickResponse(error=f"endpoint '{name}': a monitor's ground truth: {e}")
+        requests, feedback = read_logs(self.gcs(name), self.cfg.bucket,
+                                       self.layout.requests_prefix(eid), truths)
+        found = verdict(spec.experiment.model_dump(), live, requests, feedback, variant_of,
+                        now=req.now, serving=self._serving(name, eid, variant_of, requests))
+        return TickResponse(outputs={"experiment": found}, events=[found["summary"]])
+
+    def _serving(self, resource: str, eid: str, variant_of: dict[str, str],
+                 requests: list[dict]) -> dict[str, dict]:
+        """Per variant, its deployed model's answers, errors and p99 latency in Cloud
+        Monitoring since the first logged request; empty where it cannot be read (the
+        verdict does not depend on it)."""
+        since = min((float(r.get("t") or 0.0) for r in requests), default=None)
+        if since is None:
+            return {}
+        out: dict[str, dict] = {}
+        try:
+            for did, variant in variant_of.items():
+                window = stats.window(self.clients, eid, [did], since, resource)
+                out[variant] = {"requests": window["requests"], "errors": window["errors"],
+                                "error_rate": window["errors"] / window["requests"]
+                                if window["requests"] else None,
+                                "p99_ms": window["p99_ms"]}
+        except Exception:  # noqa: BLE001 - statistics shown beside the verdict, not needed
+            return {}
+        return out
+
     # --- observe and delete -----------------------------------------------------------
 
     def observe(self, req: ObserveRequest) -> ObserveResponse:
@@ -328,7 +397,8 @@ class EndpointHandler(Handler):
                                                         "deployed model yet: apply deploys")
         return ObserveResponse(exists=True, id=endpoint.name,
                                inputs={"variants": self._live_variants(req.inputs, endpoint)},
-                               outputs=self._outputs(endpoint))
+                               outputs=self._outputs(endpoint) | kept_verdict(
+                                   req.outputs, (req.inputs or {}).get("experiment")))
 
     def _live_variants(self, inputs: dict[str, Any] | None, endpoint: Any) -> dict[str, Any]:
         """Variants whose live share or model differs from the spec's (defaults included),
@@ -379,3 +449,16 @@ def _deployed_model(deployed: Any) -> str:
     model = str(deployed.model)
     version = str(getattr(deployed, "model_version_id", "") or "")
     return model if "@" in model or not version else f"{model}@{version}"
+
+
+def _monitor_truths(req: TickRequest, eid: str) -> list[str]:
+    """The `ground_truth_uri` of each monitor in the stack that watches this endpoint and
+    reads its labels from a place of its own (the default place is read anyway)."""
+    found = []
+    for inputs in req.stack_inputs.values():
+        options = (inputs.get("provider_options") or {}).get("gcp") or {}
+        uri, watched = options.get("ground_truth_uri"), inputs.get("endpoint")
+        if isinstance(uri, str) and isinstance(watched, str) \
+                and watched.rsplit("/", 1)[-1] == eid:
+            found.append(uri)
+    return found

@@ -57,6 +57,11 @@ CAPABILITIES = {
               for f in ("max_rows", "max_bytes")),
             Unsupported(("limits",), "Vertex AI sets its own request limits (1.5 MB per "
                                      "request)", noop=True),
+            Unsupported(("experiment", "key"),
+                        "Vertex AI draws each request's deployed model at random by the "
+                        "traffic split, so a request's key does not choose its variant (not "
+                        "sticky); the verdict counts each request for the variant that "
+                        "answered it, which random assignment keeps valid", noop=True),
         )),
     "batch_job": TypeSupport(
         outputs=frozenset({"output_uri"}),

@@ -74,3 +74,20 @@ def feedback_note(uri: str) -> str:
             '"parameters": {"id": ...}, or reads it from the answer\'s "id")')
 
 
+
+
+def read_logs(gcs: Gcs, bucket: str, prefix: str, truths: list[tuple[str, str]]
+              ) -> tuple[list[dict], list[dict]]:
+    """Every logged request under `prefix` (`variant`: the deployed model id) and every
+    ground-truth record under the (bucket, prefix) pairs `truths`, oldest object first:
+    what an experiment's verdict reads (all of it, not a monitor's window)."""
+    from mlform.ml.experiments.logged import json_lines
+
+    requests = [record for blob in sorted(gcs.list(bucket, prefix),
+                                          key=lambda b: (b.name.rsplit("/", 1)[-1], b.name))
+                for record in json_lines(gcs.get(bucket, blob.name))]
+    found = [blob for truth in dict.fromkeys(truths) for blob in gcs.list(*truth)]
+    feedback = [record for blob in sorted(found, key=lambda b: (
+        b.updated.timestamp() if b.updated else 0, b.name))
+        for record in json_lines(gcs.get(blob.bucket.name, blob.name))]
+    return requests, feedback
