@@ -61,6 +61,29 @@ def read_capture(s3: Any, capture_uri: str, window_rows: int, features: list[str
     return _traffic(records, features, labels or {})
 
 
+def read_answers(s3: Any, endpoint_uri: str) -> list[dict[str, Any]]:
+    """Every request captured under `endpoint_uri` (`<DestinationS3Uri>/<endpoint>/`),
+    oldest first, as {"id", "event", "t", "variant", "instances", "predictions"}: what
+    an experiment's verdict reads. SageMaker writes each variant's capture under
+    `<endpoint>/<variant>/yyyy/mm/dd/hh/`, and nothing in the record names the variant,
+    so it is read from the key; `id` is the request id ground truth joins on."""
+    bucket, prefix = split_uri(endpoint_uri.rstrip("/") + "/")
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    objects = sorted((o for p in pages for o in p.get("Contents", [])),
+                     key=lambda o: (o["LastModified"], o["Key"]))
+    answers = []
+    for obj in objects:
+        variant = obj["Key"][len(prefix):].split("/", 1)[0]
+        text = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode()
+        for line in text.splitlines():
+            record = _record(line, obj["LastModified"].timestamp())
+            if record is not None:
+                answers.append({**record, "id": record["request_id"],
+                                "event": record["id"], "variant": variant})
+    answers.sort(key=lambda r: r["t"])
+    return answers
+
+
 def _traffic(records: list[dict[str, Any]], features: list[str] | None,
              labels_by_id: dict[str, list[Any]]) -> Traffic:
     import pandas as pd

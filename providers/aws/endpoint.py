@@ -10,6 +10,7 @@ endpoint is seen InService on the new one; a rollback or a failure keeps it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from mlform.engine.provider import (
@@ -26,8 +27,11 @@ from mlform.engine.provider import (
     ObserveResponse,
     Problem,
     Progress,
+    TickRequest,
+    TickResponse,
     UpdateRequest,
 )
+from mlform.ml.experiments.measure import kept_verdict
 
 from . import alarms
 from .compute import instance_type
@@ -54,7 +58,7 @@ class EndpointHandler(Handler):
                                     "the local provider only",
                                     help="send full feature rows to SageMaker, or serve this "
                                          "endpoint with the local provider"))
-        return CheckResponse(problems=problems)
+        return CheckResponse(problems=problems + _experiment_problems(req.inputs))
 
     def endpoint_name(self, resource: str) -> str:
         return self.name(resource)
@@ -136,6 +140,14 @@ class EndpointHandler(Handler):
         return ApplyResponse(id=name, outputs=self._outputs(live, alarm_names))
 
     def update(self, req: UpdateRequest, progress: Progress) -> ApplyResponse:
+        done = self._update(req, progress)
+        # the recorded verdict of the experiment it still runs stays (a promoted winner
+        # stays promoted)
+        return replace(done, outputs={
+            **done.outputs, **kept_verdict(req.prior_outputs, req.inputs.get("experiment"))}) \
+            if done.outputs else done
+
+    def _update(self, req: UpdateRequest, progress: Progress) -> ApplyResponse:
         spec = self.spec(req.inputs)
         name = self.endpoint_name(req.resource.name)
         config_name, body = self._config(req.resource.name, spec)
@@ -221,7 +233,8 @@ class EndpointHandler(Handler):
                                                         "apply waits for it")
         return ObserveResponse(
             exists=True, id=name, inputs={"variants": self._live_weights(req.inputs, live)},
-            outputs=self._outputs(live, (req.outputs or {}).get("alarms", [])),
+            outputs=self._outputs(live, (req.outputs or {}).get("alarms", []))
+            | kept_verdict(req.outputs, (req.inputs or {}).get("experiment")),
             # An endpoint being updated still serves its previous config.
             healthy=status not in UNHEALTHY,
             detail=f"{status}: {live.get('FailureReason', '')}".rstrip(": "))
@@ -256,6 +269,38 @@ class EndpointHandler(Handler):
             return InvokeResponse(error=f"endpoint {name}: {e}", status=int(status))
         return InvokeResponse(predictions=list(body.get("predictions") or []))
 
+    def tick(self, req: TickRequest) -> TickResponse | None:
+        """An experiment's verdict over the endpoint's captured requests and the feedback
+        uploaded for them (see experiment.py); None for an endpoint without one."""
+        from .experiment import verdict
+
+        spec = self.spec(req.inputs)
+        if spec.experiment is None:
+            return None
+        name = (req.outputs or {}).get("name") or self.endpoint_name(req.resource.name)
+        live = describe_or_none(self.clients.sagemaker.describe_endpoint, EndpointName=name)
+        if live is None:
+            return TickResponse(error=f"endpoint {name} not found: its experiment cannot "
+                                      "be measured")
+        capture = live.get("DataCaptureConfig") or {}
+        if not capture.get("EnableCapture"):
+            return TickResponse(error=f"endpoint {name} captures no traffic, which its "
+                                      "experiment reads: give it `logging: {sample_rate: 1.0}`")
+        found = verdict(self.clients.s3, spec.experiment.model_dump(),
+                        [k for k, v in spec.variants.items() if not v.shadow],
+                        f"{capture['DestinationS3Uri'].rstrip('/')}/{name}/",
+                        self.ground_truth_uri(name, spec), req.now)
+        return TickResponse(outputs={"experiment": found}, events=[found["summary"]])
+
+    def ground_truth_uri(self, name: str, spec: Any) -> str:
+        """Where the feedback of endpoint `name` (its SageMaker name) is uploaded: its
+        `provider_options.aws.ground_truth_uri`, else the prefix a monitor watching it
+        reads by default."""
+        chosen = self.options(spec).get("ground_truth_uri")
+        if chosen:
+            return str(chosen).rstrip("/") + "/"
+        return self.layout.uri(self.layout.key("ground-truth", name)) + "/"
+
     def delete(self, req: DeleteRequest, progress: Progress) -> DeleteResponse:
         sm = self.clients.sagemaker
         name = (req.outputs or {}).get("name") or self.endpoint_name(req.resource.name)
@@ -281,6 +326,29 @@ class EndpointHandler(Handler):
             if owner.items() <= tags.items():
                 found.append(config["EndpointConfigName"])
         return found
+
+
+def _experiment_problems(inputs: dict[str, Any]) -> list[Problem]:
+    """An experiment reads data capture and feedback from S3: refused at plan when the
+    endpoint captures nothing or names a feedback prefix that is not an s3:// uri."""
+    problems = []
+    experiment = inputs.get("experiment")
+    logging = inputs.get("logging")
+    rate = logging.get("sample_rate") if isinstance(logging, dict) else None
+    if isinstance(experiment, dict) and isinstance(rate, int | float) and rate <= 0:
+        problems.append(Problem(
+            ("logging", "sample_rate"), "an experiment on aws reads which variant answered "
+            "each request from SageMaker data capture, which sample_rate 0 turns off",
+            help="set logging.sample_rate above 0 (1.0 captures every request)"))
+    options = inputs.get("provider_options")
+    chosen = (options.get("aws") or {}).get("ground_truth_uri") \
+        if isinstance(options, dict) else None
+    if isinstance(chosen, str) and not chosen.startswith("s3://"):
+        problems.append(Problem(
+            ("provider_options", "aws", "ground_truth_uri"),
+            f"ground_truth_uri '{chosen}' is not an s3:// uri",
+            help="write the S3 prefix the feedback is uploaded under: s3://<bucket>/<prefix>/"))
+    return problems
 
 
 def deployment_config(rollout: Any, alarm_names: list[str]) -> dict[str, Any]:

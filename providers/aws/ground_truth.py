@@ -4,7 +4,7 @@ performance check: the aws counterpart of the local endpoint's `feedback.jsonl`.
 Every object under the prefix is read as JSON lines; a line is either mlform's feedback
 shape (the body of local's `POST /feedback`):
 
-    {"id": "<request id>", "labels": [...]}
+    {"id": "<request id>", "labels": [...]}      (or "outcome": 12.5, for experiments)
 
 or SageMaker Model Monitor's ground-truth record, so files already uploaded for Model
 Monitor serve as they are:
@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from .layout import split_uri
@@ -31,18 +32,53 @@ from .layout import split_uri
 
 def read_ground_truth(s3: Any, uri: str) -> dict[str, list[Any]]:
     """The labels of each request id, from the JSON lines of every object under `uri`."""
+    labels: dict[str, list[Any]] = {}
+    for line in _lines(s3, uri):
+        found = labelled(line)
+        if found:
+            labels[found[0]] = found[1]
+    return labels
+
+
+def read_feedback(s3: Any, uri: str) -> list[dict[str, Any]]:
+    """The feedback under `uri` as local's `/feedback` bodies, oldest first: `{"id",
+    "labels"}` from either shape, and `{"id", "outcome"}` (a business value, mlform's
+    shape only) for an experiment whose metric is `outcome`."""
+    found = []
+    for line in _lines(s3, uri):
+        labels = labelled(line)
+        record: dict[str, Any] = {"id": labels[0], "labels": labels[1]} if labels else {}
+        outcome = _outcome(line)
+        if outcome is not None:
+            record = {"id": outcome[0], **record, "outcome": outcome[1]}
+        if record:
+            found.append(record)
+    return found
+
+
+def _lines(s3: Any, uri: str) -> Iterator[str]:
+    """The lines of every object under `uri`, objects oldest first."""
     bucket, prefix = split_uri(uri)
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     objects = sorted((o for p in pages for o in p.get("Contents", [])),
                      key=lambda o: (o["LastModified"], o["Key"]))
-    labels: dict[str, list[Any]] = {}
     for obj in objects:
         text = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode()
-        for line in text.splitlines():
-            found = labelled(line)
-            if found:
-                labels[found[0]] = found[1]
-    return labels
+        yield from text.splitlines()
+
+
+def _outcome(line: str) -> tuple[str, float] | None:
+    """(request id, outcome) of a line in mlform's shape that reports one."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(record, dict) or record.get("id") in (None, ""):
+        return None
+    value = record.get("outcome")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    return str(record["id"]), float(value)
 
 
 def labelled(line: str) -> tuple[str, list[Any]] | None:

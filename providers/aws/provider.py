@@ -59,6 +59,11 @@ CAPABILITIES = {
             *(Unsupported(("logging", f), "SageMaker data capture sizes its own files",
                           noop=True) for f in ("max_rows", "max_bytes")),
             Unsupported(("limits",), "SageMaker sets its own request limits", noop=True),
+            Unsupported(("experiment", "key"), "SageMaker assigns each request to a variant "
+                        "at random by weight, whatever its body holds (a valid experiment, "
+                        "not a sticky one): a client that wants the same variant for the same "
+                        "key pins it with InvokeEndpoint's TargetVariant, computed by "
+                        "mlform.ml.experiments.assignment.assign", noop=True),
         )),
     "batch_job": TypeSupport(outputs=frozenset({"output_uri"})),
     # last_evaluation arrives with `mlform watch`, after the apply that references resolve in
