@@ -9,6 +9,11 @@ gates on the metrics the job measured, fairness and robustness gates by loading 
 artifact here. A failed gate registers nothing. Registering the same run again returns
 its version; a create judges the gates again even then, so a replacement with stricter
 gates fails before anything changes.
+
+`better_than: champion` gates compare with the version `aliases.json` names `champion`:
+its artifact, on the shared filesystem, is loaded here too and scored on the candidate's
+held-out rows (`mlform.ml.champion`). No champion yet, or the champion is this very run:
+the gate judges its bounds alone.
 """
 
 from __future__ import annotations
@@ -98,7 +103,7 @@ class ModelHandler(Handler):
             meta = self._find(name, spec.artifact)
             if meta is None or judge_again:
                 progress(f"evaluating {len(spec.gates)} gate(s) on the held-out rows")
-                results = self._judge(spec, run_dir, inputs)
+                results = self._judge(name, spec, run_dir, inputs)
                 failed = [r for r in results if not r.passed]
                 if failed:
                     return ApplyResponse(error=(
@@ -113,23 +118,45 @@ class ModelHandler(Handler):
                        {**aliases, **{a: meta["version"] for a in spec.aliases}})
         return ApplyResponse(id=name, outputs=self._outputs(name, meta))
 
-    def _judge(self, spec: Any, run_dir: Path, inputs: dict[str, Any]) -> list[Any]:
+    def _judge(self, name: str, spec: Any, run_dir: Path,
+               inputs: dict[str, Any]) -> list[Any]:
         from mlform.engine.redaction import sensitive_gate_bounds
+        from mlform.ml import champion as champions
         from mlform.ml.gates import evaluate_gates, metric_gates
 
         if not spec.gates:
             return []
         params = read_json(run_dir / "params.json") or {}
         sensitive = sensitive_gate_bounds(inputs)
-        if all(g.metric for g in spec.gates):  # measured by the job: no model to load here
+        champion = self._champion(name, spec.artifact) \
+            if champions.wanted(spec.gates) else None
+        if all(g.metric for g in spec.gates) and champion is None:
+            # measured by the job, and no champion to score: no model to load here
             return metric_gates(spec.gates, read_json(run_dir / "metrics.json") or {},
-                                f"training run {params.get('run_id')}", sensitive)
+                                f"training run {params.get('run_id')}", sensitive,
+                                champion=None)
         import pandas as pd
         from mlform.ml.artifact import load_predictor
 
         return evaluate_gates(spec.gates, load_predictor(run_dir / "artifact"),
                               pd.read_parquet(run_dir / "holdout.parquet"),
-                              int(params.get("seed") or 0), sensitive=sensitive)
+                              int(params.get("seed") or 0), sensitive=sensitive,
+                              champion=champions.load(*champion) if champion else None)
+
+    def _champion(self, name: str, artifact: str) -> tuple[dict[str, str], Path] | None:
+        """(settings, artifact folder) of the version `aliases.json` names `champion`,
+        None when there is none yet or it is this very run."""
+        from mlform.ml import champion as champions
+
+        version = (read_json(self.storage.registry(name) / "aliases.json") or {}) \
+            .get(champions.ALIAS)
+        if version is None:
+            return None
+        directory = self.storage.model_version(name, version)
+        if champions.same_artifact((read_json(directory / "meta.json") or {})
+                                   .get("artifact"), artifact):
+            return None
+        return champions.named(version), directory / "artifact"
 
     def _add_version(self, name: str, spec: Any, run_dir: Path,
                      results: list[Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ environment the command inherits."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -243,7 +244,6 @@ def test_destroy_cancels_a_running_job(slurm_cluster, run_mlform, spawn_mlform, 
     assert not (stack / "shared" / tmp_path.name[:24] / "runs" / "train").exists()
 
 
-
 def test_a_node_without_mlforms_interpreter_fails_the_job_saying_so(slurm_cluster, run_mlform,
                                                                       tmp_path):
     stack = _stack(tmp_path / "stack", TRAINED.split("  model:")[0])
@@ -257,3 +257,71 @@ def test_a_node_without_mlforms_interpreter_fails_the_job_saying_so(slurm_cluste
     assert "/nonexistent/bin/python exited with status 127 without recording an outcome: " \
            f"is mlform installed at that path on node {slurm_cluster.node}?" in said, said
     assert "Traceback" not in said
+
+
+CHAMPION_CSV = "amount,age,is_fraud\n" + "".join(
+    f"{(i * 37) % 100},{20 + (i * 7) % 40},{int((i * 37) % 100 > 60)}\n" for i in range(80))
+"""Fraud when the amount is high; `age` says nothing of it."""
+
+
+def _run(name: str, features: str = "", epochs: int = 20) -> str:
+    return f"""\
+  {name}:
+    type: training_job
+    provider: hpc
+    dataset: ${{data.uri}}
+    algorithm: logistic_regression
+    target: is_fraud
+{features}    hyperparameters: {{epochs: {epochs}, lr: 0.1}}
+"""
+
+
+CHAMPION_RUNS = _run("weak", "    features: [age]\n") + _run("strong") + \
+    _run("rival", "    features: [age]\n", epochs=10) + """\
+  model:
+    type: model
+    provider: hpc
+    artifact: ${weak.artifact}
+    gates: [{metric: auc, better_than: champion, margin: 0.05}]
+"""
+
+
+def test_a_candidate_is_judged_against_the_champion_in_the_registry(
+        slurm_cluster, run_mlform, tmp_path):
+    """`better_than: champion` loads the version `aliases.json` names `champion` from the
+    registry and scores it on the candidate's held-out rows: weak (age alone) registers
+    with nothing to beat, strong beats it by the margin, a weak rival does not."""
+    stack = _stack(tmp_path / "stack", CHAMPION_RUNS)
+    (stack / "data" / "rows.csv").write_text(CHAMPION_CSV)
+    spec = stack / "mlform.yaml"
+
+    def apply(artifact: str):
+        spec.write_text(re.sub(r"artifact: \$\{\w+\.", f"artifact: ${{{artifact}.",
+                               spec.read_text()))
+        return run_mlform(["apply", "--auto-approve", "--no-color"], stack,
+                          env=slurm_cluster.env, timeout=300)
+
+    first = apply("weak")
+    assert first.returncode == 0, first.stdout + first.stderr
+    state = _state(stack)
+    [gate] = state["model"]["outputs"]["gates"]
+    assert (gate["passed"], gate["detail"]) == (True, "no champion to compare with yet")
+    weak = state["weak"]["outputs"]["metrics"]["auc"]
+    strong = state["strong"]["outputs"]["metrics"]["auc"]
+    rival = state["rival"]["outputs"]["metrics"]["auc"]
+    assert strong > max(weak, rival) + 0.05, (strong, weak, rival)
+
+    second = apply("strong")
+    assert second.returncode == 0, second.stdout + second.stderr
+    model = _state(stack)["model"]["outputs"]
+    [gate] = model["gates"]
+    assert (model["version"], model["aliases"], gate["passed"]) == (2, {"champion": 2}, True)
+    assert (gate["measured"], gate["champion"]) == (pytest.approx(strong), pytest.approx(weak))
+
+    refused = apply("rival")
+    said = refused.stdout + refused.stderr
+    assert refused.returncode == 1, said
+    assert f"gate 'auc >= champion + 0.05' failed: measured {rival:.4f} (champion " \
+           f"(version 2) {strong:.4f}, candidate {rival:.4f})" in said, said
+    assert "Traceback" not in said
+    assert _state(stack)["model"]["outputs"]["version"] == 2
