@@ -10,11 +10,17 @@ judged against `rollback`; a breach, or a step short of evidence with
 `on_inconclusive: rollback`, sends all traffic back to the old deployments, deletes the
 new ones and answers `Failure.ROLLED_BACK` (the engine opens an incident). The old
 deployments are deleted only once the new ones serve their full share.
+
+An endpoint with an `experiment` is measured on each tick (`mlform watch`, `mlform
+experiment`): the scoring scripts' request log, each line counted for the variant whose
+deployment answered it, with the ground truth the monitors read, judged by
+`mlform.ml.experiments`; update and observe keep the recorded verdict.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from mlform.engine.durations import seconds
@@ -30,8 +36,11 @@ from mlform.engine.provider import (
     ObserveResponse,
     Problem,
     Progress,
+    TickRequest,
+    TickResponse,
     UpdateRequest,
 )
+from mlform.ml.experiments.measure import kept_verdict
 from mlform.ml.serving.judging import conclusive, describe, judge, traffic_steps
 
 from . import stats
@@ -143,7 +152,12 @@ class EndpointHandler(Handler):
         if self._get(req.resource.name) is None:
             raise AzureError(f"endpoint '{req.resource.name}' is gone; run `mlform apply` "
                              "again after a refresh to create it anew")
-        return self._converge(req.resource.name, spec, progress)
+        done = self._converge(req.resource.name, spec, progress)
+        if done.error:
+            return done
+        # the verdict `mlform watch` recorded stays while the experiment runs
+        return replace(done, outputs={**done.outputs,
+                                      **kept_verdict(req.prior_outputs, spec.experiment)})
 
     def _converge(self, resource: str, spec: Any, progress: Progress) -> ApplyResponse:
         """Deploy what is missing, roll traffic onto it, delete what is no longer asked."""
@@ -310,6 +324,66 @@ class EndpointHandler(Handler):
         return ApplyResponse(error=f"endpoint '{resource}' {why}", detail="\n".join(lines),
                              failure=Failure.ROLLED_BACK)
 
+    # --- experiment -------------------------------------------------------------------
+
+    def tick(self, req: TickRequest) -> TickResponse | None:
+        """The experiment's verdict (`mlform.ml.experiments`, as on local) over every
+        request the scoring scripts logged, each counted for the variant whose deployment
+        answered it (the endpoint's traffic draws it at random, or the client pinned it
+        with the `azureml-model-deployment` header), with the ground truth the endpoint's
+        monitors read."""
+        from mlform.ml.experiments.logged import verdict
+
+        from .requestlog import read_logs
+
+        spec = self.spec(req.inputs)
+        if spec.experiment is None:
+            return None
+        resource = req.resource.name
+        if self._get(resource) is None:
+            return TickResponse(error=f"endpoint '{resource}': not found; the experiment "
+                                      "cannot be measured (`mlform apply` deploys it again)")
+        name = self.endpoint_name(resource)
+        live = [k for k, v in spec.variants.items() if not v.shadow]
+        variant_of = {n: str((d.tags or {}).get(VARIANT_TAG, n))
+                      for n, d in self._deployments(resource).items()}
+        variant_of = {n: v for n, v in variant_of.items() if v in live}
+        truths = [self.layout.ground_truth_prefix(name)]
+        try:
+            truths += [self.layout.key_of(uri.rstrip("/") + "/")
+                       for uri in _monitor_truths(req, name)]
+        except ValueError as e:
+            return TickResponse(error=f"endpoint '{resource}': a monitor's ground truth: {e}")
+        requests, feedback = read_logs(self.blob(resource), self.layout.requests_prefix(name),
+                                       truths)
+        found = verdict(spec.experiment.model_dump(), live, requests, feedback, variant_of,
+                        now=req.now, serving=self._serving(resource, name, variant_of,
+                                                           requests))
+        return TickResponse(outputs={"experiment": found}, events=[found["summary"]])
+
+    def _serving(self, resource: str, name: str, variant_of: dict[str, str],
+                 requests: list[dict]) -> dict[str, dict]:
+        """Per variant, its deployments' answers, errors and p99 latency in Azure Monitor
+        since the first logged request; empty where they cannot be read (the verdict does
+        not depend on them)."""
+        since = min((float(r.get("t") or 0.0) for r in requests), default=None)
+        if since is None:
+            return {}
+        deployments: dict[str, list[str]] = {}
+        for deployment, variant in variant_of.items():
+            deployments.setdefault(variant, []).append(deployment)
+        out: dict[str, dict] = {}
+        try:
+            for variant, names in deployments.items():
+                window = stats.window(self.clients, name, names, since, resource)
+                out[variant] = {"requests": window["requests"], "errors": window["errors"],
+                                "error_rate": window["errors"] / window["requests"]
+                                if window["requests"] else None,
+                                "p99_ms": window["p99_ms"]}
+        except Exception:  # noqa: BLE001 - statistics shown beside the verdict, not needed
+            return {}
+        return out
+
     # --- observe and delete -----------------------------------------------------------
 
     def observe(self, req: ObserveRequest) -> ObserveResponse:
@@ -325,7 +399,8 @@ class EndpointHandler(Handler):
         return ObserveResponse(exists=True, id=endpoint.name,
                                inputs={"variants": self._live_variants(req.inputs, endpoint,
                                                                        deployments)},
-                               outputs=self._outputs(endpoint, deployments))
+                               outputs=self._outputs(endpoint, deployments) | kept_verdict(
+                                   req.outputs, (req.inputs or {}).get("experiment")))
 
     def _live_variants(self, inputs: dict[str, Any] | None, endpoint: Any,
                        deployments: dict[str, Any]) -> dict[str, Any]:
@@ -377,3 +452,15 @@ class EndpointHandler(Handler):
 
 def _shown(split: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}%" for k, v in sorted(split.items()))
+
+
+def _monitor_truths(req: TickRequest, name: str) -> list[str]:
+    """The `ground_truth_uri` of each monitor in the stack that watches this endpoint and
+    reads its labels from a place of its own (the default place is read anyway)."""
+    found = []
+    for inputs in req.stack_inputs.values():
+        options = (inputs.get("provider_options") or {}).get("azure") or {}
+        uri, watched = options.get("ground_truth_uri"), inputs.get("endpoint")
+        if isinstance(uri, str) and isinstance(watched, str) and watched == name:
+            found.append(uri)
+    return found

@@ -57,6 +57,13 @@ CAPABILITIES = {
               for f in ("max_rows", "max_bytes")),
             Unsupported(("limits",), "managed online endpoints set their own request limits "
                                      "(request_settings)", noop=True),
+            Unsupported(("experiment", "key"),
+                        "the endpoint's traffic draws each request's deployment at random, so "
+                        "a request's key does not choose its variant; for sticky assignment "
+                        "the client pins the variant that "
+                        "`mlform.ml.experiments.assignment.assign(name, key, weights)` gives "
+                        "with the `azureml-model-deployment` header (`mlform show` lists "
+                        "the endpoint's `deployments`)", noop=True),
         )),
     "batch_job": TypeSupport(
         outputs=frozenset({"output_uri"}),

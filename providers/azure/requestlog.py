@@ -73,3 +73,19 @@ def feedback_note(uri: str) -> str:
             '"parameters": {"id": ...}, or reads it from the answer\'s "id")')
 
 
+
+
+def read_logs(blob: Blob, prefix: str, truths: list[str]) -> tuple[list[dict], list[dict]]:
+    """Every logged request under `prefix` (`variant`: the deployment) and every
+    ground-truth record under the prefixes `truths`, oldest blob first: what an
+    experiment's verdict reads (all of it, not a monitor's window)."""
+    from mlform.ml.experiments.logged import json_lines
+
+    requests = [record for found in sorted(blob.list(prefix),
+                                           key=lambda b: (b.name.rsplit("/", 1)[-1], b.name))
+                for record in json_lines(blob.get(found.name))]
+    labelled = [found for truth in dict.fromkeys(truths) for found in blob.list(truth)]
+    feedback = [record for found in sorted(labelled, key=lambda b: (
+        b.last_modified.timestamp() if b.last_modified else 0, b.name))
+        for record in json_lines(blob.get(found.name))]
+    return requests, feedback
