@@ -15,6 +15,10 @@ Capture holds no ground truth: labels come from `ground_truth.read_ground_truth`
 keyed by request id, which is the request's `eventMetadata.inferenceId` (the id its
 caller gave) or else its `eventId`, the key SageMaker Model Monitor merges labels by.
 A request with no labels has None for each of its instances.
+
+Data capture captures every sampled invocation, explanation calls (`"explain": true`,
+`container_serve`) included; those are not predictions (nor an experiment's outcomes)
+and are skipped, as the local endpoint never logs its `/explain` calls.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from datetime import datetime
 from typing import Any
 
 from mlform.ml.monitoring.traffic import Traffic
+from mlform.ml.serving.answering import wants_explanation
+from mlform.ml.serving.parsing import BadRequest
 
 from .errors import AwsError
 from .layout import split_uri
@@ -126,7 +132,7 @@ def _record(line: str, stamp: float) -> dict[str, Any] | None:
     request = _payload(data.get("endpointInput", {}))
     answer = _payload(data.get("endpointOutput", {}))
     instances = request.get("instances") if isinstance(request, dict) else None
-    if not isinstance(instances, list):
+    if not isinstance(instances, list) or _explains(request):
         return None
     predictions = answer.get("predictions") if isinstance(answer, dict) else None
     event_id = str(meta.get("eventId") or "")
@@ -134,6 +140,15 @@ def _record(line: str, stamp: float) -> dict[str, Any] | None:
             "t": _time(meta.get("inferenceTime"), stamp),
             "instances": instances,
             "predictions": predictions if isinstance(predictions, list) else []}
+
+
+def _explains(request: dict[str, Any]) -> bool:
+    """Whether a captured request asked for explanations rather than predictions (one
+    whose flag is unreadable was refused, and answered no prediction either)."""
+    try:
+        return wants_explanation(request)
+    except BadRequest:
+        return True
 
 
 def _payload(part: dict[str, Any]) -> Any:
