@@ -1,5 +1,6 @@
 """A request answered by a server with one route for everything (Vertex AI's custom
-container, Azure ML's `/score`): labels, scores or explanations, as the body asks.
+container, Azure ML's `/score`, SageMaker's `/invocations`): labels, scores or
+explanations, as the body asks.
 
     {"instances": [...]}                                -> {"predictions": [labels]}
     {"instances": [...], "return": "probabilities"}     -> + "probabilities", "classes"
@@ -21,15 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mlform.ml.explain import MAX_EXPLAINED, occlusion
+from mlform.ml.explain import occlusion
 
-from . import scores
+from . import explaining, scores
 from .parsing import BadRequest, encode, instances
 
 EXPLAIN = "explain"
 PARAMETERS = "parameters"
-METHOD, BASELINE = "occlusion", "training means"
-"""What an explanation names as its method and baseline, as local's `/explain` does."""
 PREDICT_FAULTS = (ValueError, KeyError, TypeError)
 """What a predictor raises for instances it cannot take (the client's fault: a 400)."""
 
@@ -72,17 +71,13 @@ def answer(predictor, body: dict, variant: str | None, model: str | None) -> Ans
     explains, where the server knows them (None where it does not)."""
     rows = instances(body)
     output = scores.requested({"return": option(body, "return", scores.LABELS)})
-    if wants_explanation(body):
-        if len(rows) > MAX_EXPLAINED:
-            raise BadRequest(f"at most {MAX_EXPLAINED} instances can be explained in one "
-                             f"request; this one has {len(rows)}")
+    if wants_explanation(body):  # local's `/explain`, request and answer (`explaining`)
+        explaining.explained_rows(rows)
         try:
             found = occlusion(predictor, rows)
         except PREDICT_FAULTS as e:
-            named = f"variant '{variant}' cannot" if variant else "cannot"
-            raise BadRequest(f"{named} explain these instances: {e}") from None
-        return Answered({"explanations": found, "method": METHOD, "baseline": BASELINE,
-                         "variant": variant, "model": model}, rows, None, None)
+            raise BadRequest(explaining.cannot_explain(variant, e)) from None
+        return Answered(explaining.answer(found, variant, model), rows, None, None)
     try:
         predictions, probabilities = scores.predict(predictor, rows, output)
     except PREDICT_FAULTS as e:

@@ -26,19 +26,26 @@ BASELINE = "training means"
 
 def requested_rows(raw: bytes) -> list:
     """The instances a request body asks to explain; BadRequest says what is wrong."""
-    rows = instances(json_object(raw))
+    return explained_rows(instances(json_object(raw)))
+
+
+def explained_rows(rows: list) -> list:
+    """`rows`, if one request may ask to explain that many (BadRequest otherwise)."""
     if len(rows) > MAX_EXPLAINED:
         raise BadRequest(f"at most {MAX_EXPLAINED} instances can be explained in one "
                          f"request; this one has {len(rows)}")
     return rows
 
 
-def answer(explanations: list[dict[str, Any]], variant: str, model: str) -> dict[str, Any]:
-    """The answer's JSON object."""
+def answer(explanations: list[dict[str, Any]], variant: str | None,
+           model: str | None) -> dict[str, Any]:
+    """The answer's JSON object; `variant` and `model` are None where the server does
+    not know what it serves (a SageMaker container)."""
     return {"explanations": explanations, "method": METHOD, "baseline": BASELINE,
             "variant": variant, "model": model}
 
 
-def cannot_explain(variant: str, problem: Exception | str) -> str:
+def cannot_explain(variant: str | None, problem: Exception | str) -> str:
     """The 400 error for instances the variant's model cannot take."""
-    return f"variant '{variant}' cannot explain these instances: {problem}"
+    named = f"variant '{variant}' cannot" if variant else "cannot"
+    return f"{named} explain these instances: {problem}"
