@@ -201,13 +201,14 @@ both load their artifact to evaluate gates)."""
 
 
 def load_predictor(directory: str | Path, device: str = "cpu") -> Predictor:
-    import torch
-
     meta = read_meta(directory)
     if "byom" in meta:  # a model file brought from elsewhere (mlform.ml.byom)
         from .byom import load
 
+        # before torch: a scikit-learn or ONNX model serves in an image without it
         return load(Path(directory), meta, device)
+    import torch
+
     if "network" in meta:  # a built-in trainer's network, stored as weights
         from .network import WEIGHTS_FILE
         from .network import load as load_network

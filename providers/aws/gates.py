@@ -10,6 +10,10 @@ job's seed, and writes `evaluation.json` to
     {"format": 2, "gates": [<GateResult.to_dict()>, ...],   # in the gates' order
      "importance": <mlform.ml.explain.permutation_importance> | {"note": why}}
 
+A model registered from a `source:` file (imported.py) has no training job and so no
+training metrics: every gate runs the evaluator, on the `holdout.csv` of its artifact,
+which holds every row of the source's dataset, with seed 0 (as on the local provider).
+
 `better_than: champion` gates run the evaluator too: the champion is the newest
 approved version of the model's package group whose `mlform:aliases` name
 `champion` (aliases are kept on each version, see model.py); its artifact (the
@@ -65,6 +69,8 @@ class GateRunner:
         """Each gate's result; `sensitive` holds (gate index, bound) of hidden bounds."""
         if not spec.gates:
             return []
+        if spec.source is not None:  # an imported file: no training metrics, all rows
+            return self._evaluate(resource, spec, 0, sensitive, progress)
         job = self._training_job(spec.artifact)
         if all(g.metric and not g.better_than for g in spec.gates):
             metrics = {m["MetricName"]: float(m["Value"])

@@ -5,6 +5,7 @@
       code/<resource>/<digest>/sourcedir.tar.gz     entry scripts + settings
       training/<resource>/                          SageMaker output (model.tar.gz)
       evaluations/<model>/<digest>/evaluation.json  gate values from a processing job
+      imported/<model>/<digest>/model.tar.gz        a model's `source:` file as an artifact
       capture/<endpoint>/                           captured endpoint traffic
       batch/<name>/<digest>/                        transform job output
 """
@@ -36,6 +37,9 @@ class Layout:
 
     def evaluation_key(self, model: str, digest: str) -> str:
         return self.key("evaluations", model, digest, "evaluation.json")
+
+    def imported_key(self, model: str, digest: str) -> str:
+        return self.key("imported", model, digest, "model.tar.gz")
 
     def capture_uri(self, endpoint: str) -> str:
         return self.uri(self.key("capture", endpoint))

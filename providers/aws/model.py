@@ -4,6 +4,10 @@ A version is registered (ModelApprovalStatus Approved) only when every gate pass
 a failed gate registers nothing, so nothing downstream changes. Each version records
 the SageMaker Model that serves it and a fingerprint of what produced it, so a
 create repeated after an interrupted apply adopts the version instead of adding one.
+
+A model with `source:` (a model file made elsewhere) registers the artifact imported.py
+uploads for it instead of a training job's; its file version is kept in the outputs,
+so a plan tells when the file changed.
 """
 
 from __future__ import annotations
@@ -16,15 +20,21 @@ from mlform.engine.provider import (
     CreateRequest,
     DeleteRequest,
     DeleteResponse,
+    DiffRequest,
+    DiffResponse,
     Failure,
     ObserveRequest,
     ObserveResponse,
     Progress,
     UpdateRequest,
+    default_diff,
 )
 from mlform.engine.redaction import HIDDEN, sensitive_fields, sensitive_gate_bounds
+from mlform.engine.values import contains_unknown, reveal
+from mlform.ml.byom import format_of
+from mlform.ml.byom_source import file_version, source_path
 
-from . import packaging
+from . import imported, packaging
 from .compute import image_uri
 from .dataset import delete_prefix
 from .gates import GateRunner
@@ -42,6 +52,25 @@ class ModelHandler(ModelMoves, Handler):
     def group_name(self, resource: str, spec: Any) -> str:
         return self.name(spec.name or resource)
 
+    def diff(self, req: DiffRequest) -> DiffResponse:
+        """A `source:` file is checked at plan, and a new content of it, under the same
+        path, plans an update that registers a new version."""
+        base = default_diff(req)
+        source = req.desired_inputs.get("source")
+        if not isinstance(source, dict) or contains_unknown(source.get("path")):
+            return base
+        source = reveal(source)
+        try:
+            format_of(source_path(self.ctx.stack_dir, source), source.get("format"))
+            new = file_version(self.ctx.stack_dir, source)
+        except ValueError as e:
+            return DiffResponse(error=f"model '{req.resource.name}': {e}")
+        old = ((req.prior_outputs or {}).get("source") or {}).get("version")
+        if req.prior_inputs is None or old in (None, new):
+            return base
+        return DiffResponse(changes=base.changes, note=f"model file '{source['path']}' "
+                                                       f"changed: version {old} -> {new}")
+
     def create(self, req: CreateRequest, progress: Progress) -> ApplyResponse:
         return self._register(req.resource, req.inputs, progress)
 
@@ -55,6 +84,15 @@ class ModelHandler(ModelMoves, Handler):
         ones, see moves.py); None judges the gates."""
         spec = self.spec(inputs)
         importance = None
+        source = None
+        if spec.source is not None:  # bring your own model: the file, as an artifact
+            source = spec.source.model_dump()
+            try:
+                artifact = imported.materialise(self, ref.name, source,
+                                                tag_dict(self.tags(ref.name, spec)), progress)
+            except ValueError as e:
+                return ApplyResponse(error=f"model '{ref.name}': {e}")
+            spec = spec.model_copy(update={"artifact": artifact})
         if results is None:
             runner = GateRunner(self)
             results = runner.judge(ref.name, spec, progress, sensitive_gate_bounds(inputs))
@@ -106,6 +144,9 @@ class ModelHandler(ModelMoves, Handler):
             )["ModelPackageArn"]
             package = sm.describe_model_package(ModelPackageName=arn)
         outputs = self._outputs(package, group, results)
+        if source is not None:  # private: the plan compares the file's version with it
+            outputs["source"] = {"path": str(source["path"]), "artifact": spec.artifact,
+                                 "version": file_version(self.ctx.stack_dir, source)}
         if importance:
             outputs["importance"] = importance
         return ApplyResponse(id=package["ModelPackageArn"], outputs=outputs)
@@ -162,7 +203,8 @@ class ModelHandler(ModelMoves, Handler):
 
     def delete(self, req: DeleteRequest, progress: Progress) -> DeleteResponse:
         """Every version of the group goes, with the SageMaker Model serving it, and the
-        serving and evaluation code and gate evaluations stored for the model."""
+        serving and evaluation code, gate evaluations and imported artifacts stored for
+        the model."""
         sm = self.clients.sagemaker
         group = (req.outputs or {}).get("name") or \
             self.group_name(req.resource.name, self.spec(req.inputs))
@@ -175,7 +217,7 @@ class ModelHandler(ModelMoves, Handler):
         if describe_or_none(sm.describe_model_package_group,
                             ModelPackageGroupName=group) is not None:
             sm.delete_model_package_group(ModelPackageGroupName=group)
-        for area in ("code", "evaluations"):
+        for area in ("code", "evaluations", "imported"):
             delete_prefix(self.clients.s3, self.cfg.bucket,
                           self.layout.key(area, req.resource.name) + "/")
         self._disown_evaluations(req.resource.name, req.inputs)

@@ -28,9 +28,6 @@ HANDLERS = {
 }
 
 
-BYOM_HELP = ("registering a model file (`source:`) is implemented on the local provider so "
-             "far: register it there, or train it with a training_job")
-
 CAPABILITIES = {
     "dataset": TypeSupport(outputs=frozenset({"uri", "version", "path", "rows", "columns"})),
     "training_job": TypeSupport(outputs=frozenset({
@@ -38,32 +35,21 @@ CAPABILITIES = {
     "model": TypeSupport(
         outputs=frozenset({"uri", "name", "version", "gates"}),
         unsupported=(Unsupported(("retirement",), "the SageMaker model registry keeps every "
-                                                  "version; retire them there", noop=True),
-                     Unsupported(("source",), BYOM_HELP))),
+                                                  "version; retire them there", noop=True),)),
     "endpoint": TypeSupport(
         outputs=frozenset({"url", "name", "traffic"}),
         unsupported=(
             Unsupported(("feature_view",), "send full feature rows to SageMaker, or serve "
                                            "this endpoint with the local provider"),
-            # a gateway's cutover onto the endpoint judges its steps by these three
-            # (mlform.ml.gateway.cutover): ignored by SageMaker, not by mlform
-            *(Unsupported(("rollback", f), "SageMaker's own rollout ignores it, judging "
-                                           "each step by its CloudWatch alarms "
-                                           "(max_error_rate, max_p99_latency_ms) alone; a "
-                                           "gateway's cutover onto this endpoint does judge "
-                                           "its steps by it", noop=True)
-              for f in ("min_requests", "evidence_timeout", "on_inconclusive")),
-            Unsupported(("rollback", "on_health_check_failure"), "SageMaker judges each "
-                        "rollout step by its CloudWatch alarms (max_error_rate, "
-                        "max_p99_latency_ms) alone", noop=True),
+            *(Unsupported(("rollback", f), "SageMaker judges each rollout step by its "
+                                           "CloudWatch alarms (max_error_rate, "
+                                           "max_p99_latency_ms) alone",
+                          noop=True)
+              for f in ("min_requests", "evidence_timeout", "on_inconclusive",
+                        "on_health_check_failure")),
             *(Unsupported(("logging", f), "SageMaker data capture sizes its own files",
                           noop=True) for f in ("max_rows", "max_bytes")),
             Unsupported(("limits",), "SageMaker sets its own request limits", noop=True),
-            Unsupported(("experiment", "key"), "SageMaker assigns each request to a variant "
-                        "at random by weight, whatever its body holds (a valid experiment, "
-                        "not a sticky one): a client that wants the same variant for the same "
-                        "key pins it with InvokeEndpoint's TargetVariant, computed by "
-                        "mlform.ml.experiments.assignment.assign", noop=True),
         )),
     "batch_job": TypeSupport(outputs=frozenset({"output_uri"})),
     # last_evaluation arrives with `mlform watch`, after the apply that references resolve in

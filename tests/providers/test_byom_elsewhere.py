@@ -1,6 +1,6 @@
-"""A model's `source:` (bring your own model) is registered by the local provider only so
-far; every other provider refuses it at validate and plan, at the key, instead of failing
-half-way through an apply with no artifact to register."""
+"""A model's `source:` (bring your own model) is registered by the local and aws providers
+so far; every other provider refuses it at validate and plan, at the key, instead of
+failing half-way through an apply with no artifact to register."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import importlib
 
 import pytest
 
-PROVIDERS = ["aws", "gcp", "azure", "ray", "slurm"]
+PROVIDERS = ["gcp", "azure", "ray", "slurm"]
 
 
 @pytest.mark.parametrize("name", PROVIDERS)
@@ -26,7 +26,7 @@ STACK = """
     version: 1
     stack: v
     providers:
-      aws: {region: us-east-1, bucket: bkt, role_arn: "arn:aws:iam::123456789012:role/x"}
+      {provider}
     resources:
       d:
         type: dataset
@@ -40,12 +40,25 @@ STACK = """
     """
 
 
-def test_validate_points_at_source_on_aws(tmp_path, stack_writer, run_mlform):
-    stack_writer(tmp_path, STACK)
+AWS = 'aws: {region: us-east-1, bucket: bkt, role_arn: "arn:aws:iam::123456789012:role/x"}'
+GCP = "gcp: {project: my-project, region: us-central1, bucket: bkt}"
+
+
+def test_validate_points_at_source_on_gcp(tmp_path, stack_writer, run_mlform):
+    stack_writer(tmp_path, STACK.replace("{provider}", GCP))
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "d.csv").write_text("a,y\n1,0\n")
     proc = run_mlform(["validate", "--no-color"], tmp_path)
-    assert proc.returncode == 1
-    assert "error: provider 'aws' does not support 'source' on a model" in proc.stderr
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "error: provider 'gcp' does not support 'source' on a model" in proc.stderr
     assert "--> mlform.yaml:11:5" in proc.stderr
     assert "implemented on the local provider so far" in proc.stderr
+
+
+def test_aws_accepts_source(tmp_path, stack_writer, run_mlform):
+    """aws registers a model file (tests/providers/aws/test_aws_byom_e2e.py)."""
+    stack_writer(tmp_path, STACK.replace("{provider}", AWS))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "d.csv").write_text("a,y\n1,0\n")
+    proc = run_mlform(["validate", "--no-color"], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

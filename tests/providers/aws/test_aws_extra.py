@@ -24,7 +24,7 @@ ONLY_IN_CONTAINERS = {"torch"}
 """Imported only where a model trains or predicts: inside SageMaker's PyTorch image."""
 ONLY_FOR_IMPORTED_MODELS = {"onnxruntime"}
 """Imported only to load a model brought as an ONNX file (`model: {source: ...}`, the
-`byom` extra), which the aws provider refuses at plan."""
+`byom` extra): needed where apply runs only by a stack that registers one."""
 
 
 def imports(path: Path, package: str) -> set[str]:
