@@ -7,7 +7,9 @@ removing the old variants' applications only once the new ones serve every reque
 observe reads the applications back (a deleted router is `deleted_outside`, a changed
 replica count or weight is drift); delete removes them. The id is the router's
 application name. Request and feedback logs are kept in the endpoint's folder on the
-shared storage, `<storage>/<stack>/endpoints/<id>/`, in the local provider's format.
+shared storage, `<storage>/<stack>/endpoints/<id>/`, in the local provider's format;
+tick measures an experiment's verdict from them (`mlform.ml.experiments.measure`), and
+update and observe keep the recorded verdict of the experiment the endpoint still runs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,11 +36,14 @@ from mlform.engine.provider import (
     ObserveResponse,
     Problem,
     Progress,
+    TickRequest,
+    TickResponse,
     UpdateRequest,
     default_diff,
 )
 from mlform.engine.spec.models import Rollout, Variant
 from mlform.engine.values import contains_unknown
+from mlform.ml.experiments.measure import kept_verdict
 from mlform.ml.serving.judging import traffic_steps
 from pydantic import ValidationError
 
@@ -120,7 +126,8 @@ class EndpointHandler(RayHandler):
         return ObserveResponse(
             exists=True, id=name, healthy=healthy, detail="; ".join(notes),
             inputs=self._live_inputs(req.inputs or {}, table, applications),
-            outputs=self._outputs(req.resource.name, details, table))
+            outputs=self._outputs(req.resource.name, details, table)
+            | kept_verdict(req.outputs, (req.inputs or {}).get("experiment")))
 
     def _live_inputs(self, recorded: dict[str, Any], table: dict[str, Any],
                      applications: dict[str, Any]) -> dict[str, Any]:
@@ -150,7 +157,44 @@ class EndpointHandler(RayHandler):
         return self._apply(req.resource.name, req.inputs, progress)
 
     def update(self, req: UpdateRequest, progress: Progress) -> ApplyResponse:
-        return self._apply(req.resource.name, req.inputs, progress)
+        applied = self._apply(req.resource.name, req.inputs, progress)
+        kept = kept_verdict(req.prior_outputs, req.inputs.get("experiment"))
+        if kept and applied.outputs:
+            # a promoted winner stays promoted: later plans read the verdict
+            applied = replace(applied, outputs={**applied.outputs, **kept})
+        return applied
+
+    def tick(self, req: TickRequest) -> TickResponse | None:
+        """An experiment's verdict over the router's logged requests and feedback, with
+        what the router measured per variant since it started."""
+        from mlform.ml.experiments.measure import measure
+
+        spec = self.spec(req.inputs)
+        if spec.experiment is None:
+            return None
+        name = apps.router_app(self.ctx.stack, req.resource.name)
+        verdict = measure(spec.experiment.model_dump(), spec.variants, self._directory(name),
+                          now=req.now, serving=self._serving_stats(name, req.outputs or {}))
+        return TickResponse(outputs={"experiment": verdict}, events=[verdict["summary"]])
+
+    def _serving_stats(self, name: str, outputs: dict[str, Any]) -> dict[str, dict]:
+        """Requests, errors and p99 latency per variant since the router started (what
+        its rollouts judge); empty when it does not answer."""
+        import httpx
+        from mlform.ml.experiments.measure import serving_stats
+
+        token_path = self._directory(name) / TOKEN_FILE
+        url = outputs.get("url")
+        if not url or not token_path.is_file():
+            return {}
+        try:
+            answer = httpx.get(f"{url}/-/stats", params={"since": 0.0}, timeout=5.0,
+                               headers={"authorization": f"Bearer "
+                                                         f"{token_path.read_text().strip()}"})
+            answer.raise_for_status()
+            return serving_stats(answer.json()["tracks"])
+        except (httpx.HTTPError, ValueError, KeyError):
+            return {}
 
     def _apply(self, resource: str, inputs: dict[str, Any], progress: Progress) -> ApplyResponse:
         spec = self.spec(inputs)
@@ -163,8 +207,11 @@ class EndpointHandler(RayHandler):
             return ApplyResponse(error=f"endpoint '{resource}': {e}")
         directory = self._directory(name)
         token = _token(directory)
+        experiment = {"name": spec.experiment.name, "key": spec.experiment.key} \
+            if spec.experiment else None
         settings = RouterSettings(float(spec.logging.sample_rate), int(spec.logging.max_rows),
-                                  int(spec.logging.max_bytes), int(spec.limits.max_body_bytes))
+                                  int(spec.logging.max_bytes), int(spec.limits.max_body_bytes),
+                                  experiment)
         desired = apps.routing({v.variant: v.entry() for v in wanted.values()})
         serve = self._serve()
         timeout = self.cluster.cfg.timeout("endpoint")

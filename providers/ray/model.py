@@ -9,7 +9,9 @@ a failed gate registers nothing and nothing downstream changes. Registering the 
 run again returns the version it already has; a create (first apply, replacement)
 judges the gates again, so stricter gates fail before anything changes. The aliases
 move to each newly registered version. Gates run on this machine, which reads the run
-from the shared storage.
+from the shared storage; a `better_than: champion` gate compares the run with the
+version `aliases.json` names `champion` (its artifact in the registry, loaded by
+`mlform.ml.champion`), on the run's held-out rows, as on `local`.
 """
 
 from __future__ import annotations
@@ -121,20 +123,39 @@ class ModelHandler(RayHandler):
         registration when one fails."""
         import pandas as pd
         from mlform.engine.redaction import sensitive_gate_bounds
+        from mlform.ml import champion as champions
         from mlform.ml.artifact import load_predictor
         from mlform.ml.gates import evaluate_gates
 
         params = read_json(run_dir / "params.json") or {}
+        champion = self._champion(name, spec.artifact) \
+            if champions.wanted(spec.gates) else None
         results = evaluate_gates(spec.gates, load_predictor(run_dir / "artifact"),
                                  pd.read_parquet(run_dir / "holdout.parquet"),
                                  int(params.get("seed") or 0),
-                                 sensitive=sensitive_gate_bounds(inputs))
+                                 sensitive=sensitive_gate_bounds(inputs),
+                                 champion=champions.load(*champion) if champion else None)
         failed = [r for r in results if not r.passed]
         error = None
         if failed:
             error = (f"model '{name}' was not registered: {len(failed)} of {len(results)} "
                      "gate(s) failed\n  " + "\n  ".join(r.failure() for r in failed))
         return [r.to_dict() for r in results], error
+
+    def _champion(self, name: str, artifact: str) -> tuple[dict[str, str], Path] | None:
+        """(settings, artifact folder) of the version `aliases.json` names `champion`
+        (`mlform.ml.champion`), None when there is none yet or it is this very run."""
+        from mlform.ml import champion as champions
+
+        version = (read_json(self.paths.registry(name) / "aliases.json") or {}) \
+            .get(champions.ALIAS)
+        if version is None:
+            return None
+        directory = self.paths.model_version(name, version)
+        if champions.same_artifact((read_json(directory / "meta.json") or {})
+                                   .get("artifact"), artifact):
+            return None
+        return champions.named(version), directory / "artifact"
 
     def _add_version(self, name: str, artifact: str, run_dir: Path,
                      gates: list[dict[str, Any]]) -> dict[str, Any]:

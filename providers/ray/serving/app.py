@@ -4,7 +4,12 @@ and one variant deployment per model.
 The router answers the same HTTP API as the local provider's server, with the same
 shapes (`mlform.ml.serving`):
 
-    POST /predict   {"instances": [[...], ...]} -> {"predictions", "variant", "id"}
+    POST /predict   {"instances": [[...], ...]} -> {"predictions", "variant", "id"};
+                    with "return": "probabilities", the class probabilities and classes
+                    too (`mlform.ml.serving.scores`); with the endpoint's experiment key
+                    in the body, answered by the variant the key is assigned to
+    POST /explain   {"instances": [...]} -> {"explanations", "method", "baseline",
+                    "variant", "model"} (`mlform.ml.serving.explaining`)
     GET  /health    200 with the variants served and each one's device; 503 when a
                     variant does not answer
     GET  /metrics   Prometheus text format (the local server's series)
@@ -16,13 +21,16 @@ shapes (`mlform.ml.serving`):
 
 It splits requests by the weights of its routing table (`split`), which arrives as the
 deployment's `user_config`: a new table is applied to the running router in place.
-Requests are logged to `requests.jsonl` and feedback to `feedback.jsonl` in the
-endpoint's folder on the shared storage, in the local provider's row format, which
-monitors read. One router replica writes them.
+Requests are logged to `requests.jsonl` (with `"scores"` when they asked for
+probabilities) and feedback to `feedback.jsonl` in the endpoint's folder on the shared
+storage, in the local provider's row format, which monitors and experiment verdicts
+read. One router replica writes them.
 
 A variant's deployment loads the artifact with `mlform.ml.artifact` and answers
-`predict(instances)` with the predictions' JSON text, or with who is at fault: the
-client (instances no model takes: 400) or the variant (500, evidence against it).
+`predict(instances, output)` with the predictions' JSON text (and the probabilities'),
+or with who is at fault: the client (instances no model takes: 400) or the variant
+(500, evidence against it); `explain(instances)` with occlusion explanations
+(`mlform.ml.explain.occlusion`).
 """
 
 from __future__ import annotations
@@ -37,11 +45,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlform.ml.serving import explaining
+from mlform.ml.serving import scores as _scores
 from mlform.ml.serving.metrics import CONTENT_TYPE, ServingMetrics
 from mlform.ml.serving.parsing import (
     BadRequest,
     RequestIds,
     encode,
+    experiment_key,
     feedback_entry,
     feedback_problem,
     json_object,
@@ -89,19 +100,34 @@ class VariantModel:
         return {"model": self.model, "device": self.device, "device_note": self.device_note,
                 "features": self.predictor.features}
 
-    def predict(self, instances: list) -> dict[str, Any]:
-        """{"predictions": JSON text, "features"} or {"client_error"} or {"error"}."""
+    def predict(self, instances: list, output: str = _scores.LABELS) -> dict[str, Any]:
+        """{"predictions": JSON text, "features"[, "probabilities": JSON text, "classes"]}
+        or {"client_error"} or {"error"}; probabilities when `output` asks for them of a
+        classifier (`mlform.ml.serving.scores`)."""
         try:
-            predictions = self.predictor.predict(instances)
+            predictions, probabilities = _scores.predict(self.predictor, instances, output)
         except CLIENT_FAULTS as e:
             return {"client_error": str(e)}
         except Exception as e:  # the variant's failure: answered 500 by the router
             log.exception("variant failed")
             return {"error": f"{type(e).__name__}: {e}"}
         try:
-            return {"predictions": encode(predictions), "features": self.predictor.features}
+            answer = {"predictions": encode(predictions), "features": self.predictor.features}
+            if probabilities is not None:
+                answer |= {"probabilities": encode(probabilities),
+                           "classes": list(self.predictor.classes or ())}
+            return answer
         except (TypeError, ValueError) as e:  # NaN or a value JSON has no form for
             return {"error": f"its predictions are not JSON: {type(e).__name__}: {e}"}
+
+    def explain(self, instances: list) -> dict[str, Any]:
+        """{"explanations"} or {"client_error"} (`mlform.ml.explain.occlusion`)."""
+        from mlform.ml.explain import occlusion
+
+        try:
+            return {"explanations": occlusion(self.predictor, instances)}
+        except (ValueError, TypeError) as e:
+            return {"client_error": str(e)}
 
 
 @serve.deployment(name="router")
@@ -119,6 +145,8 @@ class Router:
         self.metrics = ServingMetrics()
         self.outcomes = RecentOutcomes()
         self.split: Split | None = None
+        self.experiment_key: str | None = None
+        """The request body's field holding the experiment's key (None: no experiment)."""
         self.version = ""
         self.settings: dict[str, Any] = {}
         self._handles: dict[str, Any] = {}
@@ -127,7 +155,8 @@ class Router:
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         """A new routing table and settings, applied to the running router in place."""
-        split = Split(config["routing"], self._rng)
+        experiment = config.get("experiment") or {}
+        split = Split(config["routing"], self._rng, experiment.get("name"))
         max_rows, max_bytes = int(config["max_rows"]), int(config["max_bytes"])
         if self.requests_log is None:
             self.requests_log = JsonlLog(self.directory / REQUESTS_FILE, max_rows, max_bytes,
@@ -138,6 +167,7 @@ class Router:
             kept.max_rows, kept.max_bytes = max_rows, max_bytes
         self.settings = config
         self.split, self.version = split, str(config.get("version", ""))
+        self.experiment_key = experiment.get("key")
         self.metrics.set_traffic(traffic(config["routing"]))
         log.info("routing %s (version %s)", traffic(config["routing"]), self.version)
 
@@ -159,7 +189,8 @@ class Router:
             path = path[len(root):]
         path = "/" + path.strip("/")
         method = request.method
-        routes = {("/predict", "POST"): self.predict, ("/health", "GET"): self.health,
+        routes = {("/predict", "POST"): self.predict, ("/explain", "POST"): self.explain,
+                  ("/health", "GET"): self.health,
                   ("/metrics", "GET"): self.metrics_text, ("/feedback", "POST"): self.feedback,
                   ("/-/stats", "GET"): self.stats}
         route = routes.get((path, method))
@@ -167,8 +198,8 @@ class Router:
             return await route(request)
         if any(p == path for p, _ in routes):
             return _error(405, f"method {method} not allowed on {path}")
-        return _error(404, f"no route {path}: the endpoint answers /predict, /health, "
-                           "/metrics and /feedback")
+        return _error(404, f"no route {path}: the endpoint answers /predict, /explain, "
+                           "/health, /metrics and /feedback")
 
     # --- public routes ---------------------------------------------------------------
 
@@ -188,13 +219,15 @@ class Router:
             if "entities" in body:
                 raise BadRequest("this endpoint has no feature_view: send 'instances'")
             instances = parse_instances(body)
+            output = _scores.requested(body) if "return" in body else _scores.LABELS
+            key = experiment_key(body, self.experiment_key) if self.experiment_key else None
         except BadRequest as e:
             self.metrics.rejected.inc()
             return _error(400, str(e))
         if self.split is None:
             return _error(503, "the router has no routing table yet")
-        route = self.split.pick()
-        outcome, status, answer, features = await self._score(route, instances)
+        route = self.split.pick(key)
+        outcome, status, answer, result = await self._score(route, instances, output)
         seconds = time.perf_counter() - start
         now = time.time()
         self.metrics.record(route.variant, route.model, seconds, len(instances), outcome)
@@ -202,38 +235,47 @@ class Router:
         if outcome != OK:
             return _error(status, answer)
         rid = self._ids.next()
-        text = f'{{"predictions":{answer},"variant":{encode(route.variant)},"id":"{rid}"}}'
+        scored = result.get("probabilities")
+        extra = _scores.answer_fields(scored, result.get("classes"), encode)
+        text = (f'{{"predictions":{answer}{extra},"variant":{encode(route.variant)},'
+                f'"id":"{rid}"}}')
         sampled = self._sampler.random() < float(self.settings.get("sample_rate", 1.0))
         logged = (None, raw) if len(body) == 1 and isinstance(instances[0], list) \
             else (instances, None)
         if sampled and self.requests_log is not None:
-            self.requests_log.append((now, rid, route.variant, route.model, features,
-                                      *logged, answer))
+            self.requests_log.append((now, rid, route.variant, route.model,
+                                      result["features"], *logged, answer, scored))
         if route.shadows:  # the answer is sent: the caller never waits on a shadow
             asyncio.get_running_loop().create_task(
                 self._shadow(route, rid, instances, logged if sampled else None))
         return Response(text, media_type="application/json")
 
-    async def _score(self, route: Route, instances: list) -> tuple[int, int, str, list]:
-        """(outcome, HTTP status, the predictions' JSON text or the error, features)."""
+    async def _score(self, route: Route, instances: list,
+                     output: str = _scores.LABELS) -> tuple[int, int, str, dict[str, Any]]:
+        """(outcome, HTTP status, the predictions' JSON text or the error, the variant's
+        answer: features, and probabilities and classes when `output` asked for them)."""
         try:
-            result = await self._handle(route.app).predict.remote(instances)
+            handle = self._handle(route.app)
+            # labels alone as before: a variant replica started by an earlier mlform
+            # (Serve keeps it through an upgrade) takes no `output`
+            result = await (handle.predict.remote(instances) if output == _scores.LABELS
+                            else handle.predict.remote(instances, output))
         except Exception as e:  # the variant's replica is gone or failed: its fault
             log.exception("variant %s did not answer", route.variant)
             return ERROR, 500, (f"variant '{route.variant}' failed: "
-                                f"{type(e).__name__}: {str(e)[:300]}"), []
+                                f"{type(e).__name__}: {str(e)[:300]}"), {}
         if "predictions" in result:
-            return OK, 200, result["predictions"], result["features"]
+            return OK, 200, result["predictions"], result
         if "error" in result:
-            return ERROR, 500, f"variant '{route.variant}' failed: {result['error']}", []
+            return ERROR, 500, f"variant '{route.variant}' failed: {result['error']}", {}
         problem = result["client_error"]
         if route.track == CANARY and await self._stable_accepts(instances):
             # the instances fit the endpoint's contract: the new variant broke it
             return ERROR, 500, (f"variant '{route.variant}' failed: it cannot predict "
                                 f"instances the endpoint's stable variants accept: "
-                                f"{problem}"), []
+                                f"{problem}"), {}
         return CLIENT_ERROR, 400, (f"variant '{route.variant}' cannot predict these "
-                                   f"instances: {problem}"), []
+                                   f"instances: {problem}"), {}
 
     async def _stable_accepts(self, instances: list) -> bool:
         assert self.split is not None
@@ -262,6 +304,31 @@ class Router:
             if logged is not None and self.requests_log is not None:
                 self.requests_log.append((time.time(), rid, name, model,
                                           result["features"], *logged, result["predictions"]))
+
+    async def explain(self, request: Request) -> Response:
+        """Occlusion explanations from the variant a prediction would be drawn from: not
+        logged, and not counted in the variant's metrics or rollout evidence."""
+        limit = int(self.settings.get("max_body_bytes") or 8 * 2**20)
+        raw = await request.body()
+        if len(raw) > limit:
+            return _error(413, _too_large(limit))
+        try:
+            rows = explaining.requested_rows(raw)
+        except BadRequest as e:
+            return _error(400, str(e))
+        if self.split is None:
+            return _error(503, "the router has no routing table yet")
+        route = self.split.pick()
+        try:
+            result = await self._handle(route.app).explain.remote(rows)
+        except Exception as e:  # the variant's replica is gone or failed
+            log.exception("variant %s did not explain", route.variant)
+            return _error(500, f"variant '{route.variant}' failed: {type(e).__name__}: "
+                               f"{str(e)[:300]}")
+        if "client_error" in result:
+            return _error(400, explaining.cannot_explain(route.variant, result["client_error"]))
+        return JSONResponse(explaining.answer(result["explanations"], route.variant,
+                                              route.model))
 
     async def health(self, _request: Request) -> Response:
         if self.split is None:

@@ -99,12 +99,16 @@ def table_version(table: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class RouterSettings:
-    """What the router does besides splitting: the request log and the body bound."""
+    """What the router does besides splitting: the request log, the body bound and the
+    experiment whose key assigns requests to variants."""
 
     sample_rate: float
     max_rows: int
     max_bytes: int
     max_body_bytes: int
+    experiment: dict[str, str] | None = None
+    """{"name", "key"} of the endpoint's experiment: the name assignment hashes, and the
+    request body's field holding the key; None without one."""
 
 
 def router_config(stack: str, endpoint: str, directory: str, table: dict[str, Any],
@@ -112,7 +116,8 @@ def router_config(stack: str, endpoint: str, directory: str, table: dict[str, An
     name = router_app(stack, endpoint)
     user_config = {"routing": table, "version": table_version(table),
                    "sample_rate": settings.sample_rate, "max_rows": settings.max_rows,
-                   "max_bytes": settings.max_bytes, "max_body_bytes": settings.max_body_bytes}
+                   "max_bytes": settings.max_bytes, "max_body_bytes": settings.max_body_bytes,
+                   "experiment": settings.experiment}
     return {
         "name": name, "route_prefix": route_prefix(stack, endpoint),
         "import_path": ROUTER_IMPORT,

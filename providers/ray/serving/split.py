@@ -8,7 +8,11 @@ A routing table is what the router's `user_config` holds (see `apps.routing`):
 A request first falls on the canary set (with probability `canary_percent`) or the
 stable set, then on one of that set's non-shadow variants in proportion to its
 weight; the set's shadow variants get a copy. The same seed gives the same choices.
-No request is sticky to a variant: every request is split anew, as on `local`.
+A request carrying an experiment's key is answered by the stable variant the key is
+assigned to (`mlform.ml.experiments.assignment`, as on `local`: a pure function of the
+experiment's name, the key and the weights, so the same key gets the same variant after
+the router restarts); during a rollout the canary's share is still drawn at random.
+Other requests are split anew.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import itertools
 import random
 from dataclasses import dataclass
 from typing import Any
+
+from mlform.ml.experiments.assignment import assign
 
 STABLE = "stable"
 CANARY = "canary"
@@ -54,21 +60,35 @@ class _WeightedSet:
         chosen = self.variants[i]
         return Route(self.track, self.names[i], chosen["app"], chosen["model"], self.shadows)
 
+    def assigned(self, experiment: str, key: str) -> Route:
+        name = assign(experiment, key, {n: v["weight"] for n, v in
+                                        zip(self.names, self.variants, strict=True)})
+        chosen = self.variants[self.names.index(name)]
+        return Route(self.track, name, chosen["app"], chosen["model"], self.shadows)
+
 
 class Split:
     """The routing table, ready to pick from; ValueError for a table nothing can answer."""
 
-    def __init__(self, table: dict[str, Any], rng: random.Random):
+    def __init__(self, table: dict[str, Any], rng: random.Random,
+                 experiment: str | None = None):
+        """`experiment`: the name of the endpoint's experiment, which keys are assigned
+        by (None: no experiment)."""
         self.table = table
+        self.experiment = experiment
         self._rng = rng
         self._stable = _WeightedSet(STABLE, table["stable"])
         canary = table.get("canary")
         self._canary = _WeightedSet(CANARY, canary) if canary else None
         self._canary_share = float(table.get("canary_percent", 0)) / 100.0 if canary else 0.0
 
-    def pick(self) -> Route:
+    def pick(self, key: str | None = None) -> Route:
+        """The variant for a request; with an experiment and the request's key, the
+        stable variant the key is assigned to."""
         if self._canary and self._rng.random() < self._canary_share:
             return self._canary.pick(self._rng)
+        if key is not None and self.experiment is not None:
+            return self._stable.assigned(self.experiment, key)
         return self._stable.pick(self._rng)
 
     def stable_routes(self) -> list[Route]:

@@ -53,6 +53,37 @@ def test_the_same_seed_gives_the_same_choices_and_no_request_is_sticky():
         {("a", "a"), ("a", "b"), ("b", "a"), ("b", "b")}
 
 
+def test_a_key_gets_the_variant_the_core_assigns_it_on_every_router():
+    from mlform.ml.experiments.assignment import assign
+
+    table = routing({"a": entry("A", 30), "b": entry("B", 70), "s": entry("S", shadow=True)})
+    # two routers with different generators: a restarted router or another replica
+    one, other = Split(table, random.Random(1), "exp-1"), Split(table, random.Random(2), "exp-1")
+    keys = [f"user-{i}" for i in range(300)]
+    picked = [one.pick(k).variant for k in keys]
+    assert picked == [other.pick(k).variant for k in keys] == \
+        [assign("exp-1", k, {"a": 30, "b": 70}) for k in keys]
+    assert set(picked) == {"a", "b"}
+    # a request without the key, or a router with no experiment, is split at random
+    assert {one.pick().variant for _ in range(50)} == {"a", "b"}
+    assert len({Split(table, random.Random(i)).pick("user-1").variant for i in range(50)}) == 2
+
+
+def test_during_a_rollout_the_canary_share_is_still_drawn_at_random():
+    table = routing({"a": entry("A")}, {"a": entry("A2")}, 50)
+    split = Split(table, random.Random(4), "exp-1")
+    assert {split.pick("user-1").track for _ in range(100)} == {STABLE, CANARY}
+
+
+def test_the_router_is_given_the_experiment_with_its_settings():
+    from mlform.providers.ray.serving.apps import RouterSettings, router_config
+
+    settings = RouterSettings(1.0, 10, 100, 1000, {"name": "exp-1", "key": "user_id"})
+    config = router_config("s", "e", "/tmp/e", routing({"a": entry("A")}), settings)
+    assert config["deployments"][0]["user_config"]["experiment"] == \
+        {"name": "exp-1", "key": "user_id"}
+
+
 def test_a_route_carries_its_sets_shadows():
     split = Split(routing({"a": entry("A"), "s": entry("S", shadow=True, model="m-s")}),
                   random.Random(0))
