@@ -41,15 +41,25 @@ CAPABILITIES = {
         unsupported=(
             Unsupported(("feature_view",), "send full feature rows to SageMaker, or serve "
                                            "this endpoint with the local provider"),
-            *(Unsupported(("rollback", f), "SageMaker judges each rollout step by its "
-                                           "CloudWatch alarms (max_error_rate, "
-                                           "max_p99_latency_ms) alone",
-                          noop=True)
-              for f in ("min_requests", "evidence_timeout", "on_inconclusive",
-                        "on_health_check_failure")),
+            # a gateway's cutover onto the endpoint judges its steps by these three
+            # (mlform.ml.gateway.cutover): ignored by SageMaker, not by mlform
+            *(Unsupported(("rollback", f), "SageMaker's own rollout ignores it, judging "
+                                           "each step by its CloudWatch alarms "
+                                           "(max_error_rate, max_p99_latency_ms) alone; a "
+                                           "gateway's cutover onto this endpoint does judge "
+                                           "its steps by it", noop=True)
+              for f in ("min_requests", "evidence_timeout", "on_inconclusive")),
+            Unsupported(("rollback", "on_health_check_failure"), "SageMaker judges each "
+                        "rollout step by its CloudWatch alarms (max_error_rate, "
+                        "max_p99_latency_ms) alone", noop=True),
             *(Unsupported(("logging", f), "SageMaker data capture sizes its own files",
                           noop=True) for f in ("max_rows", "max_bytes")),
             Unsupported(("limits",), "SageMaker sets its own request limits", noop=True),
+            Unsupported(("experiment", "key"), "SageMaker assigns each request to a variant "
+                        "at random by weight, whatever its body holds (a valid experiment, "
+                        "not a sticky one): a client that wants the same variant for the same "
+                        "key pins it with InvokeEndpoint's TargetVariant, computed by "
+                        "mlform.ml.experiments.assignment.assign", noop=True),
         )),
     "batch_job": TypeSupport(outputs=frozenset({"output_uri"})),
     # last_evaluation arrives with `mlform watch`, after the apply that references resolve in
