@@ -9,7 +9,8 @@ The record's `create_time` is not used to recognise the proxy: psutil computes a
 process's create time from the boot time as the wall clock has it now, which moves
 when the clock is stepped (NTP, a VM's time sync), so a live proxy would read as gone
 and be left running, with its directory removed, by the destroy that should stop it.
-A pid reused by another program cannot carry this command line.
+A pid reused by another program cannot carry this command line. The endpoint's
+servers are recognised the same way, by the same code (`..serving.process`).
 """
 
 from __future__ import annotations
@@ -26,23 +27,16 @@ PROXY_MODULE = "mlform.providers.local.gateway.proxy"
 def running(directory: Path) -> list[psutil.Process]:
     """Every live proxy of the gateway whose files are in `directory` (which need not
     exist any more)."""
-    return process.strays(directory, None, PROXY_MODULE)
+    return process.running(directory, PROXY_MODULE)
 
 
 def recorded(directory: Path, record: process.ServerRecord | None) -> psutil.Process | None:
     """The proxy the record names, if it runs."""
-    if record is None:
-        return None
-    return next((p for p in running(directory) if p.pid == record.pid), None)
+    return process.recorded(directory, record, PROXY_MODULE)
 
 
 def stop_all(directory: Path, timeout: float) -> list[int]:
     """Stop every proxy of the gateway (each with its process group: SIGTERM, then
     SIGKILL after `timeout`); the pids stopped. Raises TimeoutError naming those still
     running after that."""
-    stopped = process.stop_strays(directory, None, timeout, PROXY_MODULE)
-    left = running(directory)
-    if left:
-        raise TimeoutError(f"the proxy (pid {', '.join(str(p.pid) for p in left)}) still "
-                           f"runs {timeout:g}s after SIGKILL")
-    return stopped
+    return process.stop_all(directory, timeout, PROXY_MODULE, "proxy")

@@ -110,7 +110,7 @@ class EndpointHandler(ResourceHandler):
         record = process.read_record(directory)
         if record is None:
             return ObserveResponse(exists=False, detail="no server was started for this endpoint")
-        if process.process_of(record) is None:
+        if process.recorded(directory, record) is None:
             return ObserveResponse(
                 exists=False,
                 detail=f"the server (pid {record.pid}, port {record.port}) is not running; "
@@ -158,12 +158,12 @@ class EndpointHandler(ResourceHandler):
         directory.mkdir(parents=True, exist_ok=True)
         record = process.read_record(directory)
         self._stop_strays(directory, record, progress)
-        if record is not None and process.process_of(record) is not None:
+        if record is not None and process.recorded(directory, record) is not None:
             adopted = self._adopt(name, record, spec, config, progress)
             if adopted is not None:
                 return _settle_aliases(self.paths, adopted, config, config)
             progress(f"stopping the server that runs on port {record.port} to start anew")
-            process.stop(record, self.stop_timeout)
+            process.stop(directory, record, self.stop_timeout)
         started = self._start(name, spec, config, record, progress)
         return _settle_aliases(self.paths, started, config, config)
 
@@ -175,7 +175,7 @@ class EndpointHandler(ResourceHandler):
             return ApplyResponse(error=str(e))
         directory = self.paths.endpoint(name)
         record = process.read_record(directory)
-        running = record is not None and process.process_of(record) is not None
+        running = record is not None and process.recorded(directory, record) is not None
         if not running or (spec.port is not None and spec.port != record.port):
             # nothing is served, so there is no traffic to move carefully
             progress("the server is not running: starting it with the new variants")
@@ -210,15 +210,16 @@ class EndpointHandler(ResourceHandler):
         directory = self.paths.endpoint(req.resource.name)
         record = process.read_record(directory)
         self._stop_strays(directory, record, progress)
+        try:
+            # every server of the endpoint, recorded or not; the files stay while one runs
+            stopped = process.stop(directory, record, self.stop_timeout)
+        except TimeoutError as e:
+            return DeleteResponse(error=f"endpoint '{req.resource.name}': {e}")
+        if stopped:
+            progress(f"stopped the server (pid {', '.join(map(str, stopped))})")
         if record is None:
             shutil.rmtree(directory, ignore_errors=True)
             return DeleteResponse()
-        if process.process_of(record) is not None:
-            progress(f"stopping the server (pid {record.pid}, port {record.port})")
-            try:
-                process.stop(record, self.stop_timeout)
-            except TimeoutError as e:
-                return DeleteResponse(error=str(e))
         process.record_path(directory).unlink(missing_ok=True)
         if record.pid == (req.outputs or {}).get("pid"):
             # Its files (config, request and feedback logs, server log) go with it, as a
@@ -266,7 +267,7 @@ class EndpointHandler(ResourceHandler):
         from mlform.ml.experiments.measure import serving_stats
 
         record = process.read_record(directory)
-        if record is None or process.process_of(record) is None:
+        if record is None or process.recorded(directory, record) is None:
             return {}
         try:
             with self._client(directory, record, timeout=3.0) as client:
@@ -283,7 +284,7 @@ class EndpointHandler(ResourceHandler):
         found = []
         for directory in sorted(root.iterdir()) if root.is_dir() else ():
             record = process.read_record(directory)
-            if record is not None and process.process_of(record) is not None:
+            if process.recorded(directory, record) is not None:
                 found.append(("endpoint", directory.name))
             found.extend(("endpoint", f"{directory.name} (server pid {proc.pid}, never "
                                       "recorded)") for proc in process.strays(directory, record))
@@ -353,7 +354,7 @@ class EndpointHandler(ResourceHandler):
                  "loading the models")
         failure = self._wait_ready(name, record)
         if failure is not None:
-            process.stop(record, self.stop_timeout)
+            process.stop(directory, record, self.stop_timeout)
             process.record_path(directory).unlink(missing_ok=True)
             return ApplyResponse(error=f"endpoint '{name}': {failure}")
         progress(f"serving at {_url(record.port)}")
@@ -365,7 +366,7 @@ class EndpointHandler(ResourceHandler):
         deadline = time.monotonic() + self.start_timeout
         with self._client(directory, record, timeout=2.0) as client:
             while True:
-                if process.process_of(record) is None:
+                if process.recorded(directory, record) is None:
                     return ("the server exited while starting; the end of server.log:\n"
                             + process.log_tail(directory))
                 try:

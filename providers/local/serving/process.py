@@ -13,12 +13,20 @@ what an endpoint serves; the file is readable by its owner only.
 changed since through the control route, which is what to ask for the live one).
 The provider binds the listening socket itself and hands it to the process, so
 the port is known and taken before the process starts, and the record is
-written as soon as the process exists. `create_time` tells the server apart from
-an unrelated process that was given the same pid after the server died.
+written as soon as the process exists.
+
+A server is recognised by its command line, `python -m MODULE DIR FD`, which names
+the endpoint's directory (`running`): the recorded one is the server whose pid the
+record holds (`recorded`), and a pid reused by another program cannot carry that
+command line. `create_time` is kept in the record for reading, not to recognise the
+server: psutil computes a process's create time from the boot time as the wall clock
+has it now, so a clock step (NTP, a VM's time sync) would make a live server read as
+gone, and the destroy that should stop it would leave it running without its files.
 
 An apply killed after starting a server and before writing its record leaves a
-server nothing records. Its command line names the endpoint's directory, so
-`strays` finds it, and the next apply or destroy stops it.
+server nothing records. `strays` finds it by its command line, and the next apply
+or destroy stops it; a destroy stops every server of the endpoint (`stop_all`).
+A gateway's proxy runs under the same supervision, with its own MODULE.
 """
 
 from __future__ import annotations
@@ -94,19 +102,6 @@ def read_token(directory: Path) -> str:
         return ""
 
 
-def process_of(record: ServerRecord) -> psutil.Process | None:
-    """The server's process if it still runs (not a zombie, not a reused pid)."""
-    try:
-        proc = psutil.Process(record.pid)
-        if abs(proc.create_time() - record.create_time) > 0.01:
-            return None
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return proc
-    except psutil.Error:
-        return None
-
-
 def log_tail(directory: Path, lines: int = 20) -> str:
     try:
         text = (Path(directory) / LOG_FILE).read_text(errors="replace")
@@ -137,40 +132,78 @@ def spawn(directory: Path, port: int, config_digest: str,
     return record
 
 
-def strays(directory: Path, recorded: ServerRecord | None,
+def _command(directory: Path, module: str) -> list[str]:
+    """What a process of `directory`'s `module` has after its interpreter (`spawn`)."""
+    return ["-m", module, str(Path(directory).resolve())]
+
+
+def _alive(proc: psutil.Process) -> bool:
+    with contextlib.suppress(psutil.Error):
+        return proc.status() != psutil.STATUS_ZOMBIE
+    return False
+
+
+def running(directory: Path, module: str = SERVER_MODULE) -> list[psutil.Process]:
+    """Every live `module` process started for the files in `directory` (which need
+    not exist any more), recorded or not."""
+    command = _command(directory, module)
+    return [proc for proc in psutil.process_iter(["cmdline"])
+            if (proc.info["cmdline"] or [])[1:4] == command and _alive(proc)]
+
+
+def recorded(directory: Path, record: ServerRecord | None,
+             module: str = SERVER_MODULE) -> psutil.Process | None:
+    """The process the record names, if it runs as `directory`'s `module`."""
+    if record is None:
+        return None
+    try:
+        proc = psutil.Process(record.pid)
+        if proc.cmdline()[1:4] == _command(directory, module) and _alive(proc):
+            return proc
+    except psutil.Error:
+        pass
+    return None
+
+
+def strays(directory: Path, record: ServerRecord | None,
            module: str = SERVER_MODULE) -> list[psutil.Process]:
     """Server processes for the endpoint in `directory` other than the recorded one."""
-    target = str(Path(directory).resolve())
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if cmdline[1:4] != ["-m", module, target]:
-            continue
-        if recorded is not None and proc.pid == recorded.pid:
-            continue
-        with contextlib.suppress(psutil.Error):
-            if proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-    return found
+    return [p for p in running(directory, module) if record is None or p.pid != record.pid]
 
 
-def stop_strays(directory: Path, recorded: ServerRecord | None,
+def stop_strays(directory: Path, record: ServerRecord | None,
                 timeout: float = 10.0, module: str = SERVER_MODULE) -> list[int]:
-    """Stop the servers `strays` finds (as `stop` does); returns their pids."""
+    """Stop the servers `strays` finds (each with its process group: SIGTERM, then
+    SIGKILL after `timeout`); returns their pids."""
     stopped = []
-    for proc in strays(directory, recorded, module):
+    for proc in strays(directory, record, module):
         with contextlib.suppress(psutil.Error):
             _terminate(proc, timeout)
             stopped.append(proc.pid)
     return stopped
 
 
-def stop(record: ServerRecord, timeout: float = 10.0) -> None:
-    """Stop the recorded server; returns once the process is gone and its port closed."""
-    proc = process_of(record)
-    if proc is not None:
-        _terminate(proc, timeout)
-    wait_port_closed(record.port, timeout)
+def stop_all(directory: Path, timeout: float = 10.0, module: str = SERVER_MODULE,
+             what: str = "server") -> list[int]:
+    """Stop every `module` process of `directory`, recorded or not (as `stop_strays`
+    does); the pids stopped. Raises TimeoutError naming the `what` still running after
+    that."""
+    stopped = stop_strays(directory, None, timeout, module)
+    left = running(directory, module)
+    if left:
+        raise TimeoutError(f"the {what} (pid {', '.join(str(p.pid) for p in left)}) still "
+                           f"runs {timeout:g}s after SIGKILL")
+    return stopped
+
+
+def stop(directory: Path, record: ServerRecord | None, timeout: float = 10.0) -> list[int]:
+    """Stop every server of the endpoint in `directory`; returns the pids stopped once
+    they are gone and, when the recorded one was among them, its port is closed
+    (TimeoutError otherwise). A port a dead server left may be another program's now."""
+    stopped = stop_all(directory, timeout)
+    if record is not None and record.pid in stopped:
+        wait_port_closed(record.port, timeout)
+    return stopped
 
 
 def _terminate(proc: psutil.Process, timeout: float) -> None:

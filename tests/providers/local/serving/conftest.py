@@ -94,7 +94,5 @@ def endpoints(handler: EndpointHandler):
 
     yield create
     for name in created:
-        record = process.read_record(handler.paths.endpoint(name))
         handler.delete(DeleteRequest(ResourceRef(name, "endpoint"), {}, {}), Progress())
-        if record is not None and process.process_of(record) is not None:
-            process.stop(record)
+        process.stop_all(handler.paths.endpoint(name))

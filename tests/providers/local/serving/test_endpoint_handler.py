@@ -4,6 +4,7 @@ dead servers, stopping, adopting."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -316,3 +317,55 @@ def test_a_log_size_written_with_a_unit_reads_back_as_written(handler, endpoints
     token = process.read_token(handler.paths.endpoint("ep"))
     with ServerClient(created.outputs["port"], token) as client:
         assert client.config().max_bytes == 2**20
+
+
+def _shift_recorded_create_time(directory, seconds: float) -> None:
+    """What a step of the wall clock between an apply and a destroy does to the record:
+    psutil computes a create time from the boot time as the clock has it now, so the
+    one recorded at start no longer matches the live server's."""
+    record = process.read_record(directory)
+    process.write_record(directory, dataclasses.replace(
+        record, create_time=record.create_time + seconds))
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_server_is_recognised_and_stopped_by_delete_after_the_clock_stepped(
+        handler, endpoints) -> None:
+    created = endpoints("ep", one_variant(1))
+    directory, pid, port = handler.paths.endpoint("ep"), created.outputs["pid"], \
+        created.outputs["port"]
+    _shift_recorded_create_time(directory, 1.0)
+
+    observed = handler.observe(ObserveRequest(REF, one_variant(1), created.outputs))
+    assert observed.exists and observed.healthy and observed.outputs["pid"] == pid
+    assert handler.running_servers() == [("endpoint", "ep")]
+    again = handler.create(CreateRequest(REF, one_variant(1), "key-ep"), Progress())
+    assert (again.outputs["pid"], again.outputs["url"]) == (pid, created.outputs["url"])
+
+    said: list[str] = []
+    gone = handler.delete(DeleteRequest(REF, one_variant(1), again.outputs),
+                          Progress(lambda m, _f: said.append(m)))
+    assert gone.error is None
+    assert said == [f"stopped the server (pid {pid})"]
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert not server_processes(directory) and not process.port_in_use(port)
+    assert not directory.exists() and handler.running_servers() == []
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_delete_keeps_the_files_while_a_server_still_runs_and_names_it(
+        handler, endpoints, monkeypatch) -> None:
+    created = endpoints("ep", one_variant(1))
+    directory, pid = handler.paths.endpoint("ep"), created.outputs["pid"]
+    monkeypatch.setattr(process, "_signal_group", lambda pid, sig: None)  # it ignores them
+    handler.stop_timeout = 0.2
+    failed = handler.delete(DeleteRequest(REF, one_variant(1), created.outputs), Progress())
+    assert failed.error == f"endpoint 'ep': the server (pid {pid}) still runs 0.2s after SIGKILL"
+    assert process.read_record(directory).pid == pid  # the next destroy finds it again
+    monkeypatch.undo()
+    handler.stop_timeout = 10.0
+    assert handler.delete(DeleteRequest(REF, one_variant(1), created.outputs),
+                          Progress()).error is None
+    assert not server_processes(directory) and not directory.exists()

@@ -45,10 +45,8 @@ def scorer(data_dir: Path):
         with httpx.Client(base_url=created.outputs["url"], timeout=10) as client:
             yield client
     finally:
-        record = process.read_record(handler.paths.endpoint("ep"))
         handler.delete(DeleteRequest(ResourceRef("ep", "endpoint"), {}, {}), Progress())
-        if record is not None and process.process_of(record) is not None:
-            process.stop(record)
+        process.stop_all(handler.paths.endpoint("ep"))
 
 
 def _logged(data_dir: Path, rid: str) -> dict:
