@@ -129,13 +129,15 @@ def _outputs(directory: Path, name: str) -> dict:
 
 
 def _leftovers(stack: str) -> list[str]:
-    """What of `stack` is still in the emulated account: objects under its prefix,
-    SageMaker resources named for it, processing jobs still tagged for it."""
+    """What of `stack` is still in the emulated account: objects mlform put under its
+    prefix, SageMaker resources named for it, processing jobs still tagged for it. (The
+    traffic SageMaker's data capture wrote, under capture/, is the endpoint's record of
+    its requests and stays, as on aws.)"""
     import boto3
 
     s3, sm = boto3.client("s3"), boto3.client("sagemaker")
     found = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"mlform/{stack}/")
-             .get("Contents", [])]
+             .get("Contents", []) if not o["Key"].startswith(f"mlform/{stack}/capture/")]
     for listing, key, name in [
             ("list_endpoints", "Endpoints", "EndpointName"),
             ("list_endpoint_configs", "EndpointConfigs", "EndpointConfigName"),
