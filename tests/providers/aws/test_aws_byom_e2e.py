@@ -271,3 +271,13 @@ def test_a_failing_gate_registers_nothing(moto_env, tmp_path, run_mlform):
             if g["ModelPackageGroupName"].startswith("byomawsstrict-")] == []
     assert [m for m in boto3.client("sagemaker").list_models()["Models"]
             if m["ModelName"].startswith("byomawsstrict-")] == []
+
+
+def test_a_missing_model_file_is_a_plan_error(moto_env, tmp_path, run_mlform):
+    _write(tmp_path, "byomawsmissing", STRICT.replace("models/pipe.joblib",
+                                                      "models/absent.joblib"), moto_env)
+    proc = run_mlform(["plan", "--no-color"], tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "error: cannot plan 'strict_model': model 'strict_model': model file " \
+           "'models/absent.joblib' not found" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
