@@ -30,6 +30,7 @@ import tarfile
 from typing import Any
 
 from mlform.engine.provider import Progress
+from mlform.ml import champion as champions
 from mlform.ml.gates import GateResult, metric_gates
 
 from . import packaging
@@ -105,16 +106,11 @@ class GateRunner:
                   ) -> list[GateResult]:
         """Every gate's result from the Processing job's evaluation.json."""
         h, sm = self.h, self.h.clients.sagemaker
-        settings: dict[str, Any] = {
-            "gates": [g.model_dump(mode="json") for g in spec.gates], "seed": seed,
-            "sensitive": sorted([i, b] for i, b in sensitive)}
-        champion_artifact = None
-        if any(g.better_than for g in spec.gates):
-            champion_artifact, settings["champion"] = self.champion(resource, spec)
-        # the champion's artifact is part of what is judged: a new champion, a new job
-        digest = fingerprint({"artifact": spec.artifact, "format": EVALUATION_FORMAT,
-                              **settings, **({"champion_artifact": champion_artifact}
-                                             if champion_artifact else {})})
+        settings, champion_artifact = champions.evaluation_settings(
+            spec.gates, seed, sensitive,
+            self.champion(resource, spec) if champions.wanted(spec.gates) else None)
+        digest = fingerprint(champions.judged(spec.artifact, EVALUATION_FORMAT, settings,
+                                              champion_artifact))
         name = h.name(resource, "eval", digest)
         output_key = h.layout.evaluation_key(resource, digest)
         if describe_or_none(sm.describe_processing_job, ProcessingJobName=name) is None:

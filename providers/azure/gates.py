@@ -109,16 +109,10 @@ class GateRunner:
                   champion: tuple[str, dict[str, str]] | None = None) -> list[GateResult]:
         """Every gate's result from the evaluation job's evaluation.json."""
         h = self.h
-        settings: dict[str, Any] = {
-            "gates": [g.model_dump(mode="json") for g in spec.gates], "seed": seed,
-            "sensitive": sorted([i, b] for i, b in sensitive)}
-        if champions.wanted(spec.gates):
-            settings[champions.SETTING] = champion[1] if champion else None
-        champion_artifact = champion[0] if champion else None
-        # the champion's artifact is part of what is judged: a new champion, a new job
-        digest = fingerprint({"artifact": artifact, "format": EVALUATION_FORMAT, **settings,
-                              **({"champion_artifact": champion_artifact}
-                                 if champion_artifact else {})})
+        settings, champion_artifact = champions.evaluation_settings(spec.gates, seed, sensitive,
+                                                                    champion)
+        digest = fingerprint(champions.judged(artifact, EVALUATION_FORMAT, settings,
+                                              champion_artifact))
         out_key = h.layout.evaluation_key(resource, digest)
         blob = h.blob(resource)
         found = blob.get(out_key)

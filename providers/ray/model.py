@@ -143,19 +143,13 @@ class ModelHandler(RayHandler):
         return [r.to_dict() for r in results], error
 
     def _champion(self, name: str, artifact: str) -> tuple[dict[str, str], Path] | None:
-        """(settings, artifact folder) of the version `aliases.json` names `champion`
-        (`mlform.ml.champion`), None when there is none yet or it is this very run."""
+        """(settings, artifact folder) of the version `aliases.json` names `champion`,
+        None when there is none yet or it is this very run."""
         from mlform.ml import champion as champions
 
-        version = (read_json(self.paths.registry(name) / "aliases.json") or {}) \
-            .get(champions.ALIAS)
-        if version is None:
-            return None
-        directory = self.paths.model_version(name, version)
-        if champions.same_artifact((read_json(directory / "meta.json") or {})
-                                   .get("artifact"), artifact):
-            return None
-        return champions.named(version), directory / "artifact"
+        return champions.in_registry(self.paths.registry(name),
+                                     lambda version: self.paths.model_version(name, version),
+                                     artifact)
 
     def _add_version(self, name: str, artifact: str, run_dir: Path,
                      gates: list[dict[str, Any]]) -> dict[str, Any]:

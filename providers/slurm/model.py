@@ -148,15 +148,9 @@ class ModelHandler(Handler):
         None when there is none yet or it is this very run."""
         from mlform.ml import champion as champions
 
-        version = (read_json(self.storage.registry(name) / "aliases.json") or {}) \
-            .get(champions.ALIAS)
-        if version is None:
-            return None
-        directory = self.storage.model_version(name, version)
-        if champions.same_artifact((read_json(directory / "meta.json") or {})
-                                   .get("artifact"), artifact):
-            return None
-        return champions.named(version), directory / "artifact"
+        return champions.in_registry(self.storage.registry(name),
+                                     lambda version: self.storage.model_version(name, version),
+                                     artifact)
 
     def _add_version(self, name: str, spec: Any, run_dir: Path,
                      results: list[Any]) -> dict[str, Any]:

@@ -65,3 +65,43 @@ def test_wanted_reads_gates_by_attribute_or_by_key():
     assert champions.wanted([{"metric": "auc", "min": 0.5}, GATE])
     assert champions.wanted([Gate.model_validate(GATE)])
     assert not champions.wanted([Gate.model_validate({"metric": "auc", "min": 0.5})])
+
+
+def test_evaluation_settings_carry_the_champion_only_when_a_gate_compares():
+    plain = [{"metric": "auc", "min": 0.7}]
+    settings, fetch = champions.evaluation_settings(plain, 3, {(0, "min")},
+                                                    ("s3://b/v2/", {"name": "version 2"}))
+    assert settings == {"gates": plain, "seed": 3, "sensitive": [[0, "min"]]}
+    assert fetch == "s3://b/v2/"
+    settings, fetch = champions.evaluation_settings([GATE], 0, (), None)
+    assert settings[champions.SETTING] is None and fetch is None
+    settings, fetch = champions.evaluation_settings([GATE], 0, (),
+                                                    ("gs://b/v2/", {"name": "version 2"}))
+    assert settings[champions.SETTING] == {"name": "version 2"} and fetch == "gs://b/v2/"
+
+
+def test_a_new_champion_is_a_new_judgement():
+    settings, _ = champions.evaluation_settings([GATE], 0, (), None)
+    without = champions.judged("s3://b/run/", 2, settings, None)
+    assert "champion_artifact" not in without
+    assert champions.judged("s3://b/run/", 2, settings, "s3://b/v1/") != \
+        champions.judged("s3://b/run/", 2, settings, "s3://b/v2/")
+
+
+def test_the_registry_names_its_champion_unless_it_is_the_candidate(tmp_path):
+    import json
+
+    registry = tmp_path / "registry" / "m"
+
+    def folder(version):
+        return registry / str(version)
+
+    assert champions.in_registry(registry, folder, "/runs/a") is None  # no aliases yet
+    folder(2).mkdir(parents=True)
+    (folder(2) / "meta.json").write_text(json.dumps({"artifact": "/runs/a/"}))
+    (registry / "aliases.json").write_text(json.dumps({"champion": 2}))
+    assert champions.in_registry(registry, folder, "/runs/b") == \
+        ({"name": "version 2"}, folder(2) / "artifact")
+    assert champions.in_registry(registry, folder, "/runs/a") is None  # the candidate itself
+    (registry / "aliases.json").write_text('{"champ')  # half written: none to read yet
+    assert champions.in_registry(registry, folder, "/runs/b") is None
