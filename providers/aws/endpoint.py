@@ -10,6 +10,7 @@ endpoint is seen InService on the new one; a rollback or a failure keeps it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -137,7 +138,8 @@ class EndpointHandler(Handler):
             return ApplyResponse(error=f"endpoint {name} {live['EndpointStatus']}: "
                                        f"{live.get('FailureReason', 'no reason given')}")
         live = self._apply_weights(name, spec, live, progress)
-        return ApplyResponse(id=name, outputs=self._outputs(live, alarm_names))
+        return ApplyResponse(id=name,
+                             outputs=self._outputs(live, alarm_names, spec.variants))
 
     def update(self, req: UpdateRequest, progress: Progress) -> ApplyResponse:
         done = self._update(req, progress)
@@ -156,7 +158,8 @@ class EndpointHandler(Handler):
         if live["EndpointConfigName"] == config_name:
             live = self._apply_weights(name, spec, live, progress)
             self._drop_stale_alarms(req.resource.name, alarm_names)
-            return ApplyResponse(id=name, outputs=self._outputs(live, alarm_names))
+            return ApplyResponse(id=name,
+                             outputs=self._outputs(live, alarm_names, spec.variants))
         self._ensure_config(config_name, body, req.resource.name, spec)
         return self._roll(req.resource.name, spec, live["EndpointConfigName"], config_name,
                           alarm_names, progress)
@@ -183,7 +186,8 @@ class EndpointHandler(Handler):
         sm.delete_endpoint_config(EndpointConfigName=old_config)
         self._drop_stale_alarms(resource, alarm_names)
         live = self._apply_weights(name, spec, live, progress)
-        return ApplyResponse(id=name, outputs=self._outputs(live, alarm_names))
+        return ApplyResponse(id=name,
+                             outputs=self._outputs(live, alarm_names, spec.variants))
 
     def _apply_weights(self, name: str, spec: Any, live: dict[str, Any],
                        progress: Progress) -> dict[str, Any]:
@@ -209,9 +213,15 @@ class EndpointHandler(Handler):
                                     {STACK_TAG: self.ctx.stack, RESOURCE_TAG: resource})
         alarms.delete_alarms(self.clients.cloudwatch, sorted(set(owned) - set(keep)))
 
-    def _outputs(self, live: dict[str, Any], alarm_names: list[str]) -> dict[str, Any]:
+    def _outputs(self, live: dict[str, Any], alarm_names: list[str],
+                 declared: Iterable[str] = ()) -> dict[str, Any]:
+        """The endpoint's outputs; `traffic` is keyed by the spec's variant names (those in
+        `declared`), as on every provider, not by the SageMaker names made of them
+        (`model_b` serves as `model-b`), so a promoted winner is found by its name."""
         name = live["EndpointName"]
-        weights = {v["VariantName"]: float(v.get("CurrentWeight") or 0)
+        by_sm_name = {sagemaker_name(k): k for k in declared}
+        weights = {by_sm_name.get(v["VariantName"], v["VariantName"]):
+                   float(v.get("CurrentWeight") or 0)
                    for v in live.get("ProductionVariants", [])}
         total = sum(weights.values()) or 1.0
         return {"url": f"https://runtime.sagemaker.{self.cfg.region}.amazonaws.com"
@@ -233,7 +243,8 @@ class EndpointHandler(Handler):
                                                         "apply waits for it")
         return ObserveResponse(
             exists=True, id=name, inputs={"variants": self._live_weights(req.inputs, live)},
-            outputs=self._outputs(live, (req.outputs or {}).get("alarms", []))
+            outputs=self._outputs(live, (req.outputs or {}).get("alarms", []),
+                                  self.spec(req.inputs).variants if req.inputs else ())
             | kept_verdict(req.outputs, (req.inputs or {}).get("experiment")),
             # An endpoint being updated still serves its previous config.
             healthy=status not in UNHEALTHY,

@@ -168,3 +168,24 @@ def test_a_refresh_keeps_the_verdict_of_the_experiment_still_running(client, mak
         ResourceRef("scorer", "endpoint", name), inputs,
         {"name": name, "alarms": [], "experiment": recorded}))
     assert seen.outputs.get("experiment") == (recorded if kept else None)
+
+
+def test_traffic_is_keyed_by_the_specs_variant_names(client, make_provider):
+    """A variant named `model_b` serves as SageMaker's `model-b`; its traffic is recorded
+    under `model_b`, the name a promoted winner is looked up by (a regression: keyed by
+    the SageMaker name, a promotion that was done looked undone on every watch pass)."""
+    sm = client("sagemaker")
+    for model in ("ma", "mb"):
+        sm.create_model(ModelName=model, ExecutionRoleArn=ROLE, PrimaryContainer={
+            "Image": "img", "ModelDataUrl": f"s3://{BUCKET}/{model}/model.tar.gz"})
+    sm.create_endpoint_config(EndpointConfigName="fraud-named-c", ProductionVariants=[
+        {"VariantName": v, "ModelName": m, "InitialInstanceCount": 1,
+         "InstanceType": "ml.m5.large", "InitialVariantWeight": w}
+        for v, m, w in (("current", "ma", 0.0), ("model-b", "mb", 100.0))])
+    sm.create_endpoint(EndpointName="fraud-named", EndpointConfigName="fraud-named-c")
+    inputs = {"variants": {"current": {"model": "arn:a", "weight": 0},
+                           "model_b": {"model": "arn:b", "weight": 100}}}
+    seen = make_provider().observe(ObserveRequest(
+        ResourceRef("named", "endpoint", "fraud-named"), inputs,
+        {"name": "fraud-named", "alarms": []}))
+    assert seen.outputs["traffic"] == {"current": 0.0, "model_b": 100.0}
