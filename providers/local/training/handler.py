@@ -16,7 +16,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +55,7 @@ from mlform.ml.fingerprint import (
 from ..moves import TrainingMoves
 from ..paths import LocalPaths, run_uri
 from .runs import (
+    RUNNER_MODULE,
     RUNNING,
     SUCCEEDED,
     current_status,
@@ -63,11 +63,12 @@ from .runs import (
     list_runs,
     process_started,
     read_json,
+    runner_command,
+    runs_in,
     write_json,
 )
 
 POLL_SECONDS = 0.2
-RUNNER_MODULE = "mlform.providers.local.training.runner"
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ class TrainingJobHandler(TrainingMoves, ResourceHandler):
         if run_id:
             run_dir = self.paths.run(req.resource.name, run_id)
             status = read_json(run_dir / "status.json")
-            if status and status["status"] == RUNNING and is_alive(status):
+            if status and status["status"] == RUNNING and is_alive(status, run_dir):
                 progress(f"stopping run {run_id}")
                 _stop(status["pid"])
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -197,7 +198,7 @@ class TrainingJobHandler(TrainingMoves, ResourceHandler):
         with open(plan.run_dir / "train.log", "wb") as log:
             # A session of its own: the run outlives an interrupted apply, which adopts it.
             process = subprocess.Popen(
-                [sys.executable, "-m", RUNNER_MODULE, str(plan.run_dir)],
+                runner_command(plan.run_dir),
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 cwd=self.ctx.stack_dir, start_new_session=True)
         write_json(plan.run_dir / "status.json", {
@@ -213,7 +214,8 @@ class TrainingJobHandler(TrainingMoves, ResourceHandler):
         import psutil
 
         for proc in psutil.process_iter(["cmdline", "create_time"]):
-            if (proc.info["cmdline"] or [])[1:] == ["-m", RUNNER_MODULE, str(plan.run_dir)]:
+            if (proc.info["cmdline"] or [])[1:3] == ["-m", RUNNER_MODULE] and \
+                    runs_in(proc, plan.run_dir):
                 status = {"status": RUNNING, "pid": proc.pid,
                           "pid_started": proc.info["create_time"]}
                 write_json(plan.run_dir / "status.json", status)
