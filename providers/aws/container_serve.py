@@ -13,12 +13,16 @@ asks for, as on every one-route server (`mlform.ml.serving.answering`):
 Instances are lists in feature order or objects by feature name. The container does
 not know which production variant or model version it serves, so an explanation's
 `variant` and `model` are null: InvokeEndpoint names the variant that answered
-(`InvokedProductionVariant`). A body mlform refuses is a ValueError with the words
-local answers in its 400.
+(`InvokedProductionVariant`). A body mlform refuses is raised with the words local
+answers in its 400 as the inference toolkit's own error with status 400
+(`sagemaker_inference.errors.BaseInferenceToolkitError`), which the toolkit answers as a
+400; any other exception it answers as a 500, which the client sees as a ModelError.
+The error is a ValueError too, and a plain ValueError where the toolkit is absent.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -39,7 +43,7 @@ def input_fn(body, content_type):
     from mlform.ml.serving.scores import LABELS, requested
 
     if content_type != "application/json":
-        raise ValueError(f"send application/json, not {content_type}")
+        raise refused(f"send application/json, not {content_type}")
     raw = body if isinstance(body, bytes | bytearray) else str(body).encode()
     try:
         payload = json_object(bytes(raw))
@@ -47,7 +51,7 @@ def input_fn(body, content_type):
         requested({"return": option(payload, "return", LABELS)})
         wants_explanation(payload)
     except BadRequest as e:
-        raise ValueError(str(e)) from None
+        raise refused(str(e)) from None
     return payload
 
 
@@ -60,8 +64,31 @@ def predict_fn(request, predictor):
     try:
         return answer(predictor, request, None, None).answer
     except BadRequest as e:
-        raise ValueError(str(e)) from None
+        raise refused(str(e)) from None
 
 
 def output_fn(answer, accept):
     return json.dumps(answer), "application/json"
+
+
+def refused(message: str) -> ValueError:
+    """The error for a body mlform refuses: a 400 with `message` to the inference toolkit
+    that serves this script."""
+    return _refusal_class()(message)
+
+
+@functools.cache
+def _refusal_class() -> type[ValueError]:
+    try:
+        from sagemaker_inference.errors import BaseInferenceToolkitError
+    except ImportError:
+        return ValueError
+
+    class Refused(BaseInferenceToolkitError, ValueError):
+        def __init__(self, message: str):
+            super().__init__(400, message, "Bad Request")
+
+        def __str__(self) -> str:
+            return str(self.message)
+
+    return Refused

@@ -19,6 +19,7 @@ from mlform.engine.provider import ResourceRef, TickRequest
 from mlform.ml.explain import MAX_EXPLAINED, occlusion
 from mlform.providers.aws import container_serve, packaging
 from mlform.providers.aws.capture import read_answers, read_capture
+from sagemaker_inference.errors import BaseInferenceToolkitError
 
 META = {"task": "classification", "features": ["amount", "age"], "target": "is_fraud",
         "classes": [0, 1], "preprocessing": {
@@ -115,6 +116,10 @@ def test_bad_explanation_bodies_are_refused_in_local_words(predictor, body, refu
         with pytest.raises(ValueError) as refused:
             container_serve.predict_fn(request, predictor)
     assert str(refused.value) == message
+    # the SageMaker inference toolkit answers its own error with that status; any other
+    # exception is a 500, a ModelError to the client
+    assert isinstance(refused.value, BaseInferenceToolkitError)
+    assert (refused.value.status_code, refused.value.message) == (400, message)
 
 
 # --- through moto's InvokeEndpoint, with data capture -----------------------------
