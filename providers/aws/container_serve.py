@@ -27,7 +27,11 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Inside the container this file is a top-level module beside the `mlform` package it
+# ships with; imported as part of mlform (tests, moto) its folder must not shadow
+# top-level names (it holds a `packaging.py`).
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def model_fn(model_dir):

@@ -32,7 +32,11 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+# Inside the container this file is a top-level module beside the `mlform` package it
+# ships with; imported as part of mlform (tests) its folder must not shadow top-level
+# names (it holds a `packaging.py`).
+if not __package__:
+    sys.path.insert(0, str(HERE))
 
 STATE: dict[str, Any] = {}
 

@@ -33,7 +33,11 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+# Inside the container this file runs as a script beside the `mlform` package it ships
+# with; imported as part of mlform (tests) its folder must not shadow top-level names
+# (it holds a `packaging.py`).
+if not __package__:
+    sys.path.insert(0, str(HERE))
 
 MAX_BODY = 8 * 2**20
 

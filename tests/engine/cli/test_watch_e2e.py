@@ -104,10 +104,19 @@ def wait_for(predicate, seconds: float = 30, proc=None, what: str = "") -> None:
 def stop(proc) -> tuple[str, str]:
     """Interrupt a running watch as a user would (Ctrl-C) and collect its output."""
     import signal
+    import subprocess
 
     assert proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGINT)
-    return proc.communicate(timeout=30)
+    try:
+        # generous: on a loaded machine a pass in flight (imports, an evaluation) can take
+        # a while to reach the interrupt; once seen, a CI run had one take over 30 s
+        return proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, errs = proc.communicate()
+        raise AssertionError(f"watch did not stop within 90 s of Ctrl-C:\n{out[-3000:]}"
+                             f"\n{errs[-3000:]}") from None
 
 
 def incidents(directory: Path, run_mlform, env) -> list[dict]:
