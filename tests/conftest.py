@@ -44,6 +44,12 @@ def run_mlform():
     return mlform
 
 
+def _default_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def spawn_mlform():
     """`spawn_mlform(args, cwd, env=None)`: start the command in the background (a Popen).
@@ -53,9 +59,13 @@ def spawn_mlform():
     started: list[subprocess.Popen] = []
 
     def spawn(args: list, cwd: Path | str, env: dict[str, str] | None = None):
+        # Ctrl-C as a terminal delivers it: a test process that ignores SIGINT (some
+        # library in the worker set it so) would hand the ignore on, and a Python started
+        # with SIGINT ignored never raises KeyboardInterrupt (a watch then outlived it)
         proc = subprocess.Popen(COMMAND + [str(a) for a in args], cwd=cwd,
                                 env=_environment(env), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=_default_sigint)
         started.append(proc)
         return proc
 

@@ -110,6 +110,7 @@ def test_delete_stops_every_proxy_of_the_gateway_and_names_them(handler):
     (directory / "server.json").unlink()  # an apply killed before recording its proxy
     second = handler.create(CreateRequest(REF, INPUTS, "key"), QUIET)
     # the first proxy is stopped by the apply that finds it unrecorded
+    assert "pid" in second.outputs, second.error
     assert second.outputs["pid"] != made.outputs["pid"]
     assert not psutil.pid_exists(made.outputs["pid"]) or \
         psutil.Process(made.outputs["pid"]).status() == psutil.STATUS_ZOMBIE
